@@ -1,0 +1,189 @@
+"""Shared configuration pieces (DESIGN §5), read from the environment by pydantic-settings.
+
+Each piece is a mixin with fully named fields (``kafka_bootstrap_servers`` reads ``KAFKA_BOOTSTRAP_SERVERS``), so a
+service builds its own settings class by inheritance and every part names a variable the same way::
+
+    class IngestSettings(KafkaSettings, WebhookSettings, LoggingSettings): ...
+
+    settings = load_settings(IngestSettings)  # raises ConfigError naming the bad variable
+
+Secrets are ``SecretStr``: they print as ``**********`` in reprs, logs and error messages.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+class ConfigError(Exception):
+    """The environment does not describe a valid configuration. The message names each bad variable and why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems))
+
+
+class BaseServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, frozen=True)
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class SecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class KafkaSettings(BaseServiceSettings):
+    kafka_bootstrap_servers: Annotated[list[str], NoDecode] = Field(
+        default=["127.0.0.1:9092"], description="comma-separated host:port list"
+    )
+    kafka_client_id: str = "recall-pipeline"
+    kafka_security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_topic_replication_factor: int = Field(default=1, ge=1, le=32)
+    kafka_create_topics: bool = Field(default=True, description="create missing registry topics at start-up")
+
+    @field_validator("kafka_bootstrap_servers", mode="before")
+    @classmethod
+    def _parse_bootstrap(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, servers: list[str]) -> list[str]:
+        if not servers:
+            raise ValueError("must name at least one host:port")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port with a port in 1-65535")
+        return servers
+
+    def aiokafka_connection_kwargs(self) -> dict[str, Any]:
+        """Connection arguments shared by aiokafka producers, consumers and admin clients."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": ",".join(self.kafka_bootstrap_servers),
+            "client_id": self.kafka_client_id,
+            "security_protocol": self.kafka_security_protocol.value,
+        }
+        if self.kafka_sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.kafka_sasl_mechanism
+            kwargs["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                kwargs["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        return kwargs
+
+
+class RecallRegion(StrEnum):
+    US_EAST_1 = "us-east-1"
+    US_WEST_2 = "us-west-2"
+    EU_CENTRAL_1 = "eu-central-1"
+    AP_NORTHEAST_1 = "ap-northeast-1"
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.value}.recall.ai"
+
+
+class RecallApiSettings(BaseServiceSettings):
+    recall_api_base_url: str | None = Field(default=None, description="overrides RECALL_REGION when set")
+    recall_region: RecallRegion = RecallRegion.US_WEST_2
+    recall_api_key: SecretStr | None = None
+    recall_api_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+    @field_validator("recall_api_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL, e.g. https://us-west-2.recall.ai")
+        return value.rstrip("/")
+
+    @property
+    def recall_base_url(self) -> str:
+        return self.recall_api_base_url or self.recall_region.base_url
+
+
+class WebhookSettings(BaseServiceSettings):
+    recall_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(
+        description="whsec_... ; several, comma-separated, during a rotation"
+    )
+
+    @field_validator("recall_webhook_secret", mode="before")
+    @classmethod
+    def _parse_secrets(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("recall_webhook_secret")
+    @classmethod
+    def _check_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        if not secrets:
+            raise ValueError("must hold at least one secret")
+        for position, secret in enumerate(secrets, start=1):
+            if not secret.get_secret_value().startswith("whsec_"):
+                # Never echo the value: say which entry is wrong and what shape is expected.
+                raise ValueError(f"entry {position} does not start with 'whsec_' (copy it from the Recall dashboard)")
+        return secrets
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LoggingSettings(BaseServiceSettings):
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.JSON
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
+            raise ValueError("must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG")
+        return level
+
+
+class TranscriptStoreSettings(BaseServiceSettings):
+    transcript_store_url: str = "file:///var/lib/transcripts"
+
+    @field_validator("transcript_store_url")
+    @classmethod
+    def _check_store_url(cls, value: str) -> str:
+        if not value.startswith(("file://", "s3://")):
+            raise ValueError("must be file:///absolute/path or s3://bucket/prefix")
+        return value
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per problem, naming the environment variable; input values are never echoed (may be secrets)."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        variable = "_".join(str(part) for part in item["loc"] if isinstance(part, str)).upper() or "(settings)"
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{variable}: {message}")
+    return problems
+
+
+def load_settings(settings_class: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Build settings from the environment, or raise ConfigError with one clear line per bad variable."""
+    try:
+        return settings_class(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe_errors(error)) from None

@@ -1,0 +1,147 @@
+"""The topic registry: every Kafka topic of the pipeline, in one place (DESIGN §3).
+
+Services create missing topics from it in development, and the Strimzi ``KafkaTopic`` manifests are generated from
+it, so a topic's name, partition count, retention and cleanup policy are never written anywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+DAY_MS: Final = 24 * 60 * 60 * 1000
+
+
+class CleanupPolicy(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic: what it is called, how it is laid out and kept, and who writes and reads it."""
+
+    name: str
+    partitions: int
+    retention_ms: int
+    cleanup_policy: CleanupPolicy
+    key: str
+    value: str
+    produced_by: tuple[str, ...]
+    consumed_by: tuple[str, ...]
+    description: str
+    extra_config: Mapping[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        """The topic-level configuration as Kafka expects it (string values)."""
+        return {
+            "cleanup.policy": self.cleanup_policy.value,
+            "retention.ms": str(self.retention_ms),
+            **self.extra_config,
+        }
+
+
+RECORDING_EVENTS: Final = TopicSpec(
+    name="recall.recording.events",
+    partitions=6,
+    retention_ms=7 * DAY_MS,
+    cleanup_policy=CleanupPolicy.DELETE,
+    key="recording id",
+    value="the verified Recall webhook body, byte for byte",
+    produced_by=("ingest",),
+    consumed_by=("transcriber",),
+    description="Recall recording artifact status events (recording.done, recording.failed, ...).",
+)
+TRANSCRIPT_EVENTS: Final = TopicSpec(
+    name="recall.transcript.events",
+    partitions=6,
+    retention_ms=7 * DAY_MS,
+    cleanup_policy=CleanupPolicy.DELETE,
+    key="recording id",
+    value="the verified Recall webhook body, byte for byte",
+    produced_by=("ingest",),
+    consumed_by=("transcriber", "fetcher"),
+    description="Recall transcript artifact status events (transcript.done, transcript.failed, ...).",
+)
+BOT_EVENTS: Final = TopicSpec(
+    name="recall.bot.events",
+    partitions=3,
+    retention_ms=7 * DAY_MS,
+    cleanup_policy=CleanupPolicy.DELETE,
+    key="bot id",
+    value="the verified Recall webhook body, byte for byte",
+    produced_by=("ingest",),
+    consumed_by=(),
+    description="Recall bot status events (bot.*), for downstream services.",
+)
+OTHER_EVENTS: Final = TopicSpec(
+    name="recall.other.events",
+    partitions=3,
+    retention_ms=7 * DAY_MS,
+    cleanup_policy=CleanupPolicy.DELETE,
+    key="recording id, else bot id, else none",
+    value="the verified Recall webhook body, byte for byte",
+    produced_by=("ingest",),
+    consumed_by=(),
+    description="Any other verified Recall event (other media artifacts, event types added later).",
+)
+TRANSCRIPTS_READY: Final = TopicSpec(
+    name="transcripts.ready",
+    partitions=6,
+    retention_ms=30 * DAY_MS,
+    cleanup_policy=CleanupPolicy.DELETE,
+    key="recording id",
+    value="TranscriptReady JSON",
+    produced_by=("fetcher",),
+    consumed_by=("downstream",),
+    description="A transcript is stored and verified; the event points at the store (claim check).",
+)
+TRANSCRIPTS_FAILED: Final = TopicSpec(
+    name="transcripts.failed",
+    partitions=6,
+    retention_ms=30 * DAY_MS,
+    cleanup_policy=CleanupPolicy.DELETE,
+    key="recording id",
+    value="TranscriptFailed JSON",
+    produced_by=("transcriber",),
+    consumed_by=("downstream",),
+    description="A recording will get no transcript: every attempt and a machine-readable reason.",
+)
+
+#: The consumers that keep a dead-letter queue, one ``<service>.dlq`` topic each.
+DLQ_SERVICES: Final = ("transcriber", "fetcher")
+
+
+def dlq_topic(service: str) -> TopicSpec:
+    """The dead-letter topic of a consuming service: original key and value, the error in headers."""
+    return TopicSpec(
+        name=f"{service}.dlq",
+        partitions=1,
+        retention_ms=30 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        key="original key",
+        value="original value",
+        produced_by=(service,),
+        consumed_by=("operators",),
+        description=f"Messages the {service} could not process, with the error in headers; replayable.",
+    )
+
+
+REGISTRY: Final[tuple[TopicSpec, ...]] = (
+    RECORDING_EVENTS,
+    TRANSCRIPT_EVENTS,
+    BOT_EVENTS,
+    OTHER_EVENTS,
+    TRANSCRIPTS_READY,
+    TRANSCRIPTS_FAILED,
+    *(dlq_topic(service) for service in DLQ_SERVICES),
+)
+
+
+def by_name(name: str, registry: Iterable[TopicSpec] = REGISTRY) -> TopicSpec:
+    for spec in registry:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no topic named {name!r} in the registry")
