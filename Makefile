@@ -60,3 +60,18 @@ demo: ## the whole pipeline end to end (not built yet)
 clean: ## remove the environment, caches and local broker state (keeps nothing running)
 	-@scripts/kafka-local stop
 	rm -rf .venv .tools .cache .pytest_cache .mypy_cache .ruff_cache
+
+# ------------------------------------------------------------------------------------------ Kubernetes (deploy/)
+.PHONY: images kube-topics kube-validate kustomize
+
+images: ## build the service images (needs a Docker engine: exits 3, saying so, where none answers)
+	@scripts/build-images
+
+kube-topics: setup ## regenerate deploy/topics/ (Strimzi KafkaTopics) from the topic registry
+	$(RUN) python -m deploy.topics
+
+kube-validate: setup ## render every overlay with kustomize and validate it offline (also part of make test)
+	$(RUN) python -m deploy.validate
+
+kustomize: ## install the pinned kustomize into .cache/bin (only where kubectl is missing)
+	@scripts/install-kustomize

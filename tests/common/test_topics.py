@@ -16,6 +16,8 @@ DESIGN_TOPICS = {
     "transcripts.failed",
     "transcriber.dlq",
     "fetcher.dlq",
+    "transcriber.retries",
+    "transcriber-recordings-changelog",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -83,3 +84,24 @@ async def ensure_topics(
         return sorted(created)
     finally:
         await admin.close()
+
+
+async def ensure_topics_when_reachable(
+    settings: KafkaSettings, specs: Iterable[TopicSpec] = REGISTRY, *, max_wait_seconds: float = 300.0
+) -> list[str]:
+    """:func:`ensure_topics`, retried with backoff while the cluster cannot be reached (start-up ordering)."""
+    wanted = list(specs)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_wait_seconds
+    delay = 0.5
+    while True:
+        try:
+            return await ensure_topics(settings, wanted)
+        except TopicCreationError:
+            raise
+        except Exception as error:
+            if loop.time() + delay > deadline:
+                raise
+            _log.warning("kafka not reachable yet; retrying topic creation", error=repr(error), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)

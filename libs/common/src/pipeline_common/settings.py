@@ -172,12 +172,19 @@ class TranscriptStoreSettings(BaseServiceSettings):
 
 
 def describe_errors(error: ValidationError) -> list[str]:
-    """One line per problem, naming the environment variable; input values are never echoed (may be secrets)."""
+    """One line per problem, naming the environment variable (and the list entry or field inside it, 1-based);
+    input values are never echoed (they may be secrets)."""
     problems = []
     for item in error.errors(include_url=False, include_input=False):
-        variable = "_".join(str(part) for part in item["loc"] if isinstance(part, str)).upper() or "(settings)"
+        location = list(item["loc"])
+        variable = str(location.pop(0)).upper() if location and isinstance(location[0], str) else "(settings)"
+        where = ""
+        if location and isinstance(location[0], int):
+            where = f" entry {location.pop(0) + 1}"
+        if location:
+            where += f" ({'.'.join(str(part) for part in location)})"
         message = item["msg"].removeprefix("Value error, ")
-        problems.append(f"{variable}: {message}")
+        problems.append(f"{variable}{where}: {message}")
     return problems
 
 

@@ -110,6 +110,29 @@ TRANSCRIPTS_FAILED: Final = TopicSpec(
     description="A recording will get no transcript: every attempt and a machine-readable reason.",
 )
 
+TRANSCRIBER_RETRIES: Final = TopicSpec(
+    name="transcriber.retries",
+    partitions=RECORDING_EVENTS.partitions,  # co-partitioned with the recording topics: same key, same partition
+    retention_ms=1 * DAY_MS,
+    cleanup_policy=CleanupPolicy.DELETE,
+    key="recording id",
+    value="a due retry: recording id, attempt number, schedule sequence (JSON)",
+    produced_by=("transcriber",),
+    consumed_by=("transcriber",),
+    description="Internal: wakes the transcriber when a recording's scheduled retry is due.",
+)
+TRANSCRIBER_STATE: Final = TopicSpec(
+    name="transcriber-recordings-changelog",
+    partitions=RECORDING_EVENTS.partitions,
+    retention_ms=30 * DAY_MS,
+    cleanup_policy=CleanupPolicy.COMPACT,
+    key="recording id",
+    value="the recording's transcription state (faust Table changelog)",
+    produced_by=("transcriber",),
+    consumed_by=("transcriber",),
+    description="Internal: changelog of the transcriber's per-recording state; compacted, survives restarts.",
+)
+
 #: The consumers that keep a dead-letter queue, one ``<service>.dlq`` topic each.
 DLQ_SERVICES: Final = ("transcriber", "fetcher")
 
@@ -136,6 +159,8 @@ REGISTRY: Final[tuple[TopicSpec, ...]] = (
     OTHER_EVENTS,
     TRANSCRIPTS_READY,
     TRANSCRIPTS_FAILED,
+    TRANSCRIBER_RETRIES,
+    TRANSCRIBER_STATE,
     *(dlq_topic(service) for service in DLQ_SERVICES),
 )
 
