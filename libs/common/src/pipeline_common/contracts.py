@@ -81,6 +81,9 @@ class TranscriptReady(ContractModel):
     raw: StoredObject = Field(description="the transcript JSON exactly as Recall served it")
     readable: StoredObject = Field(description="speaker-grouped readable form (JSON)")
     renditions: dict[str, StoredObject] = Field(default_factory=dict, description="txt, vtt, srt, ...")
+    provider_data: StoredObject | None = Field(
+        default=None, description="the provider's raw response, when the fetcher is configured to store it"
+    )
     recording_metadata: dict[str, Any] = Field(default_factory=dict)
     transcript_metadata: dict[str, Any] = Field(default_factory=dict)
     completed_at: AwareDatetime = Field(description="when Recall finished the transcript (transcript.done)")

@@ -12,11 +12,12 @@ Secrets are ``SecretStr``: they print as ``**********`` in reprs, logs and error
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -180,7 +181,7 @@ def describe_errors(error: ValidationError) -> list[str]:
         variable = str(location.pop(0)).upper() if location and isinstance(location[0], str) else "(settings)"
         where = ""
         if location and isinstance(location[0], int):
-            where = f" entry {location.pop(0) + 1}"
+            where = f" entry {int(location.pop(0)) + 1}"
         if location:
             where += f" ({'.'.join(str(part) for part in location)})"
         message = item["msg"].removeprefix("Value error, ")
@@ -194,3 +195,8 @@ def load_settings(settings_class: type[SettingsT], **overrides: Any) -> Settings
         return settings_class(**overrides)
     except ValidationError as error:
         raise ConfigError(describe_errors(error)) from None
+    except SettingsError as error:
+        # pydantic-settings could not even decode the value (a JSON setting that is not JSON).
+        match = re.search(r'field "([^"]+)"', str(error))
+        variable = match.group(1).upper() if match else "(settings)"
+        raise ConfigError([f"{variable}: is not valid JSON"]) from None

@@ -152,6 +152,29 @@ def dlq_topic(service: str) -> TopicSpec:
     )
 
 
+FETCHER_RETRIES: Final = TopicSpec(
+    name="fetcher.retries",
+    partitions=TRANSCRIPT_EVENTS.partitions,  # co-partitioned with the transcript events: same key, same partition
+    retention_ms=1 * DAY_MS,
+    cleanup_policy=CleanupPolicy.DELETE,
+    key="recording id",
+    value="a due retry: recording id, transcript id, schedule sequence (JSON)",
+    produced_by=("fetcher",),
+    consumed_by=("fetcher",),
+    description="Internal: wakes the fetcher when a transcript's scheduled download retry is due.",
+)
+FETCHER_STATE: Final = TopicSpec(
+    name="fetcher-recordings-changelog",
+    partitions=TRANSCRIPT_EVENTS.partitions,
+    retention_ms=30 * DAY_MS,
+    cleanup_policy=CleanupPolicy.COMPACT,
+    key="recording id",
+    value="the recording's transcripts: fetch status, retry schedule, where the event went (faust Table changelog)",
+    produced_by=("fetcher",),
+    consumed_by=("fetcher",),
+    description="Internal: changelog of the fetcher's per-recording state; compacted, survives restarts.",
+)
+
 REGISTRY: Final[tuple[TopicSpec, ...]] = (
     RECORDING_EVENTS,
     TRANSCRIPT_EVENTS,
@@ -162,6 +185,8 @@ REGISTRY: Final[tuple[TopicSpec, ...]] = (
     TRANSCRIBER_RETRIES,
     TRANSCRIBER_STATE,
     *(dlq_topic(service) for service in DLQ_SERVICES),
+    FETCHER_RETRIES,
+    FETCHER_STATE,
 )
 
 

@@ -1,0 +1,88 @@
+"""What every faust-streaming service here does the same way: connect, write durably, dead-letter, and answer
+health, readiness and metrics. Needs the ``streaming`` extra (``pipeline-common[streaming]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import faust
+from faust.types import EventT, TopicT
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from pipeline_common.dlq import dlq_headers
+from pipeline_common.logging import get_logger
+from pipeline_common.settings import KafkaSettings
+
+_log = get_logger(__name__)
+
+
+def faust_broker_urls(settings: KafkaSettings) -> list[str]:
+    return [f"kafka://{server}" for server in settings.kafka_bootstrap_servers]
+
+
+def raw_topic(app: faust.App, *names: str, **options: Any) -> TopicT:
+    """A topic whose keys and values stay bytes: we parse them ourselves (and dead-letter what does not parse)."""
+    topic: TopicT = app.topic(*names, key_serializer="raw", value_serializer="raw", **options)
+    return topic
+
+
+async def send_durably(topic: TopicT, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    """Send and wait for the broker's acknowledgement, so the source offset is committed only after the output.
+
+    Straight through the app's producer: ``Topic.send`` from inside an agent goes through faust's channel machinery,
+    which in this faust version was seen to deliver the same record twice.
+    """
+    await topic.app.producer.send_and_wait(topic.get_topic_name(), key, value, None, None, headers)
+
+
+async def dead_letter(dlq: TopicT, event: EventT[Any], *, reason: str, service: str) -> None:
+    """Send the event's message unchanged to ``dlq`` with the reason and its origin in headers."""
+    message = event.message
+    original = message.headers or []
+    headers = dlq_headers(
+        list(original.items()) if isinstance(original, Mapping) else list(original),
+        reason=reason,
+        service=service,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
+    await send_durably(dlq, message.key, message.value or b"", headers)
+    _log.error(
+        "message sent to the dead-letter queue",
+        dlq=dlq.get_topic_name(),
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        reason=reason,
+    )
+
+
+def add_operational_pages(
+    app: faust.App, registry: CollectorRegistry, *, extra_readiness: Callable[[], str | None] | None = None
+) -> None:
+    """``/healthz`` (the event loop answers), ``/readyz`` (table state recovered, not rebalancing, and whatever
+    ``extra_readiness`` adds: it returns a reason when not ready) and ``/metrics`` (Prometheus)."""
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "alive"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        reason: str | None = None
+        if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            reason = "recovering table state"
+        elif app.rebalancing:
+            reason = "rebalancing"
+        elif extra_readiness is not None:
+            reason = extra_readiness()
+        if reason is None:
+            return web.json({"status": "ready"})
+        return web.json({"status": "not_ready", "reason": reason}, status=503)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -1,0 +1,144 @@
+"""The durable Kafka write behind every 2xx: an idempotent ``acks=all`` producer, a bounded wait, and readiness.
+
+Kafka unreachable at start is not a crash: the publisher keeps trying in the background and reports not ready, so
+Kubernetes stops routing webhooks here (Recall retries them) instead of restarting the pod in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from pipeline_common.kafka import durable_producer, ensure_topics
+from pipeline_common.logging import get_logger
+from pipeline_common.settings import KafkaSettings
+from pipeline_common.topics import REGISTRY
+
+_log = get_logger(__name__)
+
+
+class PublishFailed(Exception):
+    """The event was not acknowledged by Kafka in time (or at all): it must not be reported as accepted."""
+
+
+class KafkaPublisher:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        required_topics: Sequence[str],
+        produce_timeout: float,
+        check_interval: float,
+    ) -> None:
+        self._settings = settings
+        self._required_topics = frozenset(required_topics)
+        self._produce_timeout = produce_timeout
+        self._check_interval = check_interval
+        self._producer: AIOKafkaProducer | None = None
+        self._ready = False
+        self._reason = "starting"
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def reason(self) -> str:
+        """Why the publisher is not ready (for /readyz); "ready" when it is."""
+        return "ready" if self._ready else self._reason
+
+    async def start(self) -> None:
+        """Return at once; connecting and readiness checks continue in the background."""
+        self._task = asyncio.create_task(self._maintain(), name="kafka-publisher")
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Flush what is buffered and close, within ``grace_seconds``."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._producer is not None:
+            try:
+                await asyncio.wait_for(self._producer.stop(), grace_seconds)
+            except (TimeoutError, KafkaError) as error:
+                _log.warning("producer did not flush before shutdown", error=repr(error))
+        self._ready = False
+        self._reason = "stopped"
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> float:
+        """Write one event and wait for the broker's acknowledgement; return the latency in seconds."""
+        producer = self._producer
+        if producer is None:
+            raise PublishFailed(f"Kafka producer not connected ({self._reason})")
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                producer.send_and_wait(topic, value=value, key=key, headers=headers), self._produce_timeout
+            )
+        except TimeoutError:
+            self._mark_unready("produce timed out")
+            raise PublishFailed(f"no acknowledgement from Kafka within {self._produce_timeout:g}s") from None
+        except KafkaError as error:
+            self._mark_unready(f"produce failed: {type(error).__name__}")
+            raise PublishFailed(f"Kafka refused the write: {type(error).__name__}") from None
+        return time.perf_counter() - started
+
+    def _mark_unready(self, reason: str) -> None:
+        if self._ready:
+            _log.warning("kafka not ready", reason=reason)
+        self._ready = False
+        self._reason = reason
+
+    async def _maintain(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                if self._producer is None:
+                    await self._connect()
+                await self._check()
+                backoff = 0.5
+                await asyncio.sleep(self._check_interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # anything here means "not ready yet"; keep trying, never crash the app
+                self._mark_unready(f"{type(error).__name__}: {error}"[:200])
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _connect(self) -> None:
+        producer = durable_producer(self._settings, request_timeout_ms=max(int(self._produce_timeout * 1000), 1000))
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+        _log.info("kafka producer connected", bootstrap_servers=self._settings.kafka_bootstrap_servers)
+
+    async def _missing_topics(self) -> frozenset[str]:
+        """Ask the cluster (not the producer's cache) which required topics exist: this is also the liveness probe
+        of the connection, since it fails when no broker answers."""
+        assert self._producer is not None
+        metadata = await asyncio.wait_for(
+            self._producer.client.fetch_all_metadata(), timeout=max(self._check_interval, 3.0)
+        )
+        return self._required_topics - set(metadata.topics())
+
+    async def _check(self) -> None:
+        assert self._producer is not None
+        missing = await self._missing_topics()
+        if missing and self._settings.kafka_create_topics:
+            await ensure_topics(self._settings, [spec for spec in REGISTRY if spec.name in missing])
+            missing = await self._missing_topics()
+        if missing:
+            self._mark_unready(f"topics missing: {', '.join(sorted(missing))}")
+            return
+        if not self._ready:
+            _log.info("kafka ready")
+        self._ready = True

@@ -1,0 +1,40 @@
+"""Prometheus metrics of the transcriber, on a registry of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class TranscriberMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.events = Counter("transcriber_events", "Recall events consumed", ["event_type"], registry=r)
+        self.creates = Counter(
+            "transcriber_creates",
+            "Create Async Transcript calls by provider and outcome",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.fallbacks = Counter("transcriber_fallbacks", "Moves to the next attempt after a failure", registry=r)
+        self.terminal_failures = Counter(
+            "transcriber_terminal_failures", "TranscriptFailed emitted, by reason", ["reason"], registry=r
+        )
+        self.operator_problems = Counter(
+            "transcriber_operator_problems",
+            "Creates refused with 401/402/403 (fix credentials or billing)",
+            registry=r,
+        )
+        self.retry_backlog = Gauge("transcriber_retry_backlog", "Recordings waiting for a create retry", registry=r)
+        self.dlq = Counter("transcriber_dlq", "Messages sent to transcriber.dlq", registry=r)
+        self.recall_latency = Histogram(
+            "transcriber_recall_api_latency_seconds",
+            "Recall API call latency",
+            ["operation"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )

@@ -1,0 +1,56 @@
+"""Transcriber configuration: the shared pieces plus the provider chain and the retry policy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from pipeline_common.recall.models import Diarization
+from pipeline_common.recall.providers import ProviderConfig
+from pipeline_common.settings import KafkaSettings, LoggingSettings, RecallApiSettings
+
+RECALL_TRANSCRIPT_LIMIT = 10  # Recall's hard cap of transcripts per recording
+
+
+class TranscriberSettings(KafkaSettings, RecallApiSettings, LoggingSettings):
+    transcriber_providers: list[ProviderConfig] = Field(
+        default_factory=lambda: [ProviderConfig.of("recallai_async", {"language_code": "auto"})],
+        min_length=1,
+        description="JSON list of single-key provider objects; the first is primary",
+    )
+    transcriber_diarization: Diarization = Field(
+        default_factory=lambda: Diarization(use_separate_streams_when_available=True)
+    )
+    #: Transcript-failure sub_codes worth one more try on the same provider before falling back.
+    transcriber_retry_same_provider_on: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    transcriber_max_attempts: int = Field(default=RECALL_TRANSCRIPT_LIMIT, ge=1, le=RECALL_TRANSCRIPT_LIMIT)
+    transcriber_retry_base_seconds: float = Field(default=1.0, gt=0, le=600)
+    transcriber_retry_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    transcriber_operator_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    transcriber_operator_retry_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    transcriber_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
+    transcriber_idempotency_prefix: str = Field(default="recall-pipeline", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    transcriber_app_id: str = Field(default="transcriber", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    transcriber_data_dir: str = Field(
+        default="/tmp/recall-transcriber",  # noqa: S108 - scratch space only; the state lives in Kafka
+        description="faust's working directory",
+    )
+    transcriber_web_host: str = "0.0.0.0"
+    transcriber_web_port: int = Field(default=6066, ge=1, le=65535)
+    transcriber_auto_offset_reset: str = Field(default="earliest", pattern=r"^(earliest|latest)$")
+
+    @field_validator("transcriber_retry_same_provider_on", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("transcriber_providers")
+    @classmethod
+    def _chain_fits_recalls_limit(cls, chain: list[ProviderConfig]) -> list[ProviderConfig]:
+        if len(chain) > RECALL_TRANSCRIPT_LIMIT:
+            raise ValueError(f"at most {RECALL_TRANSCRIPT_LIMIT} providers (Recall's per-recording transcript limit)")
+        return chain

@@ -1,0 +1,490 @@
+"""RecallClient against the Recall simulator under a real uvicorn server on loopback (no mocked transports)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from pipeline_common.recall.client import RecallClient
+from pipeline_common.recall.errors import (
+    ErrorKind,
+    RecallApiError,
+    RecallBadRequest,
+    RecallConnectionError,
+    RecallDownloadExpired,
+    RecallDownloadNotAllowed,
+    RecallDownloadTooLarge,
+    RecallForbidden,
+    RecallIdempotencyConflict,
+    RecallInvalidArgument,
+    RecallInvalidResponse,
+    RecallNotFound,
+    RecallPaymentRequired,
+    RecallRateLimited,
+    RecallRequestTimeout,
+    RecallResponseLost,
+    RecallServerError,
+    RecallTranscriptLimitReached,
+    RecallUnauthorized,
+)
+from pipeline_common.recall.models import Diarization, TranscriptArtifact, parse_transcript
+from pipeline_common.recall.providers import ProviderConfig
+from pipeline_common.recall.render import word_count
+from pipeline_common.settings import RecallApiSettings
+from tests.support.recall_sim import RunningSim, run_recall_sim, sim_settings
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+RECALL = {"recallai_async": {"language_code": "auto"}}
+
+
+async def done(client: RecallClient, transcript_id: str) -> TranscriptArtifact:
+    async def finished() -> TranscriptArtifact | None:
+        artifact = await client.retrieve_transcript(transcript_id)
+        return None if artifact.is_processing else artifact
+
+    return await wait_for(finished, timeout=10, interval=0.02, message="transcript finished")
+
+
+async def test_the_async_transcription_flow(recall_sim: RunningSim) -> None:
+    recording = await recall_sim.admin.create_recording(metadata={"team": "sales"}, transcript={"words": 300})
+    async with recall_sim.client() as recall:
+        created = await recall.create_transcript(
+            recording["id"],
+            ProviderConfig.of("deepgram_async", {"model": "nova-3", "language": "multi"}),
+            diarization=Diarization(use_separate_streams_when_available=False),
+            metadata={"attempt": "1"},
+            idempotency_key="rec-1-attempt-1",
+        )
+        assert created.is_processing and created.download_url is None
+        assert created.recording_id == recording["id"] and created.bot_id == recording["bot"]["id"]
+        assert created.provider == {"deepgram_async": {"model": "nova-3", "language": "multi"}}
+        assert created.metadata_dict == {"attempt": "1"}
+        assert created.diarization == Diarization(use_separate_streams_when_available=False)
+
+        artifact = await done(recall, created.id)
+        assert artifact.is_done and artifact.download_url and artifact.provider_data_download_url
+        data = await recall.download(artifact.download_url, max_bytes=10_000_000)
+        parts = parse_transcript(data)
+        assert word_count(parts) >= 290
+        assert len({part.participant.id for part in parts if part.participant}) >= 2
+        assert await recall.download(artifact.download_url, 10_000_000) == data  # deterministic
+        assert (await recall.download(artifact.provider_data_download_url, 10_000))[:1] == b"{"
+
+        found = await recall.retrieve_recording(recording["id"])
+        assert found.is_done and found.bot_id == recording["bot"]["id"]
+        assert found.metadata_dict == {"team": "sales"}
+        assert found.media_shortcuts is not None and found.media_shortcuts["transcript"]["id"] == created.id
+
+    downloads = await recall_sim.admin.calls(endpoint="download")
+    assert downloads and not any(call["authorization_sent"] for call in downloads)  # the key stays with the API
+
+
+async def test_the_recall_provider_and_separate_streams_expose_no_provider_data(recall_sim: RunningSim) -> None:
+    recording = await recall_sim.admin.create_recording()
+    async with recall_sim.client() as recall:
+        created = await recall.create_transcript(recording["id"], RECALL)
+        assert (await done(recall, created.id)).provider_data_download_url is None
+
+
+async def test_from_settings(recall_sim: RunningSim) -> None:
+    settings = RecallApiSettings(recall_api_base_url=recall_sim.base_url + "/", recall_api_key=recall_sim.api_key)
+    async with RecallClient.from_settings(settings) as recall:
+        assert recall.base_url == recall_sim.base_url
+        assert await recall.list_transcripts() == []
+    with pytest.raises(ValueError, match="RECALL_API_KEY"):
+        RecallClient.from_settings(RecallApiSettings(recall_api_key=None))
+
+
+async def test_list_follows_pagination(recall_sim: RunningSim) -> None:
+    await recall_sim.admin.configure(page_size=2, transcript_delay_seconds=None)
+    recording = await recall_sim.admin.create_recording()
+    other = await recall_sim.admin.create_recording()
+    async with recall_sim.client() as recall:
+        ids = [(await recall.create_transcript(recording["id"], RECALL)).id for _ in range(5)]
+        await recall.create_transcript(other["id"], RECALL)
+        listed = await recall.list_transcripts(recording_id=recording["id"])
+        assert [item.id for item in listed] == ids
+        assert len(await recall.list_transcripts()) == 6
+        assert await recall.list_transcripts(recording_id="no-such-recording") == []
+    assert len(await recall_sim.admin.calls(endpoint="list_transcripts", recording_id=recording["id"])) == 3
+
+
+async def test_pagination_never_leaves_the_api_origin(recall_sim: RunningSim) -> None:
+    await recall_sim.admin.configure(page_size=1, transcript_delay_seconds=None, public_url="http://attacker.invalid")
+    recording = await recall_sim.admin.create_recording()
+    async with recall_sim.client() as recall:
+        for _ in range(2):
+            await recall.create_transcript(recording["id"], RECALL)
+        with pytest.raises(RecallInvalidResponse, match="outside the API") as caught:
+            await recall.list_transcripts(recording_id=recording["id"])
+    assert caught.value.kind is ErrorKind.RETRYABLE
+
+
+async def test_delete(recall_sim: RunningSim) -> None:
+    recording = await recall_sim.admin.create_recording()
+    async with recall_sim.client() as recall:
+        created = await recall.create_transcript(recording["id"], RECALL)
+        await recall.delete_transcript(created.id)
+        with pytest.raises(RecallNotFound):
+            await recall.retrieve_transcript(created.id)
+        with pytest.raises(RecallNotFound) as caught:
+            await recall.delete_transcript(created.id)
+    assert caught.value.kind is ErrorKind.TERMINAL and caught.value.status == 404
+    await recall_sim.admin.wait_for_deliveries(1, event="transcript.deleted", state=None)
+
+
+async def test_idempotency_key_replays_the_first_answer(recall_sim: RunningSim) -> None:
+    recording = await recall_sim.admin.create_recording()
+    async with recall_sim.client() as recall:
+        first = await recall.create_transcript(recording["id"], RECALL, idempotency_key="k-1")
+        again = await recall.create_transcript(recording["id"], RECALL, idempotency_key="k-1")
+        other = await recall.create_transcript(recording["id"], RECALL, idempotency_key="k-2")
+    assert again.id == first.id != other.id
+    assert len(await recall_sim.admin.transcripts(recording["id"])) == 2
+
+
+async def test_a_lost_response_is_retryable_and_the_retry_does_not_pay_twice(recall_sim: RunningSim) -> None:
+    recording = await recall_sim.admin.create_recording()
+    await recall_sim.admin.set_faults({"endpoints": {"create_transcript": {"drop_next": 1}}})
+    async with recall_sim.client() as recall:
+        with pytest.raises(RecallResponseLost) as caught:
+            await recall.create_transcript(recording["id"], RECALL, idempotency_key="rec-attempt-1")
+        assert caught.value.kind is ErrorKind.RETRYABLE and caught.value.status is None
+        retried = await recall.create_transcript(recording["id"], RECALL, idempotency_key="rec-attempt-1")
+    (transcript,) = await recall_sim.admin.transcripts(recording["id"])
+    assert retried.id == transcript["id"]
+    outcomes = [call["outcome"] for call in await recall_sim.admin.calls(endpoint="create_transcript")]
+    assert outcomes == ["dropped", "replayed"]
+
+
+async def test_a_duplicate_in_flight_gets_409(recall_sim: RunningSim) -> None:
+    recording = await recall_sim.admin.create_recording()
+    await recall_sim.admin.set_faults({"endpoints": {"create_transcript": {"latency_seconds": 0.5}}})
+    async with recall_sim.client() as recall:
+        first = asyncio.create_task(recall.create_transcript(recording["id"], RECALL, idempotency_key="same"))
+        await wait_for(
+            lambda: recall_sim.admin.calls(endpoint="create_transcript"), timeout=5, interval=0.01, message="first call"
+        )
+        with pytest.raises(RecallIdempotencyConflict) as caught:
+            await recall.create_transcript(recording["id"], RECALL, idempotency_key="same")
+        assert (caught.value.status, caught.value.kind) == (409, ErrorKind.RETRYABLE)
+        created = await first
+    assert [t["id"] for t in await recall_sim.admin.transcripts(recording["id"])] == [created.id]
+
+
+async def test_the_ten_transcript_limit_is_terminal(recall_sim: RunningSim) -> None:
+    await recall_sim.admin.configure(transcript_delay_seconds=None)
+    recording = await recall_sim.admin.create_recording()
+    async with recall_sim.client() as recall:
+        for _ in range(10):
+            await recall.create_transcript(recording["id"], RECALL)
+        with pytest.raises(RecallTranscriptLimitReached) as caught:
+            await recall.create_transcript(recording["id"], RECALL)
+        assert caught.value.kind is ErrorKind.TERMINAL and caught.value.status == 400
+        assert "Maximum number of transcripts (10)" in str(caught.value)
+        # Deleting one frees a slot, as Recall's docs say.
+        first = (await recall.list_transcripts(recording_id=recording["id"]))[0]
+        await recall.delete_transcript(first.id)
+        await recall.create_transcript(recording["id"], RECALL)
+    assert len(await recall_sim.admin.transcripts(recording["id"])) == 11
+
+
+async def test_per_bot_rate_limit_carries_retry_after(recall_sim: RunningSim) -> None:
+    await recall_sim.admin.configure(create_per_bot_per_window=2, rate_window_seconds=60)
+    recording = await recall_sim.admin.create_recording()
+    other_bot = await recall_sim.admin.create_recording()
+    async with recall_sim.client() as recall:
+        for _ in range(2):
+            await recall.create_transcript(recording["id"], RECALL)
+        with pytest.raises(RecallRateLimited) as caught:
+            await recall.create_transcript(recording["id"], RECALL)
+        assert caught.value.kind is ErrorKind.RETRYABLE and caught.value.status == 429
+        assert caught.value.retry_after is not None and 55 <= caught.value.retry_after <= 60
+        await recall.create_transcript(other_bot["id"], RECALL)  # the limit is per bot
+        await recall_sim.admin.advance_clock(61)
+        await recall.create_transcript(recording["id"], RECALL)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "kind", "retry_after"),
+    [
+        ({"status": 429, "retry_after": 7}, RecallRateLimited, ErrorKind.RETRYABLE, 7.0),
+        ({"status": 429}, RecallRateLimited, ErrorKind.RETRYABLE, 1.0),
+        ({"status": 500}, RecallServerError, ErrorKind.RETRYABLE, None),
+        ({"status": 502}, RecallServerError, ErrorKind.RETRYABLE, None),
+        ({"status": 503, "retry_after": 30}, RecallServerError, ErrorKind.RETRYABLE, 30.0),
+        ({"status": 504}, RecallServerError, ErrorKind.RETRYABLE, None),
+        ({"status": 401}, RecallUnauthorized, ErrorKind.OPERATOR, None),
+        ({"status": 402}, RecallPaymentRequired, ErrorKind.OPERATOR, None),
+        ({"status": 403}, RecallForbidden, ErrorKind.OPERATOR, None),
+        ({"status": 400}, RecallBadRequest, ErrorKind.TERMINAL, None),
+        ({"status": 404}, RecallNotFound, ErrorKind.TERMINAL, None),
+    ],
+)
+async def test_every_status_becomes_a_typed_error(
+    recall_sim: RunningSim,
+    fault: dict[str, Any],
+    error: type[RecallApiError],
+    kind: ErrorKind,
+    retry_after: float | None,
+) -> None:
+    recording = await recall_sim.admin.create_recording()
+    endpoints = ("retrieve_recording", "list_transcripts", "create_transcript")
+    await recall_sim.admin.set_faults({"endpoints": {name: {**fault, "fail_next": 1} for name in endpoints}})
+    async with recall_sim.client() as recall:
+        calls = (
+            recall.retrieve_recording(recording["id"]),
+            recall.list_transcripts(),
+            recall.create_transcript(recording["id"], RECALL),
+        )
+        for call in calls:
+            with pytest.raises(error) as caught:
+                await call
+            assert (caught.value.kind, caught.value.status, caught.value.retry_after) == (
+                kind,
+                fault["status"],
+                retry_after,
+            )
+        await recall.retrieve_recording(recording["id"])  # fail_next: 1 is used up
+
+
+async def test_wrong_key_is_an_operator_problem_and_the_key_never_leaks(recall_sim: RunningSim) -> None:
+    async with RecallClient(api_key="wrong-key-123456", base_url=recall_sim.base_url) as recall:
+        with pytest.raises(RecallUnauthorized) as caught:
+            await recall.retrieve_transcript("abc")
+    assert caught.value.kind is ErrorKind.OPERATOR and caught.value.status == 401
+    assert "Invalid token" in str(caught.value)
+    for text in (str(caught.value), repr(caught.value), repr(recall)):
+        assert "wrong-key-123456" not in text
+        assert recall_sim.api_key not in text
+    calls = await recall_sim.admin.calls()
+    assert [call["outcome"] for call in calls] == ["unauthorized"]
+
+
+async def test_missing_things_are_not_found(recall_sim: RunningSim) -> None:
+    async with recall_sim.client() as recall:
+        with pytest.raises(RecallNotFound):
+            await recall.retrieve_transcript("00000000-0000-0000-0000-000000000000")
+        with pytest.raises(RecallNotFound):
+            await recall.retrieve_recording("nope")
+        with pytest.raises(RecallNotFound):
+            await recall.create_transcript("nope", RECALL)
+
+
+async def test_recall_validation_errors_are_terminal(recall_sim: RunningSim) -> None:
+    processing = await recall_sim.admin.create_recording(status="processing")
+    async with recall_sim.client() as recall:
+        with pytest.raises(RecallBadRequest, match="Recording is not done") as caught:
+            await recall.create_transcript(processing["id"], RECALL)
+    assert caught.value.kind is ErrorKind.TERMINAL
+
+
+async def test_bad_arguments_never_reach_recall(recall_sim: RunningSim) -> None:
+    recording = await recall_sim.admin.create_recording()
+    async with recall_sim.client() as recall:
+        for bad_id in ("", "../bot", "a/b", "x" * 200, "id?x=1", "id with space"):
+            with pytest.raises(RecallInvalidArgument):
+                await recall.retrieve_transcript(bad_id)
+            with pytest.raises(RecallInvalidArgument):
+                await recall.create_transcript(bad_id, RECALL)
+        with pytest.raises(RecallInvalidArgument, match="exactly one provider"):
+            await recall.create_transcript(recording["id"], {"recallai_async": {}, "rev_async": {}})
+        with pytest.raises(RecallInvalidArgument, match="unknown provider"):
+            await recall.create_transcript(recording["id"], {"openai_async": {}})
+        with pytest.raises(RecallInvalidArgument, match="idempotency_key"):
+            await recall.create_transcript(recording["id"], RECALL, idempotency_key="has space")
+        with pytest.raises(RecallInvalidArgument, match="metadata"):
+            await recall.create_transcript(recording["id"], RECALL, metadata={"x": object()})
+    assert await recall_sim.admin.calls() == []
+    assert issubclass(RecallInvalidArgument, ValueError)
+
+
+async def test_timeouts_are_retryable(recall_sim: RunningSim) -> None:
+    await recall_sim.admin.set_faults({"endpoints": {"retrieve_transcript": {"latency_seconds": 1.0}}})
+    async with recall_sim.client(timeout=0.2) as recall:
+        with pytest.raises(RecallRequestTimeout) as caught:
+            await recall.retrieve_transcript("abc")
+    assert caught.value.kind is ErrorKind.RETRYABLE
+
+
+async def test_connection_errors_are_retryable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        async with RecallClient(api_key="k", base_url=f"http://127.0.0.1:{port}", timeout=2) as recall:
+            with pytest.raises(RecallConnectionError) as caught:
+                await recall.retrieve_recording("abc")
+    assert caught.value.kind is ErrorKind.RETRYABLE and caught.value.status is None
+
+
+async def test_a_garbled_2xx_is_an_invalid_response(recall_sim: RunningSim) -> None:
+    recording = await recall_sim.admin.create_recording()
+    await recall_sim.admin.set_faults({"endpoints": {"retrieve_recording": {"garble_next": 1}}})
+    async with recall_sim.client() as recall:
+        with pytest.raises(RecallInvalidResponse, match="not the documented shape") as caught:
+            await recall.retrieve_recording(recording["id"])
+    assert caught.value.kind is ErrorKind.RETRYABLE and caught.value.status == 200
+
+
+# --- downloads ------------------------------------------------------------------------------------------------------
+
+
+async def _done_transcript(sim: RunningSim, recall: RecallClient, **spec: Any) -> TranscriptArtifact:
+    recording = await sim.admin.create_recording(transcript=spec)
+    created = await recall.create_transcript(recording["id"], RECALL)
+    return await done(recall, created.id)
+
+
+async def test_download_streams_large_transcripts_within_the_cap(recall_sim: RunningSim) -> None:
+    async with recall_sim.client() as recall:
+        artifact = await _done_transcript(recall_sim, recall, target_bytes=3_000_000)
+        assert artifact.download_url
+        chunks = [chunk async for chunk in recall.stream_download(artifact.download_url, max_bytes=10_000_000)]
+        assert len(chunks) > 1
+        data = b"".join(chunks)
+        assert 3_000_000 <= len(data) < 3_100_000
+        assert len(parse_transcript(data)) > 10
+        with pytest.raises(RecallDownloadTooLarge) as caught:
+            await recall.download(artifact.download_url, max_bytes=1_000_000)
+    assert caught.value.kind is ErrorKind.TERMINAL
+    assert "X-Sim-Signature" not in str(caught.value)  # pre-signed query strings never show
+
+
+async def test_the_cap_holds_when_the_server_sends_no_content_length(recall_sim: RunningSim) -> None:
+    await recall_sim.admin.configure(download_chunked=True)
+    async with recall_sim.client() as recall:
+        artifact = await _done_transcript(recall_sim, recall, target_bytes=1_000_000)
+        assert artifact.download_url
+        assert len(await recall.download(artifact.download_url, max_bytes=2_000_000)) >= 1_000_000
+        received: list[int] = []
+
+        async def consume(url: str) -> None:
+            async for chunk in recall.stream_download(url, max_bytes=300_000):
+                received.append(len(chunk))
+
+        with pytest.raises(RecallDownloadTooLarge, match="body is over the 300000-byte limit"):
+            await consume(artifact.download_url)
+    assert sum(received) <= 300_000
+
+
+async def test_an_empty_transcript_downloads_as_an_empty_list(recall_sim: RunningSim) -> None:
+    async with recall_sim.client() as recall:
+        artifact = await _done_transcript(recall_sim, recall, empty=True)
+        assert artifact.download_url
+        assert parse_transcript(await recall.download(artifact.download_url, 1000)) == []
+
+
+async def test_expired_urls_are_refused_and_a_fresh_retrieve_fixes_it(recall_sim: RunningSim) -> None:
+    async with recall_sim.client() as recall:
+        artifact = await _done_transcript(recall_sim, recall)
+        assert artifact.download_url
+        await recall_sim.admin.advance_clock(3601)
+        with pytest.raises(RecallDownloadExpired) as caught:
+            await recall.download(artifact.download_url, 10_000_000)
+        assert (caught.value.kind, caught.value.status) == (ErrorKind.RETRYABLE, 403)
+        fresh = await recall.retrieve_transcript(artifact.id)
+        assert fresh.download_url and fresh.download_url != artifact.download_url
+        assert await recall.download(fresh.download_url, 10_000_000)
+        with pytest.raises(RecallDownloadExpired):
+            await recall.download(fresh.download_url.replace("X-Sim-Signature=", "X-Sim-Signature=x"), 10_000_000)
+
+
+async def test_downloads_only_from_allowed_hosts(recall_sim: RunningSim) -> None:
+    async with recall_sim.client(download_hosts=["*.s3.amazonaws.com", "localhost"]) as recall:
+        for url in (
+            f"{recall_sim.base_url}/files/transcripts/x.json",
+            "file:///etc/passwd",
+            "http://169.254.169.254/latest/meta-data/",
+            "https://evil.s3.amazonaws.com.attacker.io/x",
+            "gopher://localhost/",
+            "not a url",
+            "http://[::1/",
+        ):
+            with pytest.raises(RecallDownloadNotAllowed):
+                await recall.download(url, 100)
+    assert await recall_sim.admin.calls() == []
+
+
+async def test_download_failures_are_typed(recall_sim: RunningSim) -> None:
+    async with recall_sim.client() as recall:
+        artifact = await _done_transcript(recall_sim, recall)
+        assert artifact.download_url
+        await recall_sim.admin.set_faults({"endpoints": {"download": {"fail_next": 1, "status": 503}}})
+        with pytest.raises(RecallServerError):
+            await recall.download(artifact.download_url, 10_000_000)
+        await recall.delete_transcript(artifact.id)
+        with pytest.raises(RecallNotFound):
+            await recall.download(artifact.download_url, 10_000_000)
+
+
+async def test_a_slow_download_hits_the_total_deadline() -> None:
+    with run_recall_sim(sim_settings()) as sim:
+        async with sim.client(download_timeout=0.3) as recall:
+            artifact = await _done_transcript(sim, recall)
+            assert artifact.download_url
+            await sim.admin.set_faults({"endpoints": {"download": {"latency_seconds": 1}}})
+            with pytest.raises(RecallRequestTimeout, match="download"):
+                await recall.download(artifact.download_url, 10_000_000)
+
+
+async def test_a_download_dropped_mid_flight_is_retryable(recall_sim: RunningSim) -> None:
+    async with recall_sim.client() as recall:
+        artifact = await _done_transcript(recall_sim, recall)
+        assert artifact.download_url
+        await recall_sim.admin.set_faults({"endpoints": {"download": {"drop_next": 1}}})
+        with pytest.raises(RecallResponseLost):
+            await recall.download(artifact.download_url, 10_000_000)
+        assert await recall.download(artifact.download_url, 10_000_000)
+
+
+# --- a hostile server (real sockets on loopback) --------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def endless_server(status: str) -> AsyncIterator[str]:
+    """Answers every request with ``status`` and a chunked body of spaces that goes on for 64 MB."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            )
+            chunk = b" " * 65536
+            for _ in range(1024):
+                writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_endless_api_response_is_cut_off() -> None:
+    async with endless_server("200 OK") as url, RecallClient(api_key="k", base_url=url, timeout=5) as recall:
+        with pytest.raises(RecallInvalidResponse, match="too large") as caught:
+            await recall.retrieve_transcript("abc")
+    assert caught.value.kind is ErrorKind.RETRYABLE
+
+
+async def test_an_endless_error_body_is_not_read_to_the_end() -> None:
+    async with endless_server("503 Service Unavailable") as url, RecallClient(api_key="k", base_url=url) as recall:
+        with pytest.raises(RecallServerError) as caught:
+            await recall.retrieve_transcript("abc")
+        assert caught.value.detail is None
+        with pytest.raises(RecallServerError):
+            await recall.download(f"{url}/files/x.json?sig=1", max_bytes=10)
