@@ -10,7 +10,7 @@ export UV_PYTHON := $(PYTHON)
 RUN := $(UV) run --frozen --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint format test test-unit kafka-fetch kafka-up kafka-down kafka-status demo clean
+.PHONY: help setup lint format test test-unit kafka-fetch kafka-up kafka-down kafka-status demo up down logs stack-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,9 +53,20 @@ test: setup kafka-fetch lint ## lint, then the whole suite against a real Kafka 
 test-unit: setup ## only the unit tier (no broker)
 	$(RUN) pytest -m unit $(PYTEST_ARGS)
 
-demo: ## the whole pipeline end to end (not built yet)
-	@echo "make demo arrives with the end-to-end issue; until then see README.md for what runs today." >&2
-	@exit 1
+demo: setup kafka-fetch ## the whole pipeline end to end: a batch of recordings, live progress, a summary
+	$(RUN) python scripts/demo.py
+
+up: setup kafka-fetch ## start Kafka, the simulator (unless RECALL_API_KEY points at real Recall) and the services
+	$(RUN) python scripts/stack.py up
+
+down: ## stop everything `make up` started
+	@$(if $(wildcard .venv/bin/python),.venv/bin/python scripts/stack.py down,scripts/kafka-local stop)
+
+logs: ## follow the logs of the `make up` stack, prefixed by process
+	$(RUN) python scripts/stack.py logs --follow
+
+stack-status: ## which processes of the `make up` stack run and are ready
+	$(RUN) python scripts/stack.py status
 
 clean: ## remove the environment, caches and local broker state (keeps nothing running)
 	-@scripts/kafka-local stop
@@ -75,3 +86,9 @@ kube-validate: setup ## render every overlay with kustomize and validate it offl
 
 kustomize: ## install the pinned kustomize into .cache/bin (only where kubectl is missing)
 	@scripts/install-kustomize
+
+# ------------------------------------------------------------------------------------- the public contract (docs/)
+.PHONY: docs
+
+docs: setup ## regenerate docs/asyncapi.yaml and docs/schemas/*.json from the topic registry and event models
+	$(RUN) python -m pipeline_common.docs

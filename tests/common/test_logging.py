@@ -2,13 +2,28 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from pipeline_common.logging import configure_logging, get_logger
 from pipeline_common.settings import LogFormat, LoggingSettings
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """configure_logging points the root logger at this test's captured stderr: put the old handlers back, or later
+    threads would log into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
 
 
 def test_our_events_and_library_records_are_json_lines(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,6 +18,8 @@ DESIGN_TOPICS = {
     "fetcher.dlq",
     "transcriber.retries",
     "transcriber-recordings-changelog",
+    "fetcher.retries",
+    "fetcher-recordings-changelog",
 }
 
 

@@ -312,6 +312,29 @@ async def test_provider_failures_by_provider_name(recall_sim: RunningSim, http: 
     }
 
 
+async def test_failing_providers_per_recording(recall_sim: RunningSim, http: httpx.AsyncClient) -> None:
+    doomed = await recall_sim.admin.create_recording(
+        transcript={"failing_providers": {"recallai_async": "provider_connection_failed"}}
+    )
+    healthy = await recall_sim.admin.create_recording()
+    ids = {}
+    for recording in (doomed, healthy):
+        response = await http.post(create_path(recording["id"]), json={"provider": {"recallai_async": {}}})
+        ids[recording["id"]] = response.json()["id"]
+
+    async def statuses() -> dict[str, tuple[str, str | None]] | None:
+        found = {}
+        for recording_id, transcript_id in ids.items():
+            status = (await http.get(f"/api/v1/transcript/{transcript_id}/")).json()["status"]
+            found[recording_id] = (status["code"], status["sub_code"])
+        return None if any(code == "processing" for code, _ in found.values()) else found
+
+    assert await wait_for(statuses, timeout=5, interval=0.02) == {
+        doomed["id"]: ("failed", "provider_connection_failed"),
+        healthy["id"]: ("done", None),
+    }
+
+
 async def test_admin_validation_and_state(recall_sim: RunningSim) -> None:
     async with httpx.AsyncClient(base_url=recall_sim.base_url, verify=SSL_CONTEXT) as client:
         assert (await client.put("/admin/faults", json={"endpoints": {"nope": {}}})).status_code == 422

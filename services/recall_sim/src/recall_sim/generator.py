@@ -72,6 +72,9 @@ class TranscriptSpec(BaseModel):
     null_first_participant: bool | None = None
     absolute_timestamps: bool = False
     platform: str = "desktop"
+    #: Providers that fail on this recording's audio, with the transcript.failed sub_code they end with
+    #: (per recording, unlike the provider_failures fault, which hits every recording).
+    failing_providers: dict[str, str] = Field(default_factory=dict)
 
 
 def _word(text: str, start: float, end: float, origin: datetime | None) -> str:

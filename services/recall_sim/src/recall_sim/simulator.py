@@ -336,7 +336,11 @@ class Simulator:
             return False
         if status is None:
             failure = self.faults.provider_failures.get(transcript.provider_name)
-            if failure is not None and (failure.rate >= 1 or self.rng.random() < failure.rate):
+            recording = self.recordings.get(transcript.recording_id)
+            own_failure = recording.spec.failing_providers.get(transcript.provider_name) if recording else None
+            if own_failure is not None:
+                status, sub_code = "failed", own_failure
+            elif failure is not None and (failure.rate >= 1 or self.rng.random() < failure.rate):
                 status, sub_code = "failed", failure.sub_code
             else:
                 status = "done"
