@@ -47,6 +47,8 @@ class Planned:
     ready: TranscriptReady | None = None
     failed: TranscriptFailed | None = None
     finished_at: float | None = None
+    ready_events: int = 0
+    failed_events: int = 0
 
     @property
     def transcript_spec(self) -> dict[str, object]:
@@ -62,6 +64,8 @@ class Planned:
 
     def problems(self) -> list[str]:
         """What differs from the expected outcome (empty when as expected)."""
+        if self.ready_events > 1 or self.failed_events > 1:
+            return [f"announced more than once (ready {self.ready_events}, failed {self.failed_events})"]
         if self.kind == "doomed":
             if self.failed is None:
                 return ["expected transcripts.failed"]
@@ -144,15 +148,25 @@ class Demo:
         if topic == TRANSCRIPTS_READY.name:
             ready = TranscriptReady.model_validate_json(value)
             item = self.planned.get(ready.recording_id)
-            if item is not None and item.ready is None:
-                item.ready = ready
+            if item is not None:
+                item.ready_events += 1
+                item.ready = item.ready or ready
                 item.finished_at = item.finished_at or time.monotonic()
         else:
             failed = TranscriptFailed.model_validate_json(value)
             item = self.planned.get(failed.recording_id)
-            if item is not None and item.failed is None:
-                item.failed = failed
+            if item is not None:
+                item.failed_events += 1
+                item.failed = item.failed or failed
                 item.finished_at = item.finished_at or time.monotonic()
+
+    @property
+    def ready_counts(self) -> dict[str, int]:
+        return {item.recording_id: item.ready_events for item in self.planned.values() if item.ready_events}
+
+    @property
+    def failed_counts(self) -> dict[str, int]:
+        return {item.recording_id: item.failed_events for item in self.planned.values() if item.failed_events}
 
     def summary(self) -> bool:
         table = Table(title="Recordings", show_lines=False)

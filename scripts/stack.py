@@ -79,6 +79,26 @@ PROFILES = {
 }
 
 
+def ephemeral_profile(name: str) -> Profile:
+    """A profile on free loopback ports (for tests): never collides with ``dev``, ``demo`` or another run."""
+    import socket
+
+    def free_pair() -> int:
+        for _ in range(100):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = int(probe.getsockname()[1])
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+        raise RuntimeError("no free pair of loopback ports")
+
+    return Profile(name, free_pair(), free_pair(), free_pair(), free_pair(), free_pair())
+
+
 @dataclass
 class Process:
     name: str

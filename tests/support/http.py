@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+
+from tests.support.waiting import wait_for_sync
 
 
 def free_port() -> int:
@@ -18,32 +19,37 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _listening_socket() -> socket.socket:
+    # Bound before uvicorn starts, so no other process can take the port in between.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
 @contextmanager
-def serve_in_thread(app: Any, *, port: int | None = None, startup_timeout: float = 30.0) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 with uvicorn (its own event loop, in a thread); yield the base URL."""
-    chosen = port or free_port()
+def serve_in_thread(app: Any, name: str = "uvicorn", startup_timeout: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` on a free 127.0.0.1 port with uvicorn (its own event loop, in a thread); yield the base URL."""
+    sock = _listening_socket()
+    port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=chosen,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        loop="asyncio",
-        timeout_graceful_shutdown=5,
+        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5, ws="none"
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{chosen}", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError(f"server on port {chosen} exited during start-up")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"server on port {chosen} did not start within {startup_timeout:.0f}s")
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{chosen}"
+        wait_for_sync(
+            lambda: server.started or not thread.is_alive(),
+            timeout=startup_timeout,
+            interval=0.005,
+            message=f"{name} started",
+        )
+        if not thread.is_alive():
+            raise RuntimeError(f"{name} failed to start")
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+        sock.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -28,13 +27,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from pipeline_common.recall.client import RecallClient
 from recall_sim.app import create_app
 from recall_sim.settings import SimSettings
-from tests.support.waiting import wait_for, wait_for_sync
+from tests.support.http import serve_in_thread
+from tests.support.waiting import wait_for
 
 # One TLS context for every test client: httpx loads a CA bundle per client otherwise (about 50 ms each).
 SSL_CONTEXT = ssl.create_default_context()
@@ -156,38 +155,6 @@ class RunningSim:
         """A RecallClient pointed at the simulator with its key."""
         options.setdefault("timeout", 10.0)
         return RecallClient(api_key=self.api_key, base_url=self.base_url, **options)
-
-
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
-
-
-@contextmanager
-def serve_in_thread(app: Any, name: str = "uvicorn") -> Iterator[str]:
-    """Run an ASGI app under uvicorn on a free loopback port in a background thread; yield its base URL."""
-    sock = _free_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=0.5, ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
-    thread.start()
-    try:
-        wait_for_sync(
-            lambda: server.started or not thread.is_alive(), timeout=15, interval=0.005, message=f"{name} started"
-        )
-        if not thread.is_alive():
-            raise RuntimeError(f"{name} failed to start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @contextmanager
