@@ -36,7 +36,8 @@ from pipeline_common.contracts import TranscriptFailed, TranscriptReady
 from pipeline_common.topics import TRANSCRIPTS_FAILED, TRANSCRIPTS_READY
 
 PRIMARY, FALLBACK = "recallai_async", "deepgram_async"
-console = Console()
+# A pipe or a CI log has no terminal width: give the summary table room instead of 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 180)
 
 
 @dataclass
@@ -199,7 +200,7 @@ class Demo:
                     str(ready.word_count),
                     str(len(ready.participants)),
                     took,
-                    ready.raw.uri,
+                    short_location(ready.raw.uri),
                 )
             elif item.failed is not None:
                 failed = item.failed
@@ -235,6 +236,18 @@ class Demo:
                 console.rule(f"readable transcript of {item.recording_id} ({path})")
                 console.print("\n".join(lines[:20]) + ("\n..." if len(lines) > 20 else ""), markup=False)
                 return
+
+
+def short_location(uri: str) -> str:
+    """The transcript's folder in the store, relative to the repository when it is a local file."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return uri.rsplit("/", 1)[0] + "/"
+    folder = Path(parsed.path).parent
+    try:
+        return f"{folder.relative_to(Path.cwd())}/"
+    except ValueError:
+        return f"{folder}/"
 
 
 def main() -> int:

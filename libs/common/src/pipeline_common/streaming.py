@@ -4,6 +4,8 @@ health, readiness and metrics. Needs the ``streaming`` extra (``pipeline-common[
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,10 +14,32 @@ from faust.types import EventT, TopicT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pipeline_common.dlq import dlq_headers
+from pipeline_common.kafka import ensure_topics_when_reachable
 from pipeline_common.logging import get_logger
 from pipeline_common.settings import KafkaSettings
 
 _log = get_logger(__name__)
+
+
+# faust's --loglevel spells two of them its own way
+FAUST_LOG_LEVELS = {"CRITICAL": "crit", "ERROR": "error", "WARNING": "warn", "INFO": "info", "DEBUG": "debug"}
+
+
+def run_worker(app: faust.App, settings: KafkaSettings, *, log_level: str, web_host: str, web_port: int) -> None:
+    """Create the registry's missing topics (when allowed), then run ``app`` as a faust worker until it stops."""
+    if settings.kafka_create_topics:
+        asyncio.run(ensure_topics_when_reachable(settings))
+    sys.argv = [
+        sys.argv[0],
+        "worker",
+        "--loglevel",
+        FAUST_LOG_LEVELS[log_level],
+        "--web-host",
+        web_host,
+        "--web-port",
+        str(web_port),
+    ]
+    app.main()
 
 
 def faust_broker_urls(settings: KafkaSettings) -> list[str]:

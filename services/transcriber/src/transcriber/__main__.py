@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
-from pipeline_common.kafka import ensure_topics_when_reachable
 from pipeline_common.logging import configure_logging
 from pipeline_common.settings import ConfigError, load_settings
+from pipeline_common.streaming import run_worker
 from transcriber.app import create_app
 from transcriber.settings import TranscriberSettings
 
@@ -22,19 +21,13 @@ def main() -> int:
     except ConfigError as error:
         print(f"transcriber: {error}", file=sys.stderr)
         return 2
-    if settings.kafka_create_topics:
-        asyncio.run(ensure_topics_when_reachable(settings))
-    sys.argv = [
-        sys.argv[0],
-        "worker",
-        "--loglevel",
-        settings.log_level.lower(),
-        "--web-host",
-        settings.transcriber_web_host,
-        "--web-port",
-        str(settings.transcriber_web_port),
-    ]
-    app.main()
+    run_worker(
+        app,
+        settings,
+        log_level=settings.log_level,
+        web_host=settings.transcriber_web_host,
+        web_port=settings.transcriber_web_port,
+    )
     return 0
 
 

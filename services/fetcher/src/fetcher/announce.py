@@ -1,0 +1,144 @@
+"""Emit ``transcripts.ready`` exactly once per stored transcript, across crashes.
+
+Before the event is sent, the transcript's manifest records where it will go: the partition (the key's, computed the
+way Kafka's default partitioner does) and that partition's end offset at the time (the *floor*). Then:
+
+- the usual case: manifest written by this attempt -> send, note the offset in the Table, commit;
+- a crash after the manifest and before the Table notes the event (the redelivered ``transcript.done`` finds a
+  complete manifest but no "ready" in the Table): read the partition from the floor to its end, looking for the
+  event's id (``ce_id``). Found: it was sent, do not send again. Not found: send it now, the manifest's copy, so the
+  event is the same bytes it would have been.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import murmur2
+from faust.types import TopicT
+
+from pipeline_common.cloudevents import CloudEventAttributes, build_headers, header_value
+from pipeline_common.contracts import READY_EVENT_TYPE
+from pipeline_common.logging import get_logger
+from pipeline_common.settings import KafkaSettings
+from pipeline_common.store import Announcement, Manifest
+
+_log = get_logger("fetcher.announce")
+SOURCE: Final = "urn:recall-pipeline:fetcher"
+SCAN_TIMEOUT_SECONDS: Final = 60.0
+
+
+def ready_event_id(transcript_id: str) -> str:
+    """Deterministic: every emission for one transcript carries the same ``ce_id``, so consumers can drop repeats."""
+    return f"transcript-ready:{transcript_id}"
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2, as the Java client and aiokafka compute it)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class Announcer:
+    def __init__(self, settings: KafkaSettings, topic: TopicT) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._name = topic.get_topic_name()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: int | None = None
+        self._lock = asyncio.Lock()
+
+    async def _offsets_client(self) -> AIOKafkaConsumer:
+        async with self._lock:
+            if self._consumer is None:
+                consumer = AIOKafkaConsumer(**self._settings.aiokafka_connection_kwargs(), enable_auto_commit=False)
+                await consumer.start()
+                self._consumer = consumer
+            return self._consumer
+
+    async def _partition_count(self) -> int:
+        if self._partitions is None:
+            admin = AIOKafkaAdminClient(**self._settings.aiokafka_connection_kwargs(), request_timeout_ms=15_000)
+            await admin.start()
+            try:
+                described: Any = await admin.describe_topics([self._name])
+            finally:
+                await admin.close()
+            partitions = len(described[0]["partitions"]) if described and described[0].get("partitions") else 0
+            if partitions < 1:
+                raise RuntimeError(f"topic {self._name} does not exist (or has no partitions)")
+            self._partitions = partitions
+        return self._partitions
+
+    async def prepare(self, recording_id: str, transcript_id: str) -> Announcement:
+        """Where the event will go, and the partition's end offset now (the floor of a later search)."""
+        partition = partition_for(recording_id.encode(), await self._partition_count())
+        consumer = await self._offsets_client()
+        tp = TopicPartition(self._name, partition)
+        floor = (await consumer.end_offsets([tp]))[tp]
+        return Announcement(
+            topic=self._name, partition=partition, floor_offset=floor, event_id=ready_event_id(transcript_id)
+        )
+
+    async def find(self, announcement: Announcement) -> int | None:
+        """The offset of the announcement's event if it is in the topic (from the floor on), else None."""
+        consumer = AIOKafkaConsumer(**self._settings.aiokafka_connection_kwargs(), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = TopicPartition(announcement.topic, announcement.partition)
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            if end <= announcement.floor_offset:
+                return None
+            consumer.seek(tp, announcement.floor_offset)
+            async with asyncio.timeout(SCAN_TIMEOUT_SECONDS):
+                while await consumer.position(tp) < end:
+                    batch = await consumer.getmany(tp, timeout_ms=1000, max_records=500)
+                    for record in batch.get(tp, []):
+                        found = header_value(list(record.headers or ()), "ce_id")
+                        if found is not None and found.decode("utf-8", "replace") == announcement.event_id:
+                            return int(record.offset)
+            return None
+        finally:
+            await consumer.stop()
+
+    async def announce(self, manifest: Manifest, *, fresh: bool, traceparent: str | None = None) -> tuple[int, bool]:
+        """Send the manifest's event unless it is already in the topic; (offset, whether it was sent now)."""
+        assert manifest.event is not None and manifest.announcement is not None
+        announcement = manifest.announcement
+        if not fresh:
+            found = await self.find(announcement)
+            if found is not None:
+                _log.info(
+                    "transcripts.ready already emitted before a restart; not sending it again",
+                    transcript_id=manifest.transcript_id,
+                    partition=announcement.partition,
+                    offset=found,
+                )
+                return found, False
+        event = manifest.event
+        headers = build_headers(
+            CloudEventAttributes(
+                id=announcement.event_id,
+                source=SOURCE,
+                type=READY_EVENT_TYPE,
+                time=event.ready_at,
+                subject=event.recording_id,
+                traceparent=traceparent,
+            )
+        )
+        pending = await self._topic.send(
+            key=event.recording_id.encode(),
+            value=event.model_dump_json().encode(),
+            partition=announcement.partition,
+            headers=headers,
+        )
+        metadata = await pending
+        return int(metadata.offset), True
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None

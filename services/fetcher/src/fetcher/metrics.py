@@ -1,0 +1,57 @@
+"""Prometheus metrics of the fetcher, on a registry of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+@dataclass
+class FetcherMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.events = Counter("fetcher_events", "Recall transcript events consumed", ["event_type"], registry=r)
+        self.downloads = Counter(
+            "fetcher_downloads",
+            "Transcript downloads by outcome (ok, expired, not_found, too_large, not_allowed, invalid, retryable, ...)",
+            ["outcome"],
+            registry=r,
+        )
+        self.download_bytes = Counter("fetcher_download_bytes", "Bytes downloaded from Recall", registry=r)
+        self.download_seconds = Histogram(
+            "fetcher_download_seconds", "Time to download one transcript", buckets=_SECONDS, registry=r
+        )
+        self.store_seconds = Histogram(
+            "fetcher_store_seconds", "Time to render and store one transcript", buckets=_SECONDS, registry=r
+        )
+        self.end_to_end_seconds = Histogram(
+            "fetcher_end_to_end_seconds",
+            "From transcript.done (Recall's updated_at) to transcripts.ready",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+            registry=r,
+        )
+        self.ready = Counter("fetcher_ready", "TranscriptReady events emitted", registry=r)
+        self.duplicates = Counter(
+            "fetcher_duplicates_suppressed",
+            "transcript.done events that led to no second transcripts.ready, by how it was known",
+            ["via"],
+            registry=r,
+        )
+        self.gone = Counter("fetcher_gone", "Transcripts deleted at Recall before they were stored", registry=r)
+        self.retries = Counter("fetcher_retries_scheduled", "Retries scheduled, by error kind", ["kind"], registry=r)
+        self.retry_backlog = Gauge("fetcher_retry_backlog", "Transcripts waiting for a retry", registry=r)
+        self.operator_problems = Counter(
+            "fetcher_operator_problems", "Recall refused our credentials or billing (401/402/403)", registry=r
+        )
+        self.dlq = Counter("fetcher_dlq", "Messages sent to fetcher.dlq", registry=r)
+        self.recall_calls = Counter(
+            "fetcher_recall_calls", "Recall API calls by operation and outcome", ["operation", "outcome"], registry=r
+        )
+        self.recall_latency = Histogram(
+            "fetcher_recall_api_latency_seconds", "Recall API call latency", ["operation"], buckets=_SECONDS, registry=r
+        )

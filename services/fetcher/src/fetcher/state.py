@@ -1,0 +1,196 @@
+"""What the fetcher remembers per recording (one JSON document per recording id in a faust Table), and the pure
+decisions over it: whether a ``transcript.done`` needs work, and what a failed attempt leads to.
+
+No Kafka, no HTTP, no clock of their own: the app passes ``now`` and a random generator in.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from fetcher.settings import FetcherSettings
+from pipeline_common.recall.errors import ErrorKind
+
+
+class Status(StrEnum):
+    FETCHING = "fetching"  # work in progress (or interrupted by a crash: the event is redelivered)
+    RETRY_SCHEDULED = "retry_scheduled"  # a retryable failure; the retry timer wakes it up
+    BLOCKED = "blocked"  # Recall refuses our credentials (401/402/403): retried slowly, loudly
+    READY = "ready"  # stored and announced on transcripts.ready
+    GONE = "gone"  # deleted at Recall (404, transcript.deleted): nothing to announce
+    REJECTED = "rejected"  # invalid, over the size cap, a disallowed host, or out of attempts: in fetcher.dlq
+
+
+#: A transcript.done for a transcript in one of these needs no work now.
+SETTLED_OR_WAITING = frozenset({Status.READY, Status.RETRY_SCHEDULED, Status.BLOCKED})
+
+
+class Source(BaseModel):
+    """The transcript.done that started the work: enough to dead-letter it later, from a retry."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    topic: str
+    partition: int
+    offset: int
+    body: str
+    headers: list[tuple[str, str]] = Field(default_factory=list)
+
+
+class Retry(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sequence: int = Field(ge=1, description="increases with every schedule, so a stale wake-up is recognisable")
+    due_at: AwareDatetime
+    reason: str
+
+
+class TranscriptState(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    transcript_id: str
+    status: Status = Status.FETCHING
+    bot_id: str | None = None
+    completed_at: AwareDatetime | None = Field(default=None, description="transcript.done's data.data.updated_at")
+    received_at: AwareDatetime | None = Field(default=None, description="when ingest accepted the webhook")
+    recording_metadata: dict[str, Any] = Field(default_factory=dict)
+    transcript_metadata: dict[str, Any] = Field(default_factory=dict)
+    traceparent: str | None = None
+    attempts: int = Field(default=0, ge=0, description="fetch attempts that failed and were retried")
+    retry: Retry | None = None
+    retry_sequence: int = 0
+    last_error: str | None = None
+    duplicates: int = Field(default=0, ge=0, description="transcript.done events suppressed as duplicates")
+    manifest_uri: str | None = None
+    ready_event_id: str | None = None
+    ready_partition: int | None = None
+    ready_offset: int | None = None
+    word_count: int | None = None
+    source: Source | None = None
+    first_seen_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class RecordingDoc(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    recording_id: str
+    transcripts: dict[str, TranscriptState] = Field(default_factory=dict)
+
+    def to_table(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_table(cls, recording_id: str, value: Any) -> RecordingDoc:
+        return cls(recording_id=recording_id) if value is None else cls.model_validate(value)
+
+    def public(self) -> dict[str, Any]:
+        """What the read API shows: status and pointers, not the stored webhook."""
+        return {
+            "recording_id": self.recording_id,
+            "transcripts": [
+                state.model_dump(mode="json", exclude={"source", "traceparent", "retry_sequence"})
+                for state in sorted(self.transcripts.values(), key=lambda s: s.first_seen_at)
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+    operator_seconds: float
+    operator_max_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: FetcherSettings) -> RetryPolicy:
+        return cls(
+            max_attempts=settings.fetcher_max_attempts,
+            base_seconds=settings.fetcher_retry_base_seconds,
+            max_seconds=settings.fetcher_retry_max_seconds,
+            operator_seconds=settings.fetcher_operator_retry_seconds,
+            operator_max_seconds=settings.fetcher_operator_retry_max_seconds,
+        )
+
+
+def needs_work(state: TranscriptState | None) -> bool:
+    """A transcript.done needs work unless the transcript is announced or already waiting for its retry. A
+    rejected or gone one is tried again: that is what replaying the DLQ (or a later done) is for."""
+    return state is None or state.status not in SETTLED_OR_WAITING
+
+
+def retry_delay(failures: int, retry_after: float | None, policy: RetryPolicy, rng: random.Random) -> float:
+    """Exponential backoff with jitter; never sooner than a Retry-After."""
+    ceiling = min(policy.max_seconds, policy.base_seconds * 2 ** min(failures - 1, 30))
+    backoff = ceiling / 2 + rng.uniform(0, ceiling / 2)
+    if retry_after is not None and retry_after > 0:
+        return float(max(backoff, retry_after * (1 + rng.uniform(0, 0.1))))
+    return float(backoff)
+
+
+def operator_delay(failures: int, policy: RetryPolicy) -> float:
+    return float(min(policy.operator_max_seconds, policy.operator_seconds * 2 ** min(failures - 1, 30)))
+
+
+@dataclass(frozen=True)
+class FailureDecision:
+    state: TranscriptState
+    dead_letter: bool  # out of attempts: to the DLQ
+    operator_problem: bool
+
+
+def on_retryable_failure(
+    state: TranscriptState,
+    *,
+    kind: ErrorKind,
+    reason: str,
+    retry_after: float | None,
+    policy: RetryPolicy,
+    now: datetime,
+    rng: random.Random,
+) -> FailureDecision:
+    """Schedule the next attempt (kept in the Table, woken by the retry timer), or give up after ``max_attempts``.
+    Operator problems (Recall refusing our key or bill) never give up: they retry slowly until someone fixes them."""
+    failures = state.attempts + 1
+    operator = kind is ErrorKind.OPERATOR
+    if not operator and failures >= policy.max_attempts:
+        rejected = state.model_copy(
+            update={
+                "status": Status.REJECTED,
+                "attempts": failures,
+                "retry": None,
+                "last_error": f"gave up after {failures} attempts: {reason}",
+                "updated_at": now,
+            }
+        )
+        return FailureDecision(rejected, dead_letter=True, operator_problem=False)
+    delay = operator_delay(failures, policy) if operator else retry_delay(failures, retry_after, policy, rng)
+    sequence = state.retry_sequence + 1
+    scheduled = state.model_copy(
+        update={
+            "status": Status.BLOCKED if operator else Status.RETRY_SCHEDULED,
+            "attempts": failures,
+            "retry": Retry(sequence=sequence, due_at=now + timedelta(seconds=delay), reason=reason),
+            "retry_sequence": sequence,
+            "last_error": reason,
+            "updated_at": now,
+        }
+    )
+    return FailureDecision(scheduled, dead_letter=False, operator_problem=operator)
+
+
+def due_retry(state: TranscriptState | None, sequence: int) -> bool:
+    """A wake-up from the retries topic is acted on only when it is the transcript's current schedule."""
+    return (
+        state is not None
+        and state.status in (Status.RETRY_SCHEDULED, Status.BLOCKED)
+        and state.retry is not None
+        and state.retry.sequence == sequence
+    )

@@ -1,0 +1,499 @@
+"""Helpers for the fetcher's tests and benchmark: a real S3-compatible server (moto's standalone server) on loopback,
+the fetcher worker as a subprocess, a download proxy that can cut or stall a response mid-body, and a pipeline
+driver that produces ``transcript.done`` events and reads what the fetcher emits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from fetcher.announce import partition_for
+from pipeline_common.cloudevents import CloudEventAttributes, build_headers, header_value
+from pipeline_common.topics import TRANSCRIPT_EVENTS, TRANSCRIPTS_READY, dlq_topic
+from tests.support.recall_sim import RunningSim
+from tests.support.waiting import wait_for, wait_for_sync
+
+ROOT = Path(__file__).resolve().parents[2]
+DLQ = dlq_topic("fetcher").name
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- S3 ------------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def s3_server() -> Iterator[str]:
+    """moto's standalone S3-compatible server on a free loopback port; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def aws_credentials() -> Iterator[None]:
+    """Dummy credentials for boto3 (moto accepts any); restores the environment afterwards."""
+    saved = {name: os.environ.get(name) for name in AWS_ENV}
+    os.environ.update(AWS_ENV)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def create_bucket(endpoint_url: str, bucket: str) -> None:
+    import boto3
+
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=bucket)
+    client.close()
+
+
+# --- the worker ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FetcherWorker:
+    """``python -m fetcher`` as a subprocess (so it can be SIGKILLed), with its log in a file."""
+
+    env: dict[str, str]
+    log_dir: Path
+    name: str = "fetcher"
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def port(self) -> int:
+        return int(self.env["FETCHER_WEB_PORT"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}-{self.starts}.log"
+
+    def start(self, **overrides: str) -> FetcherWorker:
+        self.starts += 1
+        env = {**self.env, **overrides}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "fetcher"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        def ready() -> bool:
+            if not self.alive():
+                raise AssertionError(f"fetcher exited during start-up:\n{self.log_tail()}")
+            try:
+                return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for_sync(ready, timeout=timeout, interval=0.2, message="fetcher ready")
+
+    def kill(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self, timeout: float = 60) -> int | None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode if self.process else None
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", params=params, timeout=30)
+
+    def recording(self, recording_id: str) -> dict[str, Any] | None:
+        response = self.get(f"/recordings/{recording_id}")
+        return response.json() if response.status_code == 200 else None
+
+    def transcript_state(self, recording_id: str, transcript_id: str) -> dict[str, Any] | None:
+        doc = self.recording(recording_id) or {"transcripts": []}
+        return next((t for t in doc["transcripts"] if t["transcript_id"] == transcript_id), None)
+
+    def metrics(self) -> str:
+        return self.get("/metrics").text
+
+
+def worker_env(
+    *,
+    bootstrap: str,
+    sim: RunningSim,
+    store_url: str,
+    app_id: str,
+    data_dir: Path,
+    **extra: str,
+) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "RECALL_API_BASE_URL": sim.base_url,
+        "RECALL_API_KEY": sim.api_key,
+        "TRANSCRIPT_STORE_URL": store_url,
+        "FETCHER_APP_ID": app_id,
+        "FETCHER_DATA_DIR": str(data_dir),
+        "FETCHER_WEB_HOST": "127.0.0.1",
+        "FETCHER_WEB_PORT": str(free_port()),
+        # The pipeline's topics are shared by the whole test session: start at their end, never replay others' events.
+        "FETCHER_AUTO_OFFSET_RESET": "latest",
+        "FETCHER_SESSION_TIMEOUT_SECONDS": "10",
+        "FETCHER_RETRY_BASE_SECONDS": "0.2",
+        "FETCHER_RETRY_MAX_SECONDS": "1",
+        "FETCHER_RETRY_SCAN_SECONDS": "0.1",
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
+        **AWS_ENV,
+    }
+    env.update(extra)
+    return env
+
+
+# --- a proxy in front of the simulator's download URLs --------------------------------------------------------------
+
+
+@dataclass
+class DownloadProxy:
+    """Forwards GETs to the simulator; can cut the next responses mid-body, stall them mid-body, or replace the
+    body. Point download URLs at it with the simulator's ``public_url``."""
+
+    upstream: str
+    cut_next: int = 0
+    stall_next: int = 0
+    replace_body: bytes | None = None
+    requests: list[str] = field(default_factory=list)
+    stalled: int = 0
+    release: threading.Event = field(default_factory=threading.Event)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def localhost_url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def reset(self) -> None:
+        self.cut_next = self.stall_next = 0
+        self.replace_body = None
+        self.release.set()
+        self.release = threading.Event()
+
+    @contextmanager
+    def running(self) -> Iterator[DownloadProxy]:
+        proxy = self
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                upstream = httpx.get(proxy.upstream + self.path, timeout=60)
+                body = upstream.content
+                with lock:
+                    proxy.requests.append(self.path.split("?")[0])
+                    mode = "pass"
+                    if proxy.cut_next:
+                        proxy.cut_next -= 1
+                        mode = "cut"
+                    elif proxy.stall_next:
+                        proxy.stall_next -= 1
+                        mode = "stall"
+                    if proxy.replace_body is not None and upstream.status_code == 200:
+                        body = proxy.replace_body
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", upstream.headers.get("content-type", "application/json"))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if mode == "pass":
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                    return
+                self.wfile.write(body[: max(1, len(body) // 2)])
+                self.wfile.flush()
+                if mode == "stall":
+                    with lock:
+                        proxy.stalled += 1
+                    proxy.release.wait(timeout=120)
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.release.set()
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
+# --- driving the pipeline ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SimTranscript:
+    recording_id: str
+    transcript_id: str
+    body: bytes
+    webhook_id: str
+
+
+class Pipeline:
+    """Creates transcripts in the simulator, produces their ``transcript.done`` to Kafka as ingest would, and reads
+    ``transcripts.ready`` and ``fetcher.dlq`` from where they ended when the driver was made."""
+
+    def __init__(self, bootstrap: str, sim: RunningSim) -> None:
+        self.bootstrap = bootstrap
+        self.sim = sim
+        self._starts: dict[str, dict[int, int]] = {}
+
+    async def mark(self) -> None:
+        """Remember the current end of the output topics: reads start there."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        await consumer.start()
+        try:
+            for topic in (TRANSCRIPTS_READY.name, DLQ):
+                partitions = await self._partitions(consumer, topic)
+                tps = [TopicPartition(topic, p) for p in partitions]
+                offsets = await consumer.end_offsets(tps)
+                self._starts[topic] = {tp.partition: offset for tp, offset in offsets.items()}
+        finally:
+            await consumer.stop()
+
+    @staticmethod
+    async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        return sorted(partitions)
+
+    async def make_transcript(
+        self, *, provider: str = "recallai_async", attempt: int = 1, **spec: Any
+    ) -> SimTranscript:
+        """A recording and a finished transcript in the simulator; returns the transcript.done webhook it made."""
+        recording = await self.sim.admin.create_recording(
+            id=f"rec-{uuid.uuid4().hex[:12]}", webhooks=False, transcript=spec, metadata={"team": "fetcher-tests"}
+        )
+        async with self.sim.client() as recall:
+            options: dict[str, Any] = {"language_code": "en"} if provider == "recallai_async" else {}
+            artifact = await recall.create_transcript(
+                recording["id"],
+                {provider: options},
+                metadata={"pipeline": "tests", "pipeline_attempt": str(attempt), "recording_id": recording["id"]},
+            )
+
+        async def delivered() -> dict[str, Any] | None:
+            found = await self.sim.admin.deliveries(transcript_id=artifact.id, event="transcript.done")
+            return found[0] if found else None
+
+        delivery = await wait_for(delivered, timeout=15, interval=0.02, message="transcript.done in the simulator")
+        body = json.dumps(delivery["body"], separators=(",", ":"), ensure_ascii=False).encode()
+        return SimTranscript(recording["id"], artifact.id, body, delivery["id"])
+
+    async def publish(
+        self, transcript: SimTranscript, *, webhook_id: str | None = None, body: bytes | None = None
+    ) -> None:
+        await self.produce(
+            transcript.recording_id.encode(),
+            body if body is not None else transcript.body,
+            webhook_id or transcript.webhook_id,
+            json.loads(body or transcript.body).get("event", "transcript.done"),
+        )
+
+    async def produce(self, key: bytes | None, value: bytes, webhook_id: str, event_type: str) -> None:
+        headers = build_headers(
+            CloudEventAttributes(
+                id=webhook_id,
+                source="urn:recall-pipeline:tests",
+                type=event_type,
+                time=datetime.now(UTC),
+                subject=key.decode() if key else None,
+            )
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(TRANSCRIPT_EVENTS.name, value=value, key=key, headers=headers)
+        finally:
+            await producer.stop()
+
+    async def records(
+        self,
+        topic: str,
+        *,
+        until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+        timeout: float = 30,
+        worker: FetcherWorker | None = None,
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """Records of ``topic`` since :meth:`mark`, read until ``until`` holds (AssertionError after ``timeout``)."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        try:
+            starts = self._starts.get(topic, {})
+            tps = [TopicPartition(topic, p) for p in await self._partitions(consumer, topic)]
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, starts.get(tp.partition, 0))
+            deadline = time.monotonic() + timeout
+            while not until(records):
+                if time.monotonic() > deadline:
+                    tail = f"\nworker log:\n{worker.log_tail()}" if worker else ""
+                    raise AssertionError(
+                        f"condition on {topic} not met within {timeout:.0f}s ({len(records)} read){tail}"
+                    )
+                batch = await consumer.getmany(timeout_ms=200)
+                for partition_records in batch.values():
+                    records.extend(partition_records)
+            return records
+        finally:
+            await consumer.stop()
+
+    async def ready_events(self, transcript_id: str, *, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
+        """Wait for ``count`` transcripts.ready events of ``transcript_id``; return all seen so far (parsed)."""
+
+        def mine(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
+            found = []
+            for record in records:
+                ce_id = header_value(list(record.headers or ()), "ce_id")
+                if ce_id == f"transcript-ready:{transcript_id}".encode():
+                    found.append(
+                        {**json.loads(record.value or b"{}"), "_offset": record.offset, "_headers": record.headers}
+                    )
+            return found
+
+        records = await self.records(TRANSCRIPTS_READY.name, until=lambda rs: len(mine(rs)) >= count, **kwargs)
+        return mine(records)
+
+    async def all_ready(self, transcript_id: str) -> list[dict[str, Any]]:
+        """Every transcripts.ready event of ``transcript_id`` up to the current end of the topic."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        await consumer.start()
+        try:
+            tps = [
+                TopicPartition(TRANSCRIPTS_READY.name, p)
+                for p in await self._partitions(consumer, TRANSCRIPTS_READY.name)
+            ]
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+
+        def caught_up(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+            seen: dict[int, int] = {}
+            for record in records:
+                seen[record.partition] = max(seen.get(record.partition, -1), record.offset)
+            starts = self._starts.get(TRANSCRIPTS_READY.name, {})
+            return all(seen.get(tp.partition, starts.get(tp.partition, 0) - 1) >= end - 1 for tp, end in ends.items())
+
+        records = await self.records(TRANSCRIPTS_READY.name, until=caught_up)
+        return [
+            json.loads(r.value or b"{}")
+            for r in records
+            if header_value(list(r.headers or ()), "ce_id") == f"transcript-ready:{transcript_id}".encode()
+        ]
+
+    async def dlq_records(self, key: bytes, *, count: int = 1, **kwargs: Any) -> list[ConsumerRecord[bytes, bytes]]:
+        def mine(records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+            return [record for record in records if record.key == key]
+
+        return mine(await self.records(DLQ, until=lambda rs: len(mine(rs)) >= count, **kwargs))
+
+    async def prime(self, worker: FetcherWorker, partitions: int = TRANSCRIPT_EVENTS.partitions) -> None:
+        """Make sure the worker reads every partition from now on: one poison message per partition must come
+        back on the DLQ (with ``auto_offset_reset=latest`` an event produced before the worker positioned itself on
+        a partition would be skipped)."""
+        keys: dict[int, bytes] = {}
+        while len(keys) < partitions:
+            key = f"prime-{uuid.uuid4().hex[:10]}".encode()
+            keys.setdefault(partition_for(key, partitions), key)
+        for key in keys.values():
+            await self.produce(key, b"not json: priming the fetcher", f"prime-{key.decode()}", "transcript.done")
+        for key in keys.values():
+            await self.dlq_records(key, timeout=60, worker=worker)
+
+
+async def wait_state(
+    worker: FetcherWorker, recording_id: str, transcript_id: str, status: str, timeout: float = 30
+) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        state = await asyncio.to_thread(worker.transcript_state, recording_id, transcript_id)
+        return state if state is not None and state["status"] == status else None
+
+    try:
+        return await wait_for(reached, timeout=timeout, interval=0.1, message=f"transcript {transcript_id} {status}")
+    except AssertionError as error:
+        state = worker.transcript_state(recording_id, transcript_id)
+        raise AssertionError(f"{error}; state: {state}\nworker log:\n{worker.log_tail()}") from None
