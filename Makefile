@@ -92,3 +92,10 @@ kustomize: ## install the pinned kustomize into .cache/bin (only where kubectl i
 
 docs: setup ## regenerate docs/asyncapi.yaml and docs/schemas/*.json from the topic registry and event models
 	$(RUN) python -m pipeline_common.docs
+
+# ------------------------------------------------------------------------------------------- measured (bench/)
+.PHONY: bench
+BENCH_ARGS ?=
+
+bench: setup kafka-fetch ## benchmarks on a dedicated local broker: a table, figures in bench/results/ (BENCH_ARGS=--quick)
+	$(RUN) python bench/run.py $(BENCH_ARGS)

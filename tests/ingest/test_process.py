@@ -116,4 +116,4 @@ def test_sigterm_drains_and_exits_cleanly(started, kafka_bootstrap: str) -> None
     wait_for_sync(lambda: httpx.get(f"{url}/readyz").status_code == 200, timeout=60, message="ready")
     body = recording_done()
     assert httpx.post(f"{url}/webhooks/recall", content=body, headers=signed(body)).status_code == 200
-    assert '"event": "webhook accepted"' in stop_gracefully(process)
+    assert '"producer_flushed": true' in stop_gracefully(process)

@@ -31,7 +31,9 @@ def durable_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProdu
         **settings.aiokafka_connection_kwargs(),
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": 5,
+        # Each caller waits for its own acknowledgement (a webhook's 2xx): lingering would add latency to every one,
+        # and concurrent sends still share batches while a request is in flight.
+        "linger_ms": 0,
         "request_timeout_ms": 10_000,
         **overrides,
     }

@@ -147,7 +147,8 @@ def create_app(settings: IngestSettings, *, publisher: KafkaPublisher | None = N
             return _problem(503, "kafka_unavailable", str(failure), retry_after), "unavailable"
         metrics.produce_latency.observe(latency)
         recent.remember(delivery.webhook_id)
-        _log.info(
+        # DEBUG: one line per accepted webhook costs measurable CPU at load; the metrics count them.
+        _log.debug(
             "webhook accepted",
             webhook_id=delivery.webhook_id,
             event_type=event.event,

@@ -1,0 +1,1 @@
+"""`make bench`: the framework (framework.py), the runner (run.py) and the benchmarks (*_bench.py)."""

@@ -1,0 +1,209 @@
+"""What a benchmark is, what it receives, and the small helpers the benchmarks share.
+
+A benchmark is a module registered in ``bench/run.py``'s ``BENCHMARKS`` that defines:
+
+``DESCRIPTION: str``
+    one line for the table and the JSON file;
+``FIGURES: dict[str, Figure]`` (optional)
+    label, unit and goal of each figure it reports (a figure not listed is still reported, without unit or goal);
+``def run(ctx: BenchContext) -> Iterator[Mapping[str, float] | Repetition]``
+    a generator: set up, then yield the figures of ONE repetition ``ctx.repeats`` times, then tear down (in a
+    ``finally``). The runner keeps every repetition and reports the median of each figure, so a comparison between
+    two things (a ratio) must be computed inside one repetition, on figures measured in that same repetition.
+
+The runner owns the Kafka broker (``ctx.kafka_bootstrap()`` starts one on first use unless
+``KAFKA_BOOTSTRAP_SERVERS`` is set, and stops it at the end), a scratch directory per benchmark (``ctx.work_dir``),
+``--quick`` (``ctx.quick``: shorter durations, one repetition) and ``--set NAME.KEY=VALUE`` (``ctx.param``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GoalOp = Literal[">=", ">", "<=", "<"]
+
+
+@dataclass(frozen=True)
+class Goal:
+    op: GoalOp
+    target: float
+
+    def met(self, value: float) -> bool:
+        return {
+            ">=": value >= self.target,
+            ">": value > self.target,
+            "<=": value <= self.target,
+            "<": value < self.target,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.target:g}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    unit: str = ""
+    goal: Goal | None = None
+
+
+@dataclass
+class Repetition:
+    """The figures of one repetition, plus anything worth keeping in the JSON file (steps, raw samples...)."""
+
+    figures: Mapping[str, float]
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class KafkaProvider:
+    """``KAFKA_BOOTSTRAP_SERVERS`` if set; else a dedicated local broker (scripts/kafka-local), started on first use."""
+
+    def __init__(self, scratch: Path, log: Callable[[str], None]) -> None:
+        self._scratch = scratch
+        self._log = log
+        self._broker: Any = None
+        self.bootstrap: str | None = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+        self.origin = "env" if self.bootstrap else "none"
+
+    def get(self) -> str:
+        if self.bootstrap is not None:
+            return self.bootstrap
+        from tests.support.broker import Broker, free_port_pair  # the same recipe as the test suite's local broker
+
+        port = free_port_pair()
+        state_dir = Path(tempfile.mkdtemp(prefix="kafka-", dir=self._scratch))
+        broker = Broker(bootstrap_servers=f"127.0.0.1:{port}", origin="local", state_dir=state_dir, port=port)
+        self._log(f"starting a dedicated Kafka broker on 127.0.0.1:{port} (state in {state_dir})")
+        broker.start()
+        self._broker = broker
+        self.bootstrap = broker.bootstrap_servers
+        self.origin = "local"
+        return self.bootstrap
+
+    def close(self) -> None:
+        if self._broker is not None:
+            self._log("stopping the dedicated Kafka broker")
+            try:
+                self._broker.stop()
+            finally:
+                shutil.rmtree(self._broker.state_dir, ignore_errors=True)
+                self._broker = None
+
+
+@dataclass
+class BenchContext:
+    name: str
+    quick: bool
+    repeats: int
+    work_dir: Path
+    kafka: KafkaProvider
+    params: Mapping[str, str] = field(default_factory=dict)
+    log: Callable[[str], None] = print
+
+    def kafka_bootstrap(self) -> str:
+        return self.kafka.get()
+
+    def param(self, key: str, default: str) -> str:
+        """``--set <benchmark>.<key>=<value>`` from the command line, else ``default``."""
+        return self.params.get(key, default)
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of already sorted values; NaN when there are none."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return float(sorted_values[min(rank, len(sorted_values)) - 1])
+
+
+def process_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # Fields 14 and 15 of /proc/<pid>/stat (utime, stime), counted after the ")" that ends the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a loopback URL we built
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class ServerProcess:
+    """A Python process of ours (``python -m ...`` or a script) with its output in a log file; stopped by its pid."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *argv],
+                env={**os.environ, **env},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_http_ok(self, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; log: {self.log_path}")
+            if http_ok(url):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready at {url} within {timeout:g} s; log: {self.log_path}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far (from /proc; 0.0 where there is none)."""
+        return process_cpu_seconds(self.pid)
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, grace: float = 20.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)

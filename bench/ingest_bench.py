@@ -1,0 +1,299 @@
+"""Ingest benchmark: signed ``recording.done`` webhooks against ``python -m ingest`` and a verify-only baseline.
+
+Both servers run as their own processes on 127.0.0.1 under the same uvicorn settings (uvloop, httptools): the real
+service (``python -m ingest``: verify, parse, route, CloudEvents headers, de-duplication, metrics, JSON logs, and an
+idempotent ``acks=all`` write that Kafka acknowledges before the 200) and ``bench/baseline_app.py`` (verify with the
+same ``WebhookVerifier``, answer 200). The load comes from ``bench/loadgen.py`` in a third process.
+
+Per repetition, for each server (the order alternates between repetitions):
+
+1. a short discarded warm-up;
+2. a closed-loop ramp at rising concurrency: the max sustained rate is the best requests/second of a step with zero
+   errors; the ramp stops at the first step with an error or with less than ``min_gain`` (2 %) more throughput than
+   the best step so far;
+3. an open-loop run at 80 % of that rate (fixed arrival rate, twice the best step's connections): p50/p99 latency.
+
+The ratio ingest/baseline is computed inside each repetition. Parameters (``--set ingest.KEY=VALUE``):
+``steps`` (comma-separated concurrencies), ``step_seconds``, ``rate_seconds``, ``event`` (default
+``recording.done``; the smoke test routes ``audio_mixed.done`` to ``recall.other.events`` to keep the
+session broker's recording topic quiet), ``log_level`` (ingest's ``LOG_LEVEL``, default INFO as deployed),
+``min_gain``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import secrets
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.framework import ROOT, BenchContext, Figure, Goal, Repetition, ServerProcess, free_port
+
+DESCRIPTION = "signed recording.done webhooks: python -m ingest (Kafka, acks=all) vs a verify-only FastAPI baseline"
+
+FIGURES = {
+    "ingest_max_rps": Figure("ingest: max sustained rate, 0 errors", "req/s"),
+    "baseline_max_rps": Figure("baseline: max sustained rate, 0 errors", "req/s"),
+    "ratio_ingest_baseline": Figure("ingest / baseline max rate (same run)", "x", Goal(">=", 0.6)),
+    "ingest_p50_ms": Figure("ingest p50 at 80 % of its max", "ms"),
+    "ingest_p99_ms": Figure("ingest p99 at 80 % of its max", "ms", Goal("<", 50)),
+    "baseline_p50_ms": Figure("baseline p50 at 80 % of its max", "ms"),
+    "baseline_p99_ms": Figure("baseline p99 at 80 % of its max", "ms"),
+    "ingest_p99_from_due_ms": Figure("ingest p99 at 80 %, from the due time", "ms"),
+    "ingest_best_concurrency": Figure("ingest: connections at its max", ""),
+    "baseline_best_concurrency": Figure("baseline: connections at its max", ""),
+    "ingest_cpu_ms_per_req": Figure("ingest: server CPU per request at its max", "ms"),
+    "baseline_cpu_ms_per_req": Figure("baseline: server CPU per request at its max", "ms"),
+    "ratio_cpu_ingest_baseline": Figure("ingest / baseline CPU per request (same run)", "x"),
+    "ingest_errors_at_80pct": Figure("ingest errors in the 80 % run", ""),
+    "baseline_errors_at_80pct": Figure("baseline errors in the 80 % run", ""),
+}
+
+FULL = {"steps": "1,2,4,8,16,32,64,128,256", "step_seconds": "4", "rate_seconds": "8", "warmup": "1"}
+QUICK = {"steps": "4,16,64", "step_seconds": "1.5", "rate_seconds": "2", "warmup": "0.3"}
+PATH = "/webhooks/recall"
+POOL_RATE_FLOOR = 3000  # requests/second worth of signed requests prepared for a step, at least...
+POOL_RATE_CAP = 20000  # ...and at most
+
+
+class LoadGenerator:
+    """``bench/loadgen.py`` in its own process; one JSON command in, one JSON result out, each with a deadline."""
+
+    def __init__(self, secret: str, log_dir: Path) -> None:
+        self._stderr = (log_dir / "loadgen.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "loadgen.py")],
+            env={**os.environ, "BENCH_WEBHOOK_SECRET": secret},
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, name="loadgen-reader", daemon=True).start()
+        hello = self._next(timeout=60)
+        if hello.get("op") != "hello":
+            raise RuntimeError(f"load generator did not start: {hello}")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _next(self, timeout: float) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"load generator gave no answer within {timeout:g} s") from None
+        if line is None:
+            raise RuntimeError(f"load generator exited ({self.process.poll()}); see {self._stderr.name}")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def run(self, command: dict[str, Any], timeout: float) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        result = self._next(timeout)
+        if "failed" in result:
+            raise RuntimeError(f"load generator failed: {result['failed']}")
+        return result
+
+    def close(self) -> None:
+        try:
+            if self.process.poll() is None and self.process.stdin is not None:
+                self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait(timeout=10)
+        finally:
+            self._stderr.close()
+
+
+class Target:
+    def __init__(self, name: str, server: ServerProcess, port: int) -> None:
+        self.name = name
+        self.server = server
+        self.port = port
+
+    def command(self, op: str, event: str, **fields: Any) -> dict[str, Any]:
+        return {"op": op, "host": "127.0.0.1", "port": self.port, "path": PATH, "event": event, **fields}
+
+    def drive(self, gen: LoadGenerator, command: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Run one load command against this server and add the server's CPU time per answered request."""
+        before = self.server.cpu_seconds()
+        result = gen.run(command, timeout)
+        used = self.server.cpu_seconds() - before
+        result["server_cpu_s"] = round(used, 3)
+        result["server_cpu_ms_per_ok"] = round(1000 * used / result["ok"], 4) if result["ok"] else None
+        self.check_alive()
+        return result
+
+    def check_alive(self) -> None:
+        if self.server.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited ({self.server.process.returncode}):\n{self.server.tail()}")
+
+
+def _settings(ctx: BenchContext) -> dict[str, Any]:
+    defaults = QUICK if ctx.quick else FULL
+    return {
+        "steps": [int(c) for c in ctx.param("steps", defaults["steps"]).split(",") if c.strip()],
+        "step_seconds": float(ctx.param("step_seconds", defaults["step_seconds"])),
+        "rate_seconds": float(ctx.param("rate_seconds", defaults["rate_seconds"])),
+        "warmup": float(ctx.param("warmup", defaults["warmup"])),
+        "event": ctx.param("event", "recording.done"),
+        "log_level": ctx.param("log_level", "INFO"),
+        "min_gain": float(ctx.param("min_gain", "0.02")),
+    }
+
+
+def measure(ctx: BenchContext, gen: LoadGenerator, target: Target, cfg: dict[str, Any]) -> dict[str, Any]:
+    """One ramp and one 80 % run against ``target``."""
+    event, step_seconds, warmup = cfg["event"], cfg["step_seconds"], cfg["warmup"]
+    target.drive(
+        gen,
+        target.command("closed", event, concurrency=8, duration=min(1.0, step_seconds), warmup=0, max_requests=5000),
+        timeout=120,
+    )
+    steps: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    stop_reason = "last step"
+    for concurrency in cfg["steps"]:
+        per_second = min(max(3 * (best["rps"] if best else 0), POOL_RATE_FLOOR), POOL_RATE_CAP)
+        result = target.drive(
+            gen,
+            target.command(
+                "closed",
+                event,
+                concurrency=concurrency,
+                duration=step_seconds,
+                warmup=min(warmup, step_seconds / 3),
+                max_requests=int(per_second * step_seconds),
+            ),
+            timeout=step_seconds + 120,
+        )
+        steps.append(result)
+        ctx.log(
+            f"  {target.name:8} c={concurrency:<4} {result['rps']:>8.1f} req/s  p99 {result['p99_ms']} ms"
+            f"  errors {result['error_count']}  server {result['server_cpu_ms_per_ok']} ms CPU/req"
+            f"  loadgen {result['loadgen_cpu_s'] / max(result['elapsed_s'], 1e-9):.0%} CPU"
+        )
+        if result["error_count"]:
+            stop_reason = f"errors at concurrency {concurrency}: {result['errors']}"
+            break
+        if best is not None and result["rps"] < best["rps"] * (1 + cfg["min_gain"]):
+            stop_reason = f"no throughput gain at concurrency {concurrency}"
+            if result["rps"] > best["rps"]:
+                best = result
+            break
+        best = result
+    if best is None or best["rps"] <= 0:
+        raise RuntimeError(f"{target.name}: no step without errors ({stop_reason}); log {target.server.log_path}")
+    rate = 0.8 * best["rps"]
+    connections = min(max(2 * best["concurrency"], 4), 512)
+    loaded = target.drive(
+        gen,
+        target.command(
+            "rate",
+            event,
+            rate=rate,
+            connections=connections,
+            duration=cfg["rate_seconds"],
+            warmup=min(warmup, cfg["rate_seconds"] / 3),
+        ),
+        timeout=cfg["rate_seconds"] + 120,
+    )
+    ctx.log(
+        f"  {target.name:8} 80 % = {rate:.0f} req/s over {connections} connections: p50 {loaded['p50_ms']} ms,"
+        f" p99 {loaded['p99_ms']} ms, errors {loaded['error_count']}"
+    )
+    return {"max_rps": best["rps"], "best": best, "steps": steps, "stop_reason": stop_reason, "at_80pct": loaded}
+
+
+def run(ctx: BenchContext) -> Iterator[Repetition]:
+    cfg = _settings(ctx)
+    bootstrap = ctx.kafka_bootstrap()
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    started: list[Any] = []
+    try:
+        ingest_port, baseline_port = free_port(), free_port()
+        ingest = ServerProcess(
+            "ingest",
+            ["-m", "ingest"],
+            {
+                "RECALL_WEBHOOK_SECRET": secret,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "INGEST_HOST": "127.0.0.1",
+                "INGEST_PORT": str(ingest_port),
+                "LOG_LEVEL": cfg["log_level"],
+            },
+            ctx.work_dir,
+        )
+        started.append(ingest)
+        baseline = ServerProcess(
+            "baseline",
+            [str(ROOT / "bench" / "baseline_app.py")],
+            {"RECALL_WEBHOOK_SECRET": secret, "BASELINE_HOST": "127.0.0.1", "BASELINE_PORT": str(baseline_port)},
+            ctx.work_dir,
+        )
+        started.append(baseline)
+        gen = LoadGenerator(secret, ctx.work_dir)
+        started.append(gen)
+        baseline.wait_http_ok(f"http://127.0.0.1:{baseline_port}/readyz", timeout=60)
+        ingest.wait_http_ok(f"http://127.0.0.1:{ingest_port}/readyz", timeout=120)
+        targets = [Target("baseline", baseline, baseline_port), Target("ingest", ingest, ingest_port)]
+        ctx.log(f"ingest (pid {ingest.pid}) and baseline (pid {baseline.pid}) ready; broker {bootstrap}")
+
+        for repetition in range(ctx.repeats):
+            order = targets if repetition % 2 == 0 else targets[::-1]
+            ctx.log(f"repetition {repetition + 1}/{ctx.repeats}: {' then '.join(t.name for t in order)}")
+            measured = {target.name: measure(ctx, gen, target, cfg) for target in order}
+            ing, base = measured["ingest"], measured["baseline"]
+            figures = {
+                "ingest_max_rps": ing["max_rps"],
+                "baseline_max_rps": base["max_rps"],
+                "ratio_ingest_baseline": round(ing["max_rps"] / base["max_rps"], 3),
+                "ingest_p50_ms": ing["at_80pct"]["p50_ms"],
+                "ingest_p99_ms": ing["at_80pct"]["p99_ms"],
+                "baseline_p50_ms": base["at_80pct"]["p50_ms"],
+                "baseline_p99_ms": base["at_80pct"]["p99_ms"],
+                "ingest_p99_from_due_ms": ing["at_80pct"]["p99_from_due_ms"],
+                "ingest_best_concurrency": ing["best"]["concurrency"],
+                "baseline_best_concurrency": base["best"]["concurrency"],
+                "ingest_cpu_ms_per_req": ing["best"]["server_cpu_ms_per_ok"],
+                "baseline_cpu_ms_per_req": base["best"]["server_cpu_ms_per_ok"],
+                "ratio_cpu_ingest_baseline": round(
+                    ing["best"]["server_cpu_ms_per_ok"] / base["best"]["server_cpu_ms_per_ok"], 3
+                ),
+                "ingest_errors_at_80pct": ing["at_80pct"]["error_count"],
+                "baseline_errors_at_80pct": base["at_80pct"]["error_count"],
+            }
+            yield Repetition(
+                figures=figures,
+                detail={
+                    "order": [t.name for t in order],
+                    "settings": {**cfg, "steps": cfg["steps"]},
+                    "broker": bootstrap,
+                    **measured,
+                },
+            )
+    finally:
+        for thing in reversed(started):  # each one stopped even if another one fails to stop
+            try:
+                if isinstance(thing, LoadGenerator):
+                    thing.close()
+                else:
+                    thing.stop()
+            except Exception as error:
+                ctx.log(f"could not stop {thing}: {error!r}")
