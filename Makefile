@@ -20,7 +20,7 @@ $(CURDIR)/.tools/bin/uv:
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # The stamp makes a second `make setup` a no-op unless the lock file or a pyproject changed.
-.venv/.synced: uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml | $(UV)
+.venv/.synced: uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
@@ -41,7 +41,7 @@ kafka-status: ## is the local broker running?
 lint: setup ## ruff (lint + format check) and mypy (strict for libs/common)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/common/src services/ingest/src services/transcriber/src services/fetcher/src services/recall_sim/src
+	$(RUN) mypy libs/common/src services/ingest/src services/transcriber/src services/fetcher/src services/recall_sim/src tools/cli/src
 
 format: setup ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .

@@ -1,0 +1,58 @@
+"""A downstream consumer of transcripts.ready / transcripts.failed: needs only aiokafka (pip install aiokafka).
+
+KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 python examples/consume_transcripts.py [--group G] [--from-beginning]
+    [--max-events N] [--timeout SECONDS]      # exit 0, or 1 when --max-events were not all seen in time
+"""
+
+import argparse
+import asyncio
+import json
+import os
+
+from aiokafka import AIOKafkaConsumer
+
+
+async def consume(args: argparse.Namespace) -> int:
+    consumer = AIOKafkaConsumer(
+        "transcripts.ready",
+        "transcripts.failed",
+        bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        group_id=args.group,  # one group per downstream service: each gets every event once (at least)
+        auto_offset_reset="earliest" if args.from_beginning else "latest",  # for a group with no committed offset
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen: set[str] = set()  # at-least-once delivery: a redelivered event carries the same ce_id (keep this durable)
+    wanted = args.max_events or 1_000_000_000
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.timeout if args.timeout else float("inf")
+    try:
+        while len(seen) < wanted and loop.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=500, max_records=min(wanted - len(seen), 500))
+            for record in [r for batch in batches.values() for r in batch]:
+                event_id = dict(record.headers).get("ce_id", b"").decode()
+                event = json.loads(record.value)
+                if event_id in seen or event.get("schema_version", 1) != 1:
+                    continue  # a duplicate, or a future major version this consumer does not understand
+                seen.add(event_id)
+                if record.topic == "transcripts.ready":  # claim check: the transcript itself is at raw.uri
+                    line = (
+                        f"transcript={event['transcript_id']} provider={event['provider']} words={event['word_count']}"
+                    )
+                    print(f"ready  {event['recording_id']} {line} raw={event['raw']['uri']}", flush=True)
+                else:
+                    line = f"reason={event['reason']} attempts={len(event['attempts'])}"
+                    print(f"failed {event['recording_id']} {line}", flush=True)
+            await consumer.commit()  # after the work is done: a crash before this redelivers, never loses
+    finally:
+        await consumer.stop()
+    return 0 if not args.max_events or len(seen) >= args.max_events else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Print one line per transcripts.ready / transcripts.failed event.")
+    parser.add_argument("--group", default="transcripts-example", help="consumer group id")
+    parser.add_argument("--from-beginning", action="store_true", help="a new group starts at the oldest event")
+    parser.add_argument("--max-events", type=int, help="stop after this many distinct events")
+    parser.add_argument("--timeout", type=float, help="stop after this many seconds")
+    raise SystemExit(asyncio.run(consume(parser.parse_args())))

@@ -1,0 +1,106 @@
+"""examples/consume_transcripts.py, the downstream example of docs/consuming-transcripts.md, run as a person runs it
+against the real broker's transcripts.ready and transcripts.failed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline_common import docs
+from pipeline_common.cloudevents import CloudEventAttributes, build_headers
+from pipeline_common.contracts import FAILED_EVENT_TYPE, READY_EVENT_TYPE
+from pipeline_common.kafka import ensure_topics
+from pipeline_common.settings import KafkaSettings
+from pipeline_common.topics import TRANSCRIPTS_FAILED, TRANSCRIPTS_READY
+from tests.support.kafka import KafkaTestClient
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consume_transcripts.py"
+
+
+def cloudevent(event_type: str, event_id: str, subject: str) -> list[tuple[str, bytes]]:
+    return build_headers(
+        CloudEventAttributes(id=event_id, source="urn:test", type=event_type, time=datetime.now(UTC), subject=subject)
+    )
+
+
+async def distinct_events(kafka: KafkaTestClient) -> int:
+    """What the example should print when it reads both topics from the beginning: one line per distinct ce_id."""
+    ids: set[bytes] = set()
+    for topic in (TRANSCRIPTS_READY.name, TRANSCRIPTS_FAILED.name):
+        total = sum((await kafka.end_offsets(topic)).values())
+        for record in await kafka.consume(topic, count=total) if total else []:
+            ids.add(dict(record.headers or ()).get("ce_id", b""))
+    return len(ids)
+
+
+async def run_example(bootstrap: str, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLE),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+    )
+    try:
+        async with asyncio.timeout(90):
+            stdout, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_the_example_prints_one_line_per_ready_and_failed_event(
+    kafka: KafkaTestClient, kafka_bootstrap: str, unique: str
+) -> None:
+    await ensure_topics(
+        KafkaSettings(kafka_bootstrap_servers=[kafka_bootstrap]), [TRANSCRIPTS_READY, TRANSCRIPTS_FAILED]
+    )
+    ready_id, failed_id = f"rec-ready-{unique}", f"rec-failed-{unique}"
+    ready = docs.example_ready().model_copy(update={"recording_id": ready_id, "transcript_id": f"tr-{unique}"})
+    failed = docs.example_failed().model_copy(update={"recording_id": failed_id})
+    ready_headers = cloudevent(READY_EVENT_TYPE, f"transcript-ready:tr-{unique}", ready_id)
+    # Delivered twice (at least once): the example prints it once.
+    for _ in range(2):
+        await kafka.produce(
+            TRANSCRIPTS_READY.name, [(ready_id.encode(), ready.model_dump_json().encode())], headers=ready_headers
+        )
+    await kafka.produce(
+        TRANSCRIPTS_FAILED.name,
+        [(failed_id.encode(), failed.model_dump_json().encode())],
+        headers=cloudevent(FAILED_EVENT_TYPE, f"transcript-failed:{failed_id}", failed_id),
+    )
+    expected = await distinct_events(kafka)
+
+    code, stdout, stderr = await run_example(
+        kafka_bootstrap, "--group", unique, "--from-beginning", "--max-events", str(expected), "--timeout", "60"
+    )
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    assert len(lines) == expected, stdout
+    mine = [line for line in lines if unique in line]
+    assert sorted(mine) == [
+        f"failed {failed_id} reason=providers_exhausted attempts=2",
+        f"ready  {ready_id} transcript=tr-{unique} provider=recallai_async words=5321 raw={ready.raw.uri}",
+    ]
+
+    # The group committed what it printed: run again, and there is nothing new for it.
+    again, stdout, _ = await run_example(kafka_bootstrap, "--group", unique, "--max-events", "1", "--timeout", "2")
+    assert again == 1
+    assert stdout == ""
+
+
+def test_the_example_needs_nothing_but_aiokafka() -> None:
+    source = EXAMPLE.read_text(encoding="utf-8")
+    imports = {line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))}
+    assert imports == {"argparse", "asyncio", "json", "os", "aiokafka"}

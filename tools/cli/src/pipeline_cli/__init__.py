@@ -1,0 +1,1 @@
+"""``recall-pipeline``: the operator CLI of the Recall.ai transcription pipeline."""

@@ -1,0 +1,3 @@
+from pipeline_cli.app import main
+
+main()
