@@ -11,12 +11,9 @@ offset committed (faust flushes the Table's changelog before it commits).
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -45,6 +42,7 @@ from pipeline_common.logging import get_logger
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.recall.errors import InvalidRecallPayload
 from pipeline_common.recall.events import WebhookEvent, parse_webhook_event
+from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDispatcher, RetryDue
 from pipeline_common.store import (
     StoreError,
     TranscriptKeys,
@@ -63,8 +61,6 @@ from pipeline_common.topics import FETCHER_RETRIES, TRANSCRIPT_EVENTS, TRANSCRIP
 
 _log = get_logger("fetcher")
 SERVICE: Final = "fetcher"
-# A wake-up that has not led to a recorded outcome within this long is sent again (the worker may have crashed).
-REDISPATCH_AFTER_SECONDS: Final = 60.0
 #: ``GET /transcripts/{id}?format=...`` -> the manifest's object name.
 FORMATS: Final = {
     "json": "raw",
@@ -83,30 +79,6 @@ OBJECT_FILES: Final = {
     "srt": "transcript.srt",
     "provider_data": "provider_data.json",
 }
-
-
-class PoisonMessage(Exception):
-    """A message no retry can fix: it goes to the DLQ and the partition moves on."""
-
-
-@dataclass(frozen=True)
-class RetryDue:
-    recording_id: str
-    transcript_id: str
-    sequence: int
-
-    def dumps(self) -> bytes:
-        return json.dumps(
-            {"recording_id": self.recording_id, "transcript_id": self.transcript_id, "sequence": self.sequence}
-        ).encode()
-
-    @classmethod
-    def loads(cls, raw: bytes | None) -> RetryDue:
-        try:
-            data = json.loads(raw or b"")
-            return cls(str(data["recording_id"]), str(data["transcript_id"]), int(data["sequence"]))
-        except (ValueError, KeyError, TypeError) as error:
-            raise PoisonMessage(f"retry message is not valid: {type(error).__name__}") from None
 
 
 class Locks:
@@ -194,7 +166,7 @@ def create_app(
         prepare_announcement=announcer.prepare,
     )
     locks = Locks()
-    dispatched: dict[tuple[str, str, int], float] = {}
+    dispatcher = RetryDispatcher(lambda due: send_durably(retries, due.recording_id.encode(), due.dumps(), []))
 
     # --- the Table ------------------------------------------------------------------------------------------------
 
@@ -439,8 +411,8 @@ def create_app(
         async for event in stream.events():
             try:
                 due = RetryDue.loads(event.message.value)
-                async with locks.hold(due.transcript_id):
-                    state = get(due.recording_id, due.transcript_id)
+                async with locks.hold(due.target):
+                    state = get(due.recording_id, due.target)
                     if not due_retry(state, due.sequence):
                         continue
                     assert state is not None
@@ -455,27 +427,7 @@ def create_app(
     async def dispatch_due_retries() -> None:
         """Wake up, through the retries topic, every transcript whose retry is due. Scanning the Table (not sleeping
         in an agent) keeps every other transcript on the partition flowing while one waits out a backoff."""
-        moment = now()
-        clock = time.monotonic()
-        backlog = 0
-        for recording_id, value in list(recordings.items()):
-            for transcript_id, raw in ((value or {}).get("transcripts") or {}).items():
-                retry = raw.get("retry")
-                if not retry or raw.get("status") not in (Status.RETRY_SCHEDULED, Status.BLOCKED):
-                    continue
-                backlog += 1
-                if datetime.fromisoformat(retry["due_at"]) > moment:
-                    continue
-                marker = (recording_id, transcript_id, int(retry["sequence"]))
-                if clock - dispatched.get(marker, -REDISPATCH_AFTER_SECONDS) < REDISPATCH_AFTER_SECONDS:
-                    continue
-                dispatched[marker] = clock
-                due = RetryDue(recording_id, transcript_id, int(retry["sequence"]))
-                await send_durably(retries, recording_id.encode(), due.dumps(), [])
-        metrics.retry_backlog.set(backlog)
-        for marker, sent_at in list(dispatched.items()):
-            if clock - sent_at > 10 * REDISPATCH_AFTER_SECONDS:
-                del dispatched[marker]
+        metrics.retry_backlog.set(await dispatcher.dispatch(pending_retries(recordings.items()), now()))
 
     # --- web ------------------------------------------------------------------------------------------------------
 
@@ -532,6 +484,16 @@ def create_app(
     app.transcript_store = transcript_store  # type: ignore[attr-defined]
     app.fetcher_metrics = metrics  # type: ignore[attr-defined]
     return app
+
+
+def pending_retries(items: Iterable[tuple[str, Any]]) -> Iterator[PendingRetry]:
+    """The scheduled retries in the Table's (local) items, read straight from the stored JSON."""
+    for recording_id, value in list(items):
+        for transcript_id, raw in ((value or {}).get("transcripts") or {}).items():
+            retry = raw.get("retry")
+            if retry and raw.get("status") in (Status.RETRY_SCHEDULED, Status.BLOCKED):
+                due = RetryDue(recording_id, transcript_id, int(retry["sequence"]))
+                yield PendingRetry(due, datetime.fromisoformat(retry["due_at"]))
 
 
 def now() -> datetime:

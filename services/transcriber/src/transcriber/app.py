@@ -5,10 +5,9 @@ The decisions live in :mod:`transcriber.lifecycle`; this module only moves data 
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from pipeline_common.logging import get_logger
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.recall.errors import InvalidRecallPayload, RecallApiError
 from pipeline_common.recall.events import WebhookEvent, parse_webhook_event
+from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDispatcher, RetryDue
 from pipeline_common.streaming import (
     add_operational_pages,
     dead_letter,
@@ -43,34 +43,6 @@ from transcriber.state import RecordingState, Status
 
 _log = get_logger("transcriber")
 SERVICE = "transcriber"
-# A wake-up that has not led to a recorded outcome within this long is sent again (the call may have crashed).
-REDISPATCH_AFTER_SECONDS = 60.0
-
-
-class PoisonMessage(Exception):
-    """A message no retry can fix: it goes to the DLQ and the partition moves on."""
-
-
-@dataclass(frozen=True)
-class RetryDue:
-    recording_id: str
-    attempt: int
-    sequence: int
-
-    def dumps(self) -> bytes:
-        return json.dumps(
-            {"recording_id": self.recording_id, "attempt": self.attempt, "sequence": self.sequence}
-        ).encode()
-
-    @classmethod
-    def loads(cls, raw: bytes | None) -> RetryDue:
-        try:
-            data = json.loads(raw or b"")
-            return cls(
-                recording_id=str(data["recording_id"]), attempt=int(data["attempt"]), sequence=int(data["sequence"])
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise PoisonMessage(f"retry message is not valid: {type(error).__name__}") from None
 
 
 def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = None) -> faust.App:
@@ -105,7 +77,7 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
         partitions=RECORDING_EVENTS.partitions,
         schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
     )
-    dispatched: dict[tuple[str, int], float] = {}
+    dispatcher = RetryDispatcher(lambda due: send_durably(retries, due.recording_id.encode(), due.dumps(), []))
 
     def load(recording_id: str) -> RecordingState | None:
         return RecordingState.from_table(recordings.get(recording_id))
@@ -207,7 +179,9 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
         async for event in stream.events():
             try:
                 due = RetryDue.loads(event.message.value)
-                decision = lifecycle.on_retry_due(load(due.recording_id), due.attempt, due.sequence, now(), policy)
+                if not due.target.isdigit():
+                    raise PoisonMessage(f"retry target {due.target[:40]!r} is not an attempt number")
+                decision = lifecycle.on_retry_due(load(due.recording_id), int(due.target), due.sequence, now(), policy)
                 await carry_out(decision, "retry_due")
             except (PoisonMessage, ValidationError) as poison:
                 await to_dlq(event, str(poison))
@@ -216,26 +190,7 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
     async def dispatch_due_retries() -> None:
         """Wake up, through the retries topic, every recording whose retry is due. Scanning the Table (not sleeping
         in an agent) keeps every other recording on the partition flowing while one waits out a Retry-After."""
-        moment = now()
-        backlog = 0
-        clock = time.monotonic()
-        for recording_id, value in list(recordings.items()):
-            retry = (value or {}).get("retry")
-            if not retry or (value or {}).get("status") in (Status.DONE, Status.FAILED):
-                continue
-            backlog += 1
-            if datetime.fromisoformat(retry["due_at"]) > moment:
-                continue
-            marker = (recording_id, int(retry["sequence"]))
-            if clock - dispatched.get(marker, -REDISPATCH_AFTER_SECONDS) < REDISPATCH_AFTER_SECONDS:
-                continue
-            dispatched[marker] = clock
-            due = RetryDue(recording_id, int(retry["attempt"]), int(retry["sequence"]))
-            await send_durably(retries, recording_id.encode(), due.dumps(), [])
-        metrics.retry_backlog.set(backlog)
-        for marker, sent_at in list(dispatched.items()):
-            if clock - sent_at > 10 * REDISPATCH_AFTER_SECONDS:
-                del dispatched[marker]
+        metrics.retry_backlog.set(await dispatcher.dispatch(pending_retries(recordings.items()), now()))
 
     add_operational_pages(app, metrics.registry)
 
@@ -248,6 +203,15 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
 
     app.recall_client = recall_client  # type: ignore[attr-defined]
     return app
+
+
+def pending_retries(items: Iterable[tuple[str, Any]]) -> Iterator[PendingRetry]:
+    """The scheduled retries in the Table's (local) items, read straight from the stored JSON."""
+    for recording_id, value in list(items):
+        retry = (value or {}).get("retry")
+        if retry and (value or {}).get("status") not in (Status.DONE, Status.FAILED):
+            due = RetryDue(recording_id, str(retry["attempt"]), int(retry["sequence"]))
+            yield PendingRetry(due, datetime.fromisoformat(retry["due_at"]))
 
 
 def now() -> datetime:
