@@ -73,7 +73,7 @@ async def test_table_state_is_recovered_from_the_changelog(
 
     first = start_worker("first")
     await kafka.produce(source, [(b'"a"', b'"x"')] * 3 + [(b'"b"', b'"x"')])
-    counts = await kafka.consume(output, count=4, timeout=90, until=lambda _: first.poll() is not None)
+    counts = await kafka.consume(output, count=4, timeout=180, until=lambda _: first.poll() is not None)
     assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
     assert sorted((r.key, r.value) for r in counts) == sorted(
         [(b'"a"', b'"1"'), (b'"a"', b'"2"'), (b'"a"', b'"3"'), (b'"b"', b'"1"')]
@@ -83,5 +83,5 @@ async def test_table_state_is_recovered_from_the_changelog(
 
     start_worker("second")  # a new process with an empty memory store: only the changelog knows "a" is at 3
     await kafka.produce(source, [(b'"a"', b'"x"')])
-    records = await kafka.consume(output, count=5, timeout=90)
+    records = await kafka.consume(output, count=5, timeout=180)
     assert (records[-1].key, records[-1].value) == (b'"a"', b'"4"'), (tmp_path / "second.log").read_text()[-3000:]

@@ -18,6 +18,9 @@ app = faust.App(
     topic_replication_factor=1,
     web_enabled=False,
     consumer_auto_offset_reset="earliest",
+    # A worker that did not leave the group cleanly holds its partitions until this expires.
+    broker_session_timeout=10,
+    broker_heartbeat_interval=1,
 )
 source = app.topic(os.environ["COUNTER_SOURCE_TOPIC"], key_type=str, value_type=str, partitions=1)
 counts_out = app.topic(os.environ["COUNTER_OUTPUT_TOPIC"], key_type=str, value_type=str, partitions=1)

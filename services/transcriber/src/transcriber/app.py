@@ -65,6 +65,8 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
         web_in_thread=False,
         stream_wait_empty=True,  # on shutdown, finish the event in hand before committing
         table_standby_replicas=0,
+        broker_session_timeout=settings.transcriber_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.transcriber_session_timeout_seconds / 3),
         logging_config=None,
     )
     recall_events = raw_topic(app, RECORDING_EVENTS.name, TRANSCRIPT_EVENTS.name)

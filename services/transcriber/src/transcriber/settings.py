@@ -39,6 +39,9 @@ class TranscriberSettings(KafkaSettings, RecallApiSettings, LoggingSettings):
     )
     transcriber_web_host: str = "0.0.0.0"
     transcriber_web_port: int = Field(default=6066, ge=1, le=65535)
+    transcriber_session_timeout_seconds: float = Field(
+        default=15.0, ge=6, le=300, description="how soon a crashed worker's partitions move to another"
+    )
     transcriber_auto_offset_reset: str = Field(default="earliest", pattern=r"^(earliest|latest)$")
 
     @field_validator("transcriber_retry_same_provider_on", mode="before")
