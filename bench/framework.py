@@ -150,6 +150,114 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_memory_kib(pid: int, field: str = "VmRSS") -> int | None:
+    """A memory figure of a process from ``/proc/<pid>/status`` in KiB (``VmRSS`` resident now, ``VmHWM`` its peak);
+    None when the process is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` (e.g. the Kafka broker, to count its CPU), from /proc."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def create_state_topics(bootstrap: str, app_ids: Mapping[str, str]) -> None:
+    """The faust Table changelog topic of each worker (``{"transcriber": app id, "fetcher": app id}``), created before
+    the worker starts. A worker with an app id of its own declares this topic itself at start-up and may start
+    consuming before the topic is in its metadata: its agent then crashes with ``PartitionsMismatch`` ("has 0
+    partitions") until the supervisor gives up (bench/FINDINGS.md). The registry only has the default app ids'."""
+    import asyncio
+    import dataclasses
+
+    from pipeline_common.kafka import ensure_topics
+    from pipeline_common.settings import KafkaSettings
+    from pipeline_common.topics import FETCHER_STATE, TRANSCRIBER_STATE
+
+    defaults = {"transcriber": TRANSCRIBER_STATE, "fetcher": FETCHER_STATE}
+    specs = [
+        dataclasses.replace(defaults[service], name=f"{app_id}-recordings-changelog")
+        for service, app_id in app_ids.items()
+    ]
+    asyncio.run(ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), specs))
+
+
+def scrape_histograms(url: str) -> dict[str, dict[str, Any]]:
+    """Every histogram a Prometheus ``/metrics`` page shows: ``{name{labels}: {"sum", "count", "buckets": {le:
+    cumulative count}}}`` (empty when the page does not answer). A service's own timings (produce acks, Recall calls,
+    downloads...) around a run: take one before and one after, and :func:`histogram_delta` the two."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a loopback URL we built
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        series, _, raw = line.rpartition(" ")
+        name, _, labels = series.partition("{")
+        labels = labels.rstrip("}")
+        for suffix in ("_sum", "_count", "_bucket"):
+            if not name.endswith(suffix):
+                continue
+            pairs = [pair for pair in labels.split(",") if pair]
+            le = next((pair.split("=", 1)[1].strip('"') for pair in pairs if pair.startswith("le=")), None)
+            rest = ",".join(pair for pair in pairs if not pair.startswith("le="))
+            key = name.removesuffix(suffix) + (f"{{{rest}}}" if rest else "")
+            entry = found.setdefault(key, {"sum": 0.0, "count": 0.0, "buckets": {}})
+            if suffix == "_bucket" and le is not None:
+                entry["buckets"][float(le)] = float(raw)
+            elif suffix != "_bucket":
+                entry[suffix[1:]] = float(raw)
+    return {key: entry for key, entry in found.items() if entry["buckets"]}
+
+
+def histogram_delta(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any] | None:
+    """Observations between two scrapes of one histogram: count, mean, and the bucket bound under which 50/99 % of
+    them fell (an upper bound of the percentile, as fine as the buckets). None when nothing was observed."""
+    old = before or {"sum": 0.0, "count": 0.0, "buckets": {}}
+    count = after["count"] - old["count"]
+    if count <= 0:
+        return None
+    bounds = sorted(after["buckets"])
+    cumulative = [after["buckets"][b] - old["buckets"].get(b, 0.0) for b in bounds]
+
+    def bound(q: float) -> float:
+        return next((b for b, c in zip(bounds, cumulative, strict=True) if c >= q * count), math.inf)
+
+    return {"count": int(count), "mean": (after["sum"] - old["sum"]) / count, "p50_at_most": bound(0.5),
+            "p99_at_most": bound(0.99)}  # fmt: skip
+
+
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a loopback URL we built

@@ -17,12 +17,14 @@ The ratio ingest/baseline is computed inside each repetition. Parameters (``--se
 ``steps`` (comma-separated concurrencies), ``step_seconds``, ``rate_seconds``, ``event`` (default
 ``recording.done``; the smoke test routes ``audio_mixed.done`` to ``recall.other.events`` to keep the
 session broker's recording topic quiet), ``log_level`` (ingest's ``LOG_LEVEL``, default INFO as deployed),
-``min_gain``.
+``min_gain``, ``profile`` (default 1 in a full run, 0 with ``--quick``: after the last repetition's measurements, one
+more step per server at its best concurrency with py-spy sampling it; see ``bench/profiling.py``; never a figure).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import queue
@@ -30,11 +32,23 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.framework import ROOT, BenchContext, Figure, Goal, Repetition, ServerProcess, free_port
+from bench.framework import (
+    ROOT,
+    BenchContext,
+    Figure,
+    Goal,
+    Repetition,
+    ServerProcess,
+    free_port,
+    histogram_delta,
+    scrape_histograms,
+)
+from bench.profiling import SpyRecorder, format_summary, profiles_dir
 
 DESCRIPTION = "signed recording.done webhooks: python -m ingest (Kafka, acks=all) vs a verify-only FastAPI baseline"
 
@@ -53,11 +67,16 @@ FIGURES = {
     "baseline_cpu_ms_per_req": Figure("baseline: server CPU per request at its max", "ms"),
     "ratio_cpu_ingest_baseline": Figure("ingest / baseline CPU per request (same run)", "x"),
     "ingest_errors_at_80pct": Figure("ingest errors in the 80 % run", ""),
+    "ingest_ack_mean_ms": Figure("ingest at 80 %: Kafka ack wait, mean (its /metrics)", "ms"),
+    "ingest_ack_p99_at_most_ms": Figure("ingest at 80 %: Kafka ack wait p99, bucket bound", "ms"),
     "baseline_errors_at_80pct": Figure("baseline errors in the 80 % run", ""),
 }
 
-FULL = {"steps": "1,2,4,8,16,32,64,128,256", "step_seconds": "4", "rate_seconds": "8", "warmup": "1"}
-QUICK = {"steps": "4,16,64", "step_seconds": "1.5", "rate_seconds": "2", "warmup": "0.3"}
+FULL = {"steps": "1,2,4,8,16,32,64,128,256", "step_seconds": "4", "rate_seconds": "8", "warmup": "1", "profile": "1"}
+QUICK = {"steps": "4,16,64", "step_seconds": "1.5", "rate_seconds": "2", "warmup": "0.3", "profile": "0"}
+PROFILE_SECONDS = 12.0
+ACK_HISTOGRAM = "ingest_produce_latency_seconds"  # ingest's own time from produce to the broker's acknowledgement
+PROFILE_LEAD_SECONDS = 3.0
 PATH = "/webhooks/recall"
 POOL_RATE_FLOOR = 3000  # requests/second worth of signed requests prepared for a step, at least...
 POOL_RATE_CAP = 20000  # ...and at most
@@ -155,6 +174,7 @@ def _settings(ctx: BenchContext) -> dict[str, Any]:
         "event": ctx.param("event", "recording.done"),
         "log_level": ctx.param("log_level", "INFO"),
         "min_gain": float(ctx.param("min_gain", "0.02")),
+        "profile": ctx.param("profile", defaults["profile"]) not in ("0", "false", "no", ""),
     }
 
 
@@ -202,6 +222,8 @@ def measure(ctx: BenchContext, gen: LoadGenerator, target: Target, cfg: dict[str
         raise RuntimeError(f"{target.name}: no step without errors ({stop_reason}); log {target.server.log_path}")
     rate = 0.8 * best["rps"]
     connections = min(max(2 * best["concurrency"], 4), 512)
+    metrics_url = f"http://127.0.0.1:{target.port}/metrics"
+    metrics_before = scrape_histograms(metrics_url)
     loaded = target.drive(
         gen,
         target.command(
@@ -214,11 +236,60 @@ def measure(ctx: BenchContext, gen: LoadGenerator, target: Target, cfg: dict[str
         ),
         timeout=cfg["rate_seconds"] + 120,
     )
+    ack_series = scrape_histograms(metrics_url).get(ACK_HISTOGRAM)
+    ack = histogram_delta(metrics_before.get(ACK_HISTOGRAM), ack_series) if ack_series else None
+    loaded["kafka_ack"] = ack
     ctx.log(
         f"  {target.name:8} 80 % = {rate:.0f} req/s over {connections} connections: p50 {loaded['p50_ms']} ms,"
         f" p99 {loaded['p99_ms']} ms, errors {loaded['error_count']}"
+        + (f"; Kafka ack mean {1000 * ack['mean']:.1f} ms, p99 <= {1000 * ack['p99_at_most']:g} ms" if ack else "")
     )
     return {"max_rps": best["rps"], "best": best, "steps": steps, "stop_reason": stop_reason, "at_80pct": loaded}
+
+
+def _drive_into(
+    box: dict[str, Any], gen: LoadGenerator, target: Target, command: dict[str, Any], timeout: float
+) -> None:
+    try:
+        box["result"] = target.drive(gen, command, timeout=timeout)
+    except Exception as error:
+        box["error"] = repr(error)
+
+
+def profile(
+    ctx: BenchContext, gen: LoadGenerator, targets: list[Target], measured: dict[str, Any], cfg: dict[str, Any]
+) -> dict[str, Any]:
+    """Where each server's time goes at its max: one more closed-loop step at its best concurrency with py-spy
+    sampling the server (``bench/profiling.py``) once the load generator has signed its requests and is sending.
+    Never part of a figure."""
+    out_dir = profiles_dir("ingest")
+    found: dict[str, Any] = {"dir": str(out_dir)}
+    for target in targets:
+        best = measured[target.name]["best"]
+        per_second = min(max(3 * best["rps"], POOL_RATE_FLOOR), POOL_RATE_CAP)
+        duration = PROFILE_SECONDS + PROFILE_LEAD_SECONDS + 1
+        command = target.command(
+            "closed",
+            cfg["event"],
+            concurrency=best["concurrency"],
+            duration=duration,
+            warmup=0,
+            max_requests=int(per_second * duration),
+        )
+        box: dict[str, Any] = {}
+        drive = functools.partial(_drive_into, box, gen, target, command, duration + 120)
+        thread = threading.Thread(target=drive, name=f"profile-{target.name}", daemon=True)
+        thread.start()
+        time.sleep(PROFILE_LEAD_SECONDS)  # signing the requests comes first; sample while they are sent
+        recorder = SpyRecorder(target.server.pid, target.name, out_dir, PROFILE_SECONDS)
+        summary = recorder.finish()
+        thread.join(timeout=duration + 180)
+        result = box.get("result", {})
+        summary["load"] = {k: result.get(k) for k in ("concurrency", "rps", "p99_ms", "server_cpu_ms_per_ok")}
+        summary["load_error"] = box.get("error")
+        ctx.log(format_summary(summary))
+        found[target.name] = summary
+    return found
 
 
 def run(ctx: BenchContext) -> Iterator[Repetition]:
@@ -277,17 +348,25 @@ def run(ctx: BenchContext) -> Iterator[Repetition]:
                     ing["best"]["server_cpu_ms_per_ok"] / base["best"]["server_cpu_ms_per_ok"], 3
                 ),
                 "ingest_errors_at_80pct": ing["at_80pct"]["error_count"],
+                **(
+                    {
+                        "ingest_ack_mean_ms": round(1000 * ing["at_80pct"]["kafka_ack"]["mean"], 2),
+                        "ingest_ack_p99_at_most_ms": 1000 * ing["at_80pct"]["kafka_ack"]["p99_at_most"],
+                    }
+                    if ing["at_80pct"].get("kafka_ack")
+                    else {}
+                ),
                 "baseline_errors_at_80pct": base["at_80pct"]["error_count"],
             }
-            yield Repetition(
-                figures=figures,
-                detail={
-                    "order": [t.name for t in order],
-                    "settings": {**cfg, "steps": cfg["steps"]},
-                    "broker": bootstrap,
-                    **measured,
-                },
-            )
+            detail: dict[str, Any] = {
+                "order": [t.name for t in order],
+                "settings": {**cfg, "steps": cfg["steps"]},
+                "broker": bootstrap,
+                **measured,
+            }
+            if cfg["profile"] and repetition == ctx.repeats - 1:  # before the last yield: the runner stops there
+                detail["profile"] = profile(ctx, gen, order, measured, cfg)
+            yield Repetition(figures=figures, detail=detail)
     finally:
         for thing in reversed(started):  # each one stopped even if another one fails to stop
             try:

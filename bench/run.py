@@ -46,6 +46,7 @@ from bench.framework import BenchContext, Figure, KafkaProvider, Repetition  # n
 BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest_bench",
     "fetcher": "bench.fetcher_bench",
+    "pipeline": "bench.pipeline_bench",
 }
 
 VERSIONED_PACKAGES = ("aiokafka", "faust-streaming", "fastapi", "uvicorn", "uvloop", "httptools", "pydantic")

@@ -1,0 +1,496 @@
+"""Pipeline benchmark: recordings through the whole system, the real processes, and each service's idle RSS.
+
+Per repetition a fresh stack is started with ``scripts/stack.py`` (``processes``/``start``/``wait_ready``/``down``, as
+``make up`` and the demo run it) on free loopback ports, against the benchmark's broker: the Recall simulator at zero
+latency (``RECALL_SIM_TRANSCRIPT_DELAY_SECONDS=0``, no ``transcript.processing`` webhooks, small transcripts, its own
+logging at WARNING since it stands in for Recall), ``python -m ingest``, ``python -m transcriber`` and ``python -m
+fetcher`` at ``LOG_LEVEL=INFO`` as deployed, each worker in a consumer group of its own that starts at the end of the
+topics (other benchmarks' events stay unread). ``bench/pipeline_driver.py`` runs in a process of its own: it creates
+the recordings through the simulator's admin API (the simulator then sends the signed ``recording.done`` webhook to
+ingest, answers the transcriber's create, sends ``transcript.done``, serves the fetcher's retrieve and download) and
+consumes ``transcripts.ready``/``transcripts.failed`` like a downstream service.
+
+1. warm-up: rounds of one recording per partition until a whole round comes out (every consumer is positioned);
+2. idle RSS of each service (``VmRSS`` from /proc) after a few quiet seconds;
+3. burst: ``count`` recordings (default 2000) created as fast as ``concurrency`` connections allow while fewer than
+   ``window`` (200) are in the pipeline (so the pipeline, not the simulator's webhook queue, is what saturates); the
+   sustained rate is the recordings ended divided by the time from the first ``recording.done`` webhook sent to the
+   last ``transcripts.ready`` consumed; CPU seconds per recording of every process (broker and simulator included) from
+   /proc, and how busy the whole machine was (other jobs show up there);
+4. paced: at 80 % of that rate (``rate`` to fix it) for at most ``paced_seconds``: latency of each recording from its
+   ``recording.done`` webhook's first send (the simulator's record) to its ``transcripts.ready`` consumed, p50/p95/p99;
+5. RSS after the load, peak RSS (``VmHWM``).
+
+With ``profile=1`` (default in a full run, never counted in the figures) one more burst runs after the last
+repetition's measurements with py-spy sampling ingest, transcriber, fetcher and the simulator (see
+``bench/profiling.py``); the summaries land in the JSON file's detail and the raw stacks in
+``bench/results/profiles/``.
+
+Parameters (``--set pipeline.KEY=VALUE``): ``count``, ``concurrency``, ``window``, ``rate``, ``paced_seconds``,
+``words`` (per transcript), ``log_level`` (the services'), ``service_env`` (more environment for the three services,
+e.g. ``FETCHER_CONCURRENCY=8;TRANSCRIBER_RETRY_SCAN_SECONDS=2``), ``profile``, ``profile_seconds``,
+``settle_seconds``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from bench.framework import (
+    ROOT,
+    BenchContext,
+    Figure,
+    Goal,
+    Repetition,
+    create_state_topics,
+    histogram_delta,
+    listening_pid,
+    process_cpu_seconds,
+    process_memory_kib,
+    scrape_histograms,
+)
+from bench.profiling import SpyRecorder, format_summary, profiles_dir
+
+DESCRIPTION = (
+    "recordings through simulator -> ingest -> transcriber -> fetcher (real processes, zero-latency simulator): "
+    "sustained rate, end-to-end latency, idle RSS"
+)
+SERVICES = ("ingest", "transcriber", "fetcher")
+
+FIGURES = {
+    "recordings_per_second": Figure("burst: sustained rate, recording.done -> ready", "rec/s", Goal(">=", 100)),
+    "paced_rate": Figure("paced run: recordings/second offered (80 % of burst)", "rec/s"),
+    "p50_ms": Figure("paced: latency p50, webhook sent -> ready consumed", "ms"),
+    "p95_ms": Figure("paced: latency p95", "ms"),
+    "p99_ms": Figure("paced: latency p99", "ms", Goal("<", 1000)),
+    "paced_achieved_rate": Figure("paced: recordings/second achieved", "rec/s"),
+    "burst_p99_ms": Figure("burst: latency p99 (queueing included)", "ms"),
+    "ingest_idle_rss_mib": Figure("ingest idle RSS after warm-up", "MiB", Goal("<", 120)),
+    "transcriber_idle_rss_mib": Figure("transcriber idle RSS after warm-up", "MiB", Goal("<", 120)),
+    "fetcher_idle_rss_mib": Figure("fetcher idle RSS after warm-up", "MiB", Goal("<", 120)),
+    "ingest_rss_after_mib": Figure("ingest RSS after the load", "MiB"),
+    "transcriber_rss_after_mib": Figure("transcriber RSS after the load", "MiB"),
+    "fetcher_rss_after_mib": Figure("fetcher RSS after the load", "MiB"),
+    "cpu_ms_per_rec_ingest": Figure("burst: ingest CPU per recording", "ms"),
+    "cpu_ms_per_rec_transcriber": Figure("burst: transcriber CPU per recording", "ms"),
+    "cpu_ms_per_rec_fetcher": Figure("burst: fetcher CPU per recording", "ms"),
+    "cpu_ms_per_rec_recall_sim": Figure("burst: simulator CPU per recording", "ms"),
+    "cpu_ms_per_rec_broker": Figure("burst: Kafka broker CPU per recording", "ms"),
+    "cpu_ms_per_rec_driver": Figure("burst: driver CPU per recording", "ms"),
+    "machine_busy_cores": Figure("burst: whole machine busy (all processes)", "cores"),
+    "others_busy_cores": Figure("burst: busy outside this benchmark", "cores"),
+    "unfinished": Figure("recordings that never ended (both runs)", ""),
+    "webhooks_retried": Figure("recording.done webhooks the simulator had to retry", ""),
+}
+
+FULL = {"count": "2000", "paced_seconds": "30", "profile": "1"}
+QUICK = {"count": "300", "paced_seconds": "8", "profile": "0"}
+SIM_ENV = {
+    "RECALL_SIM_TRANSCRIPT_DELAY_SECONDS": "0",
+    "RECALL_SIM_PROCESSING_WEBHOOKS": "false",
+    "RECALL_SIM_WEBHOOK_EVENTS": "recording.done,transcript.done,transcript.failed",
+    # Recall's retry schedule (5 s, 5 min, 30 min...) compressed 100x: a delivery that failed is retried within
+    # seconds instead of stalling the run for minutes. Latency counts from the first attempt all the same.
+    "RECALL_SIM_TIME_SCALE": "0.01",
+    "LOG_LEVEL": "WARNING",
+}
+PARTITIONS = 6  # recall.recording.events and recall.transcript.events (pipeline_common.topics)
+
+
+def _load_stack() -> ModuleType:
+    """``scripts/stack.py`` as a module (scripts/ is not a package; putting it on sys.path would shadow names)."""
+    name = "recall_pipeline_stack"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "stack.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class Driver:
+    """``bench/pipeline_driver.py`` in its own process: one JSON command in, one JSON answer out, with deadlines."""
+
+    def __init__(self, bootstrap: str, sim_url: str, log_dir: Path) -> None:
+        self._stderr = (log_dir / "driver.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "pipeline_driver.py"), bootstrap, sim_url],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, name="driver-reader", daemon=True).start()
+        hello = self._next(timeout=90)
+        if hello.get("op") != "hello":
+            raise RuntimeError(f"pipeline driver did not start: {hello}")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _next(self, timeout: float) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"pipeline driver gave no answer within {timeout:g} s") from None
+        if line is None:
+            raise RuntimeError(f"pipeline driver exited ({self.process.poll()}); see {self._stderr.name}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def run(self, timeout: float, **command: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"op": "run", "timeout": timeout, **command}) + "\n")
+        self.process.stdin.flush()
+        count, rate = int(command["count"]), command.get("rate")
+        creating = count / float(rate) if rate else count / 20  # the answer comes after creating and waiting
+        answer = self._next(timeout=creating + timeout + 120)
+        if answer.get("op") == "error":
+            raise RuntimeError(f"pipeline driver failed: {answer['error']}")
+        return answer
+
+    def close(self) -> None:
+        try:
+            if self.process.poll() is None and self.process.stdin is not None:
+                self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=5)  # it reads "quit" only between runs: a run in progress is killed
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait(timeout=10)
+        finally:
+            self._stderr.close()
+
+
+def _timings(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each histogram of a service over a run: count, mean and bucket bounds of p50/p99 (ms for seconds)."""
+    found: dict[str, Any] = {}
+    for key, entry in after.items():
+        delta = histogram_delta(before.get(key), entry)
+        if delta is None:
+            continue
+        scale = 1000 if "_seconds" in key else 1
+        found[key] = {
+            "count": delta["count"],
+            "mean": round(delta["mean"] * scale, 2),
+            "p50_at_most": delta["p50_at_most"] * scale,
+            "p99_at_most": delta["p99_at_most"] * scale,
+            "unit": "ms" if scale == 1000 else "",
+        }
+    return found
+
+
+def _cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def _machine_busy_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, wall clock) from /proc/stat, to tell other jobs' load apart."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, time.monotonic()
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), time.monotonic()
+
+
+@dataclass
+class Stack:
+    """One started stack: the stack module's processes, their pids, and the driver."""
+
+    module: ModuleType
+    profile: Any
+    processes: list[Any]
+    pids: dict[str, int]
+    metrics_urls: dict[str, str] = field(default_factory=dict)
+    driver: Driver | None = None
+
+    def check_alive(self) -> None:
+        for process in self.processes:
+            if process.popen is not None and process.popen.poll() is not None:
+                log = self.profile.logs / f"{process.name}.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"{process.name} exited ({process.popen.returncode}); log {log}:\n{tail}")
+
+    def stop(self) -> None:
+        if self.driver is not None:
+            self.driver.close()
+        with contextlib.redirect_stdout(sys.stderr):
+            self.module.down(self.profile, keep_kafka=True)
+
+
+def _settings(ctx: BenchContext) -> dict[str, Any]:
+    defaults = QUICK if ctx.quick else FULL
+    rate = ctx.param("rate", "")
+    return {
+        "count": int(ctx.param("count", defaults["count"])),
+        "concurrency": int(ctx.param("concurrency", "16")),
+        "window": int(ctx.param("window", "200")),
+        "rate": float(rate) if rate else None,
+        "paced_seconds": float(ctx.param("paced_seconds", defaults["paced_seconds"])),
+        "words": int(ctx.param("words", "50")),
+        "log_level": ctx.param("log_level", "INFO"),
+        "profile": ctx.param("profile", defaults["profile"]) not in ("0", "false", "no", ""),
+        "profile_seconds": float(ctx.param("profile_seconds", "10")),
+        "settle_seconds": float(ctx.param("settle_seconds", "3")),
+        # Extra environment for the three services, ";"-separated: FETCHER_CONCURRENCY=8;LOG_LEVEL=WARNING
+        "service_env": dict(
+            item.split("=", 1) for item in ctx.param("service_env", "").split(";") if "=" in item.strip()
+        ),
+    }
+
+
+def start_stack(ctx: BenchContext, bootstrap: str, cfg: dict[str, Any], repetition: int) -> Stack:
+    stack = _load_stack()
+
+    @dataclass(frozen=True)
+    class BenchProfile(stack.Profile):  # type: ignore[misc,name-defined]
+        root: Path = Path()
+
+        @property
+        def home(self) -> Path:
+            return self.root
+
+    ports = stack.ephemeral_profile("bench")
+    kafka_port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+    profile = BenchProfile(
+        f"bench-pipeline-{repetition}",
+        kafka_port,
+        ports.sim_port,
+        ports.ingest_port,
+        ports.transcriber_port,
+        ports.fetcher_port,
+        root=ctx.work_dir / f"stack-{repetition}",
+    )
+    suffix = uuid.uuid4().hex[:8]
+    processes = stack.processes(profile, sim_env=SIM_ENV)
+    for process in processes:
+        process.env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        if process.name in SERVICES:
+            process.env["LOG_LEVEL"] = cfg["log_level"]
+            process.env.update(cfg["service_env"])
+        if process.name == "transcriber":
+            process.env["TRANSCRIBER_APP_ID"] = f"bench-transcriber-{suffix}"
+            process.env["TRANSCRIBER_AUTO_OFFSET_RESET"] = "latest"
+        if process.name == "fetcher":
+            process.env["FETCHER_APP_ID"] = f"bench-fetcher-{suffix}"
+            process.env["FETCHER_AUTO_OFFSET_RESET"] = "latest"
+    create_state_topics(bootstrap, {"transcriber": f"bench-transcriber-{suffix}", "fetcher": f"bench-fetcher-{suffix}"})
+    started = Stack(stack, profile, processes, {})
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            for process in processes:
+                stack.start(profile, process)
+            try:
+                stack.wait_ready(profile, processes, timeout=180)
+            except SystemExit as failed:  # the stack module's way to fail; the runner expects an Exception
+                raise RuntimeError(str(failed)) from None
+        started.pids = {process.name: process.popen.pid for process in processes}
+        started.metrics_urls = {
+            process.name: process.ready_url.rsplit("/", 1)[0] + "/metrics"
+            for process in processes
+            if process.name in SERVICES
+        }
+        broker = listening_pid(kafka_port)
+        if broker is not None:
+            started.pids["broker"] = broker
+        started.driver = Driver(bootstrap, f"http://127.0.0.1:{profile.sim_port}", profile.home)
+        started.pids["driver"] = started.driver.process.pid
+    except BaseException:
+        started.stop()
+        raise
+    return started
+
+
+def warm_up(ctx: BenchContext, running: Stack) -> dict[str, Any]:
+    """Rounds of recordings on every partition until one round comes out whole (every consumer positioned)."""
+    assert running.driver is not None
+    rounds = []
+    for _ in range(8):
+        result = running.driver.run(timeout=20, count=2 * PARTITIONS, cover_partitions=PARTITIONS, concurrency=4)
+        running.check_alive()
+        rounds.append({k: result[k] for k in ("created", "ready", "failed", "missing")})
+        if result["created"] == 2 * PARTITIONS and result["missing"] == 0 and result["failed"] == 0:
+            return {"rounds": rounds}
+    raise RuntimeError(f"the pipeline did not deliver a whole warm-up round: {rounds}")
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float | None:
+    kib = process_memory_kib(pid, field)
+    return round(kib / 1024, 1) if kib is not None else None
+
+
+def measured_run(running: Stack, timeout: float, **command: Any) -> dict[str, Any]:
+    """One driver run with every process's CPU time and the machine's busy time around it."""
+    assert running.driver is not None
+    cpu_before = {name: process_cpu_seconds(pid) for name, pid in running.pids.items()}
+    split_before = {name: _cpu_split(pid) for name, pid in running.pids.items()}
+    metrics_before = {name: scrape_histograms(url) for name, url in running.metrics_urls.items()}
+    busy_before, wall_before = _machine_busy_seconds()
+    result = running.driver.run(timeout=timeout, **command)
+    busy_after, wall_after = _machine_busy_seconds()
+    running.check_alive()
+    result["service_timings"] = {
+        name: _timings(metrics_before[name], scrape_histograms(url)) for name, url in running.metrics_urls.items()
+    }
+    result["cpu_system_share"] = {}
+    for name, pid in running.pids.items():
+        user, system = (after - before for after, before in zip(_cpu_split(pid), split_before[name], strict=True))
+        if user + system > 0:
+            result["cpu_system_share"][name] = round(system / (user + system), 2)
+    ended = max(1, result["ready"] + result["failed"])
+    cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in running.pids.items()}
+    wall = max(wall_after - wall_before, 1e-9)
+    result["cpu_seconds"] = {name: round(seconds, 2) for name, seconds in cpu.items()}
+    result["cpu_ms_per_recording"] = {name: round(1000 * seconds / ended, 3) for name, seconds in cpu.items()}
+    result["machine_busy_cores"] = round((busy_after - busy_before) / wall, 2)
+    result["ours_busy_cores"] = round(sum(cpu.values()) / wall, 2)
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    return result
+
+
+def profile_burst(ctx: BenchContext, running: Stack, cfg: dict[str, Any], rate: float) -> dict[str, Any]:
+    """One extra burst with py-spy on the services and the simulator; not part of any figure."""
+    assert running.driver is not None
+    seconds = cfg["profile_seconds"]
+    count = int(min(cfg["count"], max(200, rate * (seconds + 4))))
+    out_dir = profiles_dir("pipeline")
+    targets = [name for name in (*SERVICES, "recall_sim") if name in running.pids]
+    ctx.log(f"profiling a burst of {count} with py-spy for {seconds:g} s: {', '.join(targets)} (raw in {out_dir})")
+    # The driver needs a moment to start creating: begin sampling when the load is there.
+    recorders: list[SpyRecorder] = []
+    result_box: dict[str, Any] = {}
+
+    def drive() -> None:
+        try:
+            result_box["result"] = measured_run(
+                running,
+                timeout=60 + count / 5,
+                reset=True,
+                count=count,
+                concurrency=cfg["concurrency"],
+                window=cfg["window"],
+                words=cfg["words"],
+            )
+        except Exception as error:
+            result_box["error"] = repr(error)
+
+    thread = threading.Thread(target=drive, name="profile-burst", daemon=True)
+    thread.start()
+    time.sleep(1.5)
+    recorders = [SpyRecorder(running.pids[name], name, out_dir, seconds) for name in targets]
+    summaries = [recorder.finish() for recorder in recorders]
+    thread.join(timeout=60 + count / 5 + 180)
+    for summary in summaries:
+        ctx.log(format_summary(summary))
+    return {"count": count, "dir": str(out_dir), "run": result_box, "profiles": summaries}
+
+
+def run(ctx: BenchContext) -> Iterator[Repetition]:
+    cfg = _settings(ctx)
+    bootstrap = ctx.kafka_bootstrap()
+    for repetition in range(ctx.repeats):
+        ctx.log(f"repetition {repetition + 1}/{ctx.repeats}: starting the stack")
+        running = start_stack(ctx, bootstrap, cfg, repetition)
+        try:
+            ctx.log(f"stack ready: {running.pids}")
+            warm = warm_up(ctx, running)
+            time.sleep(cfg["settle_seconds"])
+            idle = {name: rss_mib(running.pids[name]) for name in (*SERVICES, "recall_sim")}
+            ctx.log(f"idle RSS (MiB): {idle}; warm-up rounds {len(warm['rounds'])}")
+
+            count = cfg["count"]
+            burst = measured_run(
+                running,
+                timeout=60 + count / 5,
+                reset=True,
+                count=count,
+                concurrency=cfg["concurrency"],
+                window=cfg["window"],
+                words=cfg["words"],
+            )
+            ctx.log(
+                f"burst: {burst['ready']}/{count} ready, {burst['failed']} failed, {burst['missing']} missing in "
+                f"{burst['span_seconds']} s = {burst['recordings_per_second']} rec/s (created at "
+                f"{burst['create_rate']}/s); CPU ms/rec {burst['cpu_ms_per_recording']}; machine busy "
+                f"{burst['machine_busy_cores']} cores, ours {burst['ours_busy_cores']}"
+            )
+            rate = cfg["rate"] or max(1.0, round(0.8 * (burst["recordings_per_second"] or 1.0), 1))
+            paced_count = int(min(count, max(10, rate * cfg["paced_seconds"])))
+            paced = measured_run(
+                running,
+                timeout=60 + paced_count / 5,
+                reset=True,
+                count=paced_count,
+                rate=rate,
+                concurrency=256,
+                words=cfg["words"],
+            )
+            ctx.log(
+                f"paced at {rate:g}/s: {paced['ready']}/{paced_count} ready, latency ms {paced['latency_ms']}, "
+                f"achieved {paced['recordings_per_second']} rec/s, create lag p99 {paced['create_lag_p99_ms']} ms"
+            )
+            after = {name: rss_mib(running.pids[name]) for name in (*SERVICES, "recall_sim")}
+            peak = {name: rss_mib(running.pids[name], "VmHWM") for name in (*SERVICES, "recall_sim")}
+            ctx.log(f"RSS after the load (MiB): {after}; peak {peak}")
+
+            figures: dict[str, float | None] = {
+                "recordings_per_second": burst["recordings_per_second"],
+                "paced_rate": rate,
+                "p50_ms": paced["latency_ms"]["p50"],
+                "p95_ms": paced["latency_ms"]["p95"],
+                "p99_ms": paced["latency_ms"]["p99"],
+                "paced_achieved_rate": paced["recordings_per_second"],
+                "burst_p99_ms": burst["latency_ms"]["p99"],
+                "unfinished": burst["missing"] + paced["missing"],
+                "webhooks_retried": burst["webhooks_retried"] + paced["webhooks_retried"],
+                "machine_busy_cores": burst["machine_busy_cores"],
+                "others_busy_cores": round(max(0.0, burst["machine_busy_cores"] - burst["ours_busy_cores"]), 2),
+            }
+            for name in SERVICES:
+                figures[f"{name}_idle_rss_mib"] = idle[name]
+                figures[f"{name}_rss_after_mib"] = after[name]
+            for name, value in burst["cpu_ms_per_recording"].items():
+                figures[f"cpu_ms_per_rec_{name}"] = value
+            detail: dict[str, Any] = {
+                "settings": cfg,
+                "pids": running.pids,
+                "warm_up": warm,
+                "idle_rss_mib": idle,
+                "rss_after_mib": after,
+                "peak_rss_mib": peak,
+                "burst": burst,
+                "paced": paced,
+            }
+            if cfg["profile"] and repetition == ctx.repeats - 1:
+                detail["profile"] = profile_burst(ctx, running, cfg, burst["recordings_per_second"] or 10.0)
+        finally:
+            running.stop()
+        yield Repetition(figures={k: v for k, v in figures.items() if v is not None}, detail=detail)
