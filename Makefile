@@ -99,3 +99,10 @@ BENCH_ARGS ?=
 
 bench: setup kafka-fetch ## benchmarks on a dedicated local broker: a table, figures in bench/results/ (BENCH_ARGS=--quick)
 	$(RUN) python bench/run.py $(BENCH_ARGS)
+
+# ------------------------------------------------------------------------------------------- chaos (scripts/chaos.py)
+.PHONY: chaos
+CHAOS_ARGS ?=
+
+chaos: setup kafka-fetch ## a ledger run under faults, then fuzzing; ledger in var/chaos/ (CHAOS_ARGS='--recordings 100 --no-kill')
+	$(RUN) python scripts/chaos.py $(CHAOS_ARGS)

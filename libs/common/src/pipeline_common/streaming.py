@@ -5,11 +5,13 @@ health, readiness and metrics. Needs the ``streaming`` extra (``pipeline-common[
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import EventT, TopicT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -110,3 +112,42 @@ def add_operational_pages(
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def never_commit_past_in_flight() -> None:
+    """Make faust never commit a partition's offset past a message an agent is still processing.
+
+    faust-streaming 0.15's ``Consumer._new_offset`` (upstream issue faust-streaming/faust#606, fix proposed in #707)
+    computes the offset to commit from the acked offsets, and lets one missing offset at their head through: with the
+    committed offset N (the next to read) and N+1, N+2 acked while N is still being processed (agent concurrency > 1:
+    a slow transcript next to fast ones), it commits N+3. A crash before N is done then loses N for good: it is never
+    redelivered. Found by ``make chaos`` (a fetcher SIGKILL lost a transcript.done). The wrapper commits nothing for
+    the partition while one of its messages at or after the committed offset, below the acked ones, is in flight.
+    Idempotent; applied when this module is imported, so by every service and test that builds a faust app here.
+    """
+    original = FaustConsumer._new_offset
+    if getattr(original, "_never_past_in_flight", False):
+        return
+
+    @functools.wraps(original)
+    def _new_offset(self: Any, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        if acked:
+            head = min(acked)
+            committed = self._committed_offset[tp]
+            for message in list(self._unacked_messages):
+                if (
+                    message.tp == tp
+                    and not message.acked
+                    and message.offset < head
+                    and (committed is None or message.offset >= committed)
+                ):
+                    return None
+        offset: int | None = original(self, tp)
+        return offset
+
+    _new_offset._never_past_in_flight = True  # type: ignore[attr-defined]
+    FaustConsumer._new_offset = _new_offset  # type: ignore[method-assign]
+
+
+never_commit_past_in_flight()

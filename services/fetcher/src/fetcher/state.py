@@ -186,11 +186,17 @@ def on_retryable_failure(
     return FailureDecision(scheduled, dead_letter=False, operator_problem=operator)
 
 
+#: States a wake-up acts on (with the matching schedule). FETCHING with a schedule still attached is a retry that was
+#: being carried out when the worker died: the redelivered wake-up must resume it (the transcript.done that started
+#: the work is long committed and will not come back, and the retry timer only wakes scheduled ones).
+RETRYABLE_NOW = frozenset({Status.RETRY_SCHEDULED, Status.BLOCKED, Status.FETCHING})
+
+
 def due_retry(state: TranscriptState | None, sequence: int) -> bool:
     """A wake-up from the retries topic is acted on only when it is the transcript's current schedule."""
     return (
         state is not None
-        and state.status in (Status.RETRY_SCHEDULED, Status.BLOCKED)
+        and state.status in RETRYABLE_NOW
         and state.retry is not None
         and state.retry.sequence == sequence
     )
