@@ -123,6 +123,7 @@ class Options:
     transcript_delay: float = 0.3
     session_timeout: float = 10.0
     drain_timeout: float = 900.0
+    stall_timeout: float = 180.0
     name: str = "chaos"
     ledger_dir: Path = stack.ROOT / "var" / "chaos"
     keep: bool = True  # keep var/<name>/ (logs, broker data, transcripts) after the run
@@ -160,6 +161,12 @@ def parse_args(argv: list[str] | None) -> Options:
         help="consumer session timeout: how soon a dead worker's partitions move (seconds)",
     )
     parser.add_argument("--drain-timeout", type=float, default=900.0, help="give up waiting after the faults")
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=180.0,
+        help="give up when Recall has nothing pending and no recording ended for this long",
+    )
     parser.add_argument("--name", default="chaos", help="the stack's directory under var/")
     parser.add_argument("--ledger-dir", type=Path, default=stack.ROOT / "var" / "chaos")
     parser.add_argument("--clean", action="store_true", help="remove var/<name>/ (logs, data) after a clean run")
@@ -187,6 +194,7 @@ def parse_args(argv: list[str] | None) -> Options:
         transcript_delay=args.transcript_delay,
         session_timeout=args.session_timeout,
         drain_timeout=args.drain_timeout,
+        stall_timeout=args.stall_timeout,
         name=args.name,
         ledger_dir=args.ledger_dir,
         keep=not args.clean,
@@ -669,8 +677,11 @@ class Chaos:
         """Wait until every recording ended, Recall has nothing pending and the consumers caught up."""
         deadline = time.monotonic() + self.options.drain_timeout
         last: dict[str, Any] = {}
+        progress_at, progress = time.monotonic(), self.ended()
         while True:
             ended = self.ended()
+            if ended != progress:
+                progress_at, progress = time.monotonic(), ended
             lag: dict[str, int] = {}
             deliveries = (await sim.get("/admin/deliveries", params={"body": "false"}, timeout=60)).json()
             pending = sum(1 for d in deliveries if d["state"] == "pending")
@@ -685,7 +696,12 @@ class Chaos:
             if lag and not any(lag.values()):
                 return {"quiescent": True, **last}
             if time.monotonic() > deadline:
-                return {"quiescent": False, **last}
+                return {"quiescent": False, "gave_up": "drain timeout", **last}
+            stalled = time.monotonic() - progress_at
+            if not pending and processing <= 0 and stalled > self.options.stall_timeout:
+                # Recall has nothing left to send and no recording has ended for a while: what is missing now is
+                # not coming (the consumers' own retries back off for minutes at most).
+                return {"quiescent": False, "gave_up": f"no recording ended for {stalled:.0f}s", **last}
             await asyncio.sleep(1.0)
 
     # ----- the whole run
@@ -1507,9 +1523,7 @@ def chaos_processes(profile: stack.Profile, options: Options) -> list[stack.Proc
     for process in processes:
         if process.name == "transcriber":
             process.env["TRANSCRIBER_PROVIDERS"] = json.dumps(CHAIN)
-            # faust reads these from the environment: how soon a SIGKILLed worker's partitions move on.
-            process.env["BROKER_SESSION_TIMEOUT"] = str(options.session_timeout)
-            process.env["BROKER_HEARTBEAT_INTERVAL"] = str(min(3.0, options.session_timeout / 3))
+            process.env["TRANSCRIBER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
         if process.name == "fetcher":
             process.env["FETCHER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
         if process.name != "recall_sim":

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 RECORDINGS = 100
 # Fixed so a failure can be replayed (`python scripts/chaos.py --seed ...`); CHAOS_SEED picks another schedule.
 SEED = int(os.environ.get("CHAOS_SEED", "20261121"))
-HARNESS_TIMEOUT = 270
+HARNESS_TIMEOUT = 250
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
         "--time-scale=0.005",  # Recall's retries after 0, 0.025, 1.5, 9, 36 s, ...
         "--transcript-delay=0.2",
         "--session-timeout=8",
-        "--drain-timeout=150",
+        "--drain-timeout=90",
+        "--stall-timeout=45",
         f"--name={name}",
         f"--ledger-dir={ledger_dir}",
         "--clean",

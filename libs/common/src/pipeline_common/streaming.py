@@ -150,4 +150,44 @@ def never_commit_past_in_flight() -> None:
     FaustConsumer._new_offset = _new_offset  # type: ignore[method-assign]
 
 
+def no_stale_records_across_a_seek() -> None:
+    """Stop faust's consumer flow while it seeks its partitions back to their committed offsets.
+
+    A restarted faust-streaming 0.15 worker resumes its stream partitions, then seeks them to the committed offsets
+    (``Recovery.on_recovery_completed``), with the flow already running for the table recovery. Records fetched in
+    between keep flowing into the agents while the seek runs, and the consumer's read-offset bookkeeping then goes
+    wrong: a stale record above the new read offset is taken for a gap and the offsets below it are acked unprocessed
+    (``Consumer._add_gap``), and the records fetched again from the committed offset are dropped as already read
+    ("DROPPED MESSAGE ROFF"). Found by ``make chaos``: a SIGKILLed transcriber, restarted while webhooks were arriving,
+    never handled one ``recording.done``. With the flow stopped no record is handed over during the seek, so the
+    agents see every record from the committed offset on, each once more at most. The flow is resumed only when
+    nothing else (a rebalance) stopped it in the meantime. Idempotent; applied on import like the one above.
+    """
+    original_seek = FaustConsumer.perform_seek
+    if getattr(original_seek, "_stops_the_flow", False):
+        return
+    original_stop = FaustConsumer.stop_flow
+
+    @functools.wraps(original_stop)
+    def stop_flow(self: Any) -> None:
+        self._flow_stops = getattr(self, "_flow_stops", 0) + 1
+        original_stop(self)
+
+    @functools.wraps(original_seek)
+    async def perform_seek(self: Any) -> None:
+        was_flowing = self.flow_active
+        self.stop_flow()
+        stops = self._flow_stops
+        try:
+            await original_seek(self)
+        finally:
+            if was_flowing and self._flow_stops == stops:
+                self.resume_flow()
+
+    perform_seek._stops_the_flow = True  # type: ignore[attr-defined]
+    FaustConsumer.stop_flow = stop_flow  # type: ignore[method-assign]
+    FaustConsumer.perform_seek = perform_seek  # type: ignore[method-assign]
+
+
 never_commit_past_in_flight()
+no_stale_records_across_a_seek()
