@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +23,7 @@ from fetcher.state import (
     retry_delay,
 )
 from pipeline_common.recall.errors import ErrorKind
+from pipeline_common.topics import TRANSCRIPT_EVENTS
 
 pytestmark = pytest.mark.unit
 
@@ -130,3 +134,21 @@ def test_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FETCHER_DOWNLOAD_HOSTS", "https://evil.example/x")
     with pytest.raises(ValueError, match="not a host name"):
         FetcherSettings()
+    assert settings.faust_worker().session_timeout_seconds == 15.0
+    assert settings.faust_worker().partitions == TRANSCRIPT_EVENTS.partitions
+
+
+def test_the_worker_refuses_to_start_with_a_bad_variable_or_no_api_key() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECALL_", "FETCHER_", "TRANSCRIPT_STORE"))}
+    bad_timeout = subprocess.run(
+        [sys.executable, "-m", "fetcher"],
+        env={**env, "RECALL_API_KEY": "k", "FETCHER_SESSION_TIMEOUT_SECONDS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad_timeout.returncode == 2
+    assert "FETCHER_SESSION_TIMEOUT_SECONDS" in bad_timeout.stderr
+    no_key = subprocess.run([sys.executable, "-m", "fetcher"], env=env, capture_output=True, text=True, timeout=60)
+    assert no_key.returncode == 2
+    assert "fetcher: " in no_key.stderr and "RECALL_API_KEY: Field required" in no_key.stderr

@@ -13,6 +13,7 @@ Secrets are ``SecretStr``: they print as ``**********`` in reprs, logs and error
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -159,6 +160,26 @@ class LoggingSettings(BaseServiceSettings):
         if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
             raise ValueError("must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG")
         return level
+
+
+@dataclass(frozen=True)
+class FaustWorker:
+    """What differs between the faust workers here; each reads it from its own prefixed variables."""
+
+    app_id: str  # the consumer group, and the prefix of the Table's changelog topic
+    data_dir: str
+    partitions: int  # of the input topics, which the Table is co-partitioned with
+    auto_offset_reset: str
+    web_host: str
+    web_port: int
+    session_timeout_seconds: float
+
+
+class WorkerSettings(KafkaSettings, RecallApiSettings, LoggingSettings):
+    """What every faust worker here reads: Kafka, Recall's API, logging, and its own :class:`FaustWorker`."""
+
+    def faust_worker(self) -> FaustWorker:
+        raise NotImplementedError
 
 
 class TranscriptStoreSettings(BaseServiceSettings):

@@ -8,7 +8,7 @@ import asyncio
 import functools
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from faust.transport.consumer import Consumer as FaustConsumer
@@ -17,8 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from pipeline_common.dlq import dlq_headers
 from pipeline_common.kafka import ensure_topics_when_reachable
-from pipeline_common.logging import get_logger
-from pipeline_common.settings import KafkaSettings
+from pipeline_common.logging import configure_logging, get_logger
+from pipeline_common.settings import ConfigError, FaustWorker, KafkaSettings, WorkerSettings, load_settings
 
 _log = get_logger(__name__)
 
@@ -27,7 +27,49 @@ _log = get_logger(__name__)
 FAUST_LOG_LEVELS = {"CRITICAL": "crit", "ERROR": "error", "WARNING": "warn", "INFO": "info", "DEBUG": "debug"}
 
 
-def run_worker(app: faust.App, settings: KafkaSettings, *, log_level: str, web_host: str, web_port: int) -> None:
+def create_faust_app(settings: KafkaSettings, worker: FaustWorker) -> faust.App:
+    """A faust app configured the way every worker here needs it: durable writes, Table state rebuilt from its
+    changelog, our own logging, and a session timeout that moves a crashed worker's partitions on soon."""
+    return faust.App(
+        worker.app_id,
+        broker=faust_broker_urls(settings),
+        datadir=worker.data_dir,
+        store="memory://",  # the Table's durable copy is its changelog topic; memory is rebuilt from it on start
+        topic_partitions=worker.partitions,
+        topic_replication_factor=settings.kafka_topic_replication_factor,
+        topic_allow_declare=settings.kafka_create_topics,
+        producer_acks=-1,
+        consumer_auto_offset_reset=worker.auto_offset_reset,
+        web_host=worker.web_host,
+        web_port=worker.web_port,
+        web_in_thread=False,
+        stream_wait_empty=True,  # on shutdown, finish the events in hand before committing
+        table_standby_replicas=0,
+        broker_session_timeout=worker.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
+        logging_config=None,
+    )
+
+
+Settings = TypeVar("Settings", bound=WorkerSettings)
+
+
+def worker_main(service: str, settings_type: type[Settings], create_app: Callable[[Settings], faust.App]) -> int:
+    """``python -m <service>``: load the settings (a wrong one exits 2 naming it), then run the worker."""
+    try:
+        settings = load_settings(settings_type)
+        if settings.recall_api_key is None:
+            raise ConfigError([f"RECALL_API_KEY: Field required (the {service} calls Recall's API)"])
+        configure_logging(settings, service=service)
+        app = create_app(settings)
+    except (ConfigError, ValueError) as error:
+        print(f"{service}: {error}", file=sys.stderr)
+        return 2
+    run_worker(app, settings, log_level=settings.log_level, worker=settings.faust_worker())
+    return 0
+
+
+def run_worker(app: faust.App, settings: KafkaSettings, *, log_level: str, worker: FaustWorker) -> None:
     """Create the registry's missing topics (when allowed), then run ``app`` as a faust worker until it stops."""
     if settings.kafka_create_topics:
         asyncio.run(ensure_topics_when_reachable(settings))
@@ -37,9 +79,9 @@ def run_worker(app: faust.App, settings: KafkaSettings, *, log_level: str, web_h
         "--loglevel",
         FAUST_LOG_LEVELS[log_level],
         "--web-host",
-        web_host,
+        worker.web_host,
         "--web-port",
-        str(web_port),
+        str(worker.web_port),
     ]
     app.main()
 

@@ -52,8 +52,8 @@ from pipeline_common.store import (
 )
 from pipeline_common.streaming import (
     add_operational_pages,
+    create_faust_app,
     dead_letter,
-    faust_broker_urls,
     raw_topic,
     send_durably,
 )
@@ -126,25 +126,7 @@ def create_app(
         download_hosts=settings.download_hosts(),
     )
     transcript_store = store or settings.open_store()
-    app = faust.App(
-        settings.fetcher_app_id,
-        broker=faust_broker_urls(settings),
-        datadir=settings.fetcher_data_dir,
-        store="memory://",  # the Table's durable copy is its changelog topic; memory is rebuilt from it on start
-        topic_partitions=TRANSCRIPT_EVENTS.partitions,
-        topic_replication_factor=settings.kafka_topic_replication_factor,
-        topic_allow_declare=settings.kafka_create_topics,
-        producer_acks=-1,
-        consumer_auto_offset_reset=settings.fetcher_auto_offset_reset,
-        web_host=settings.fetcher_web_host,
-        web_port=settings.fetcher_web_port,
-        web_in_thread=False,
-        stream_wait_empty=True,  # on shutdown, finish the transcripts in hand before committing
-        table_standby_replicas=0,
-        broker_session_timeout=settings.fetcher_session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, settings.fetcher_session_timeout_seconds / 3),
-        logging_config=None,
-    )
+    app = create_faust_app(settings, settings.faust_worker())
     transcript_events = raw_topic(app, TRANSCRIPT_EVENTS.name)
     retries = raw_topic(app, FETCHER_RETRIES.name, partitions=FETCHER_RETRIES.partitions)
     ready_out = raw_topic(app, TRANSCRIPTS_READY.name)

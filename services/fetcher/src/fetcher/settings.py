@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
 
-from pipeline_common.settings import KafkaSettings, LoggingSettings, RecallApiSettings, TranscriptStoreSettings
+from pipeline_common.settings import FaustWorker, TranscriptStoreSettings, WorkerSettings
 from pipeline_common.store import TranscriptStore, open_store
+from pipeline_common.topics import TRANSCRIPT_EVENTS
 
 #: Recall's regions and the storage its pre-signed download URLs point at (S3, virtual-hosted or path style).
 DEFAULT_DOWNLOAD_HOSTS = (
@@ -29,7 +30,7 @@ DEFAULT_DOWNLOAD_HOSTS = (
 )
 
 
-class FetcherSettings(KafkaSettings, RecallApiSettings, LoggingSettings, TranscriptStoreSettings):
+class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
     fetcher_app_id: str = Field(default="fetcher", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="consumer group")
     fetcher_data_dir: str = Field(
         default="/tmp/recall-fetcher",  # noqa: S108 - scratch space; the state lives in Kafka and the store
@@ -40,7 +41,7 @@ class FetcherSettings(KafkaSettings, RecallApiSettings, LoggingSettings, Transcr
     fetcher_web_port: int = Field(default=6066, ge=1, le=65535)
     fetcher_auto_offset_reset: str = Field(default="earliest", pattern=r"^(earliest|latest)$")
     fetcher_session_timeout_seconds: float = Field(
-        default=60.0,
+        default=15.0,
         ge=6,
         le=1800,
         description="Kafka consumer session timeout: how soon a dead worker's partitions move",
@@ -75,6 +76,17 @@ class FetcherSettings(KafkaSettings, RecallApiSettings, LoggingSettings, Transcr
     )
     transcript_store_s3_region: str | None = None
     transcript_store_s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+
+    def faust_worker(self) -> FaustWorker:
+        return FaustWorker(
+            app_id=self.fetcher_app_id,
+            data_dir=self.fetcher_data_dir,
+            partitions=TRANSCRIPT_EVENTS.partitions,
+            auto_offset_reset=self.fetcher_auto_offset_reset,
+            web_host=self.fetcher_web_host,
+            web_port=self.fetcher_web_port,
+            session_timeout_seconds=self.fetcher_session_timeout_seconds,
+        )
 
     @field_validator("fetcher_download_hosts", mode="before")
     @classmethod

@@ -23,8 +23,8 @@ from pipeline_common.recall.events import WebhookEvent, parse_webhook_event
 from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDispatcher, RetryDue
 from pipeline_common.streaming import (
     add_operational_pages,
+    create_faust_app,
     dead_letter,
-    faust_broker_urls,
     raw_topic,
     send_durably,
 )
@@ -50,25 +50,7 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
     metrics = TranscriberMetrics()
     rng = random.Random()  # noqa: S311 - jitter, not cryptography
     recall_client = recall or RecallClient.from_settings(settings)
-    app = faust.App(
-        settings.transcriber_app_id,
-        broker=faust_broker_urls(settings),
-        datadir=settings.transcriber_data_dir,
-        store="memory://",  # the Table's durable copy is its changelog topic; memory is rebuilt from it on start
-        topic_partitions=RECORDING_EVENTS.partitions,
-        topic_replication_factor=settings.kafka_topic_replication_factor,
-        topic_allow_declare=settings.kafka_create_topics,
-        producer_acks=-1,
-        consumer_auto_offset_reset=settings.transcriber_auto_offset_reset,
-        web_host=settings.transcriber_web_host,
-        web_port=settings.transcriber_web_port,
-        web_in_thread=False,
-        stream_wait_empty=True,  # on shutdown, finish the event in hand before committing
-        table_standby_replicas=0,
-        broker_session_timeout=settings.transcriber_session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, settings.transcriber_session_timeout_seconds / 3),
-        logging_config=None,
-    )
+    app = create_faust_app(settings, settings.faust_worker())
     recall_events = raw_topic(app, RECORDING_EVENTS.name, TRANSCRIPT_EVENTS.name)
     retries = raw_topic(app, TRANSCRIBER_RETRIES.name, partitions=TRANSCRIBER_RETRIES.partitions)
     failed_out = raw_topic(app, TRANSCRIPTS_FAILED.name)

@@ -9,12 +9,13 @@ from pydantic_settings import NoDecode
 
 from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.settings import KafkaSettings, LoggingSettings, RecallApiSettings
+from pipeline_common.settings import FaustWorker, WorkerSettings
+from pipeline_common.topics import RECORDING_EVENTS
 
 RECALL_TRANSCRIPT_LIMIT = 10  # Recall's hard cap of transcripts per recording
 
 
-class TranscriberSettings(KafkaSettings, RecallApiSettings, LoggingSettings):
+class TranscriberSettings(WorkerSettings):
     transcriber_providers: list[ProviderConfig] = Field(
         default_factory=lambda: [ProviderConfig.of("recallai_async", {"language_code": "auto"})],
         min_length=1,
@@ -43,6 +44,17 @@ class TranscriberSettings(KafkaSettings, RecallApiSettings, LoggingSettings):
         default=15.0, ge=6, le=300, description="how soon a crashed worker's partitions move to another"
     )
     transcriber_auto_offset_reset: str = Field(default="earliest", pattern=r"^(earliest|latest)$")
+
+    def faust_worker(self) -> FaustWorker:
+        return FaustWorker(
+            app_id=self.transcriber_app_id,
+            data_dir=self.transcriber_data_dir,
+            partitions=RECORDING_EVENTS.partitions,
+            auto_offset_reset=self.transcriber_auto_offset_reset,
+            web_host=self.transcriber_web_host,
+            web_port=self.transcriber_web_port,
+            session_timeout_seconds=self.transcriber_session_timeout_seconds,
+        )
 
     @field_validator("transcriber_retry_same_provider_on", mode="before")
     @classmethod
