@@ -6,7 +6,8 @@
    wrapper's.
 2. ``no_stale_records_across_a_seek``: a restarted worker handed records to its agents while it sought back to the
    committed offsets, acked the offsets it took for a gap and dropped the records fetched again: a recording.done
-   was never handled. The wrapper stops the consumer's flow for the duration of the seek.
+   was never handled. The wrapper stops the consumer's flow for the duration of the seek, and seeks the partitions
+   aiokafka leaves in place (never committed) to their beginning, so what the stopped flow discarded is read again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from faust import types as faust_types
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from intervaltree import IntervalTree
 
 from pipeline_common import streaming
@@ -141,3 +143,55 @@ async def test_a_stopped_flow_stays_stopped_after_the_seek() -> None:
     state = SeekingConsumer({SEEK_TP: 20}, flowing=False)
     await state.perform_seek()
     assert state.flow_during_seek == [False] and not state.flow_active
+
+
+class ThreadConsumer:
+    """What the seek_to_committed wrapper touches on faust's aiokafka consumer thread."""
+
+    def __init__(self, committed: Mapping[Any, int | None], reset: str = "earliest") -> None:
+        self.committed = committed
+        self.app = SimpleNamespace(
+            conf=SimpleNamespace(consumer_auto_offset_reset=reset),
+            tables=SimpleNamespace(changelog_topics={"transcriber-recordings-changelog"}),
+        )
+        self.sought_to_beginning: list[Any] = []
+
+    def _ensure_consumer(self) -> Any:
+        committed = self.committed
+
+        async def seek_to_committed() -> Mapping[Any, int | None]:
+            return committed
+
+        return SimpleNamespace(seek_to_committed=seek_to_committed)
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        return await fun(*args)
+
+    async def seek_to_beginning(self, *partitions: Any) -> None:
+        self.sought_to_beginning.extend(partitions)
+
+
+NEVER_COMMITTED = faust_types.TP("recall.recording.events", 0)
+COMMITTED_ZERO = faust_types.TP("recall.recording.events", 1)
+COMMITTED = faust_types.TP("recall.recording.events", 2)
+CHANGELOG = faust_types.TP("transcriber-recordings-changelog", 0)
+OFFSETS = {NEVER_COMMITTED: None, COMMITTED_ZERO: 0, COMMITTED: 7, CHANGELOG: None}
+
+
+async def test_partitions_aiokafka_leaves_in_place_are_sought_to_their_beginning() -> None:
+    thread = ThreadConsumer(OFFSETS)
+    assert await AIOKafkaConsumerThread.seek_to_committed(thread) == OFFSETS
+    # A record fetched there and discarded while the flow was stopped is read again; the changelog is left to recovery.
+    assert thread.sought_to_beginning == [NEVER_COMMITTED, COMMITTED_ZERO]
+
+
+async def test_aiokafka_alone_leaves_never_committed_partitions_where_they_are() -> None:
+    thread = ThreadConsumer(OFFSETS)
+    await AIOKafkaConsumerThread.seek_to_committed.__wrapped__(thread)
+    assert thread.sought_to_beginning == []
+
+
+async def test_a_worker_reading_from_the_latest_offset_is_left_alone() -> None:
+    thread = ThreadConsumer(OFFSETS, reset="latest")
+    await AIOKafkaConsumerThread.seek_to_committed(thread)
+    assert thread.sought_to_beginning == []

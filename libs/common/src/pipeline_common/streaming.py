@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import faust
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import EventT, TopicT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -203,12 +204,29 @@ def no_stale_records_across_a_seek() -> None:
     ("DROPPED MESSAGE ROFF"). Found by ``make chaos``: a SIGKILLed transcriber, restarted while webhooks were arriving,
     never handled one ``recording.done``. With the flow stopped no record is handed over during the seek, so the
     agents see every record from the committed offset on, each once more at most. The flow is resumed only when
-    nothing else (a rebalance) stopped it in the meantime. Idempotent; applied on import like the one above.
+    nothing else (a rebalance) stopped it in the meantime.
+
+    Records the stopped flow discards are read again only if the seek moves the partition back to them, and
+    aiokafka's ``seek_to_committed`` leaves a partition with no committed offset (or 0) where it is: such a partition
+    is sought to its beginning too (with ``auto_offset_reset=earliest``, ours; with ``latest`` the worker has chosen
+    not to read what it did not see). Idempotent; applied on import like the one above.
     """
     original_seek = FaustConsumer.perform_seek
     if getattr(original_seek, "_stops_the_flow", False):
         return
     original_stop = FaustConsumer.stop_flow
+    original_seek_to_committed = AIOKafkaConsumerThread.seek_to_committed
+
+    @functools.wraps(original_seek_to_committed)
+    async def seek_to_committed(self: Any) -> Mapping[Any, int]:
+        committed: Mapping[Any, int] = await original_seek_to_committed(self)
+        if self.app.conf.consumer_auto_offset_reset == "earliest":
+            changelogs = self.app.tables.changelog_topics
+            unmoved = [tp for tp, offset in committed.items() if not offset or offset < 0]
+            unmoved = [tp for tp in unmoved if tp.topic not in changelogs]  # recovery positions those itself
+            if unmoved:
+                await self.seek_to_beginning(*unmoved)
+        return committed
 
     @functools.wraps(original_stop)
     def stop_flow(self: Any) -> None:
@@ -229,6 +247,7 @@ def no_stale_records_across_a_seek() -> None:
     perform_seek._stops_the_flow = True  # type: ignore[attr-defined]
     FaustConsumer.stop_flow = stop_flow  # type: ignore[method-assign]
     FaustConsumer.perform_seek = perform_seek  # type: ignore[method-assign]
+    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
 
 
 never_commit_past_in_flight()
