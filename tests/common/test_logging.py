@@ -3,10 +3,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
 
+from pipeline_common import logging as pipeline_logging
 from pipeline_common.logging import configure_logging, get_logger
 from pipeline_common.settings import LogFormat, LoggingSettings
 
@@ -54,3 +56,44 @@ def test_exceptions_are_rendered_inside_the_json(capsys: pytest.CaptureFixture[s
     (line,) = capsys.readouterr().err.splitlines()
     record = json.loads(line)
     assert "ValueError: boom" in record["exception"]
+
+
+def test_an_event_below_the_level_runs_no_processor(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    redact_secrets = pipeline_logging.redact_secrets
+
+    def counting_redact_secrets(logger: Any, method: str, event_dict: Any) -> Any:
+        calls.append(event_dict["event"])
+        return redact_secrets(logger, method, event_dict)
+
+    # A processor in the middle of the chain configure_logging builds (after the context, level, name and timestamp).
+    monkeypatch.setattr(pipeline_logging, "redact_secrets", counting_redact_secrets)
+    configure_logging(LoggingSettings(log_level="INFO", log_format=LogFormat.JSON), service="ingest")
+    log = get_logger("pipeline.test")
+    log.debug("below the level", api_key="do-not-print")
+    assert calls == []
+    log.info("at the level", api_key="do-not-print")
+    assert calls == ["at the level"]
+    (line,) = capsys.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert record["event"] == "at the level"
+    assert record["level"] == "info"
+    assert record["service"] == "ingest"
+    assert record["api_key"] == "**********"
+    assert "timestamp" in record
+    assert structlog.get_config()["processors"][0] is structlog.stdlib.filter_by_level
+
+
+def test_debug_events_are_logged_at_debug_level(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LoggingSettings(log_level="DEBUG", log_format=LogFormat.JSON))
+    get_logger("pipeline.test").debug("now shown", n=1)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert json.loads(line) | {"timestamp": None} == {
+        "event": "now shown",
+        "n": 1,
+        "level": "debug",
+        "logger": "pipeline.test",
+        "timestamp": None,
+    }

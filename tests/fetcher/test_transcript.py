@@ -37,6 +37,8 @@ def assert_same_as_library(data: bytes, tmp_path: Path, read_bytes: int = 1024 *
     analysis = analyse(path, read_bytes=read_bytes)
     for name in RENDITIONS:
         assert render_one(analysis, name) == RENDERERS[name](parts).encode(), name
+    assert analysis.paragraphs == render.readable(parts)
+    assert analysis.cues == render.cues(parts)
     assert analysis.word_count == render.word_count(parts)
     assert analysis.language_codes == render.language_codes(parts)
     assert analysis.speech_duration_seconds == render.speech_duration(parts)
@@ -144,3 +146,30 @@ def test_a_part_larger_than_many_reads(tmp_path: Path) -> None:
         {"participant": None, "words": [{"text": f"w{i}", "start_timestamp": {"relative": i}} for i in range(20_000)]}
     ]
     assert_same_as_library(json.dumps(big).encode(), tmp_path, read_bytes=4096)
+
+
+def test_the_transcript_is_grouped_once_for_all_renditions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """analyse groups the parts into paragraphs and cues once; the four renditions are formatted from those, not
+    each regrouped from the parts."""
+    data = generate_transcript("k", TranscriptSpec(words=400, speakers=3), default_words=400)
+    path = tmp_path / "t.json"
+    path.write_bytes(data)
+    parts = parse_transcript(data)
+    expected = {name: renderer(parts).encode() for name, renderer in RENDERERS.items()}
+    calls = {"readable": 0, "paragraph_cues": 0}
+    readable, paragraph_cues = render.readable, render.paragraph_cues
+
+    def counted_readable(*args: Any, **kwargs: Any) -> Any:
+        calls["readable"] += 1
+        return readable(*args, **kwargs)
+
+    def counted_cues(*args: Any, **kwargs: Any) -> Any:
+        calls["paragraph_cues"] += 1
+        return paragraph_cues(*args, **kwargs)
+
+    monkeypatch.setattr(render, "readable", counted_readable)
+    monkeypatch.setattr(render, "paragraph_cues", counted_cues)
+    analysis = analyse(path)
+    assert calls == {"readable": 1, "paragraph_cues": 1}
+    assert {name: render_one(analysis, name) for name in RENDITIONS} == expected
+    assert calls == {"readable": 1, "paragraph_cues": 1}

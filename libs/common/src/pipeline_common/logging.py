@@ -48,7 +48,10 @@ def configure_logging(settings: LoggingSettings | None = None, *, service: str |
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: an event below the logger's level is dropped before any other processor runs
+        # (the stdlib logger would drop it anyway, but only after the whole chain, timestamp included, had run).
+        # Only here: the standard library's own records are filtered by their logger before they reach us.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -6,14 +6,17 @@ scanner, and each part is validated against the same model (:class:`TranscriptPa
 exactly the library's), then kept in a compact form that the renderers of :mod:`pipeline_common.recall.render` accept
 (they only read the attributes the compact classes provide; a unit test checks that every rendition is identical to
 rendering the library's parse). Memory is then a few times the transcript's word count, not of its JSON.
+
+The transcript is grouped into paragraphs and subtitle cues once, in :func:`analyse`: the four renditions are
+formatted from those, not each regrouped from the parts.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final, cast
@@ -198,6 +201,11 @@ class Analysis:
     language_codes: list[str]
     participants: list[ContractParticipant]
     speech_duration_seconds: float
+    #: ``render.readable(parts)``, computed once for the readable and txt renditions; without their per-word
+    #: tokens (only the cues need those), so the paragraphs hold little more than their text.
+    paragraphs: list[render.Paragraph]
+    #: ``render.cues(parts)``, computed once for the vtt and srt renditions.
+    cues: list[render.Cue]
 
     def renderable(self) -> list[TranscriptPart]:
         # The renderers read only what the compact classes hold (see the module docstring).
@@ -220,6 +228,8 @@ def analyse(path: Path, *, read_bytes: int = READ_BYTES) -> Analysis:
     with path.open("rb") as stream:
         parts = list(read_parts(stream, read_bytes=read_bytes))
     renderable = cast(list[TranscriptPart], parts)
+    paragraphs = render.readable(renderable)
+    cues = render.paragraph_cues(paragraphs)
     return Analysis(
         parts=parts,
         word_count=render.word_count(renderable),
@@ -229,20 +239,38 @@ def analyse(path: Path, *, read_bytes: int = READ_BYTES) -> Analysis:
             for p in render.speakers(renderable)
         ],
         speech_duration_seconds=render.speech_duration(renderable),
+        paragraphs=[replace(paragraph, tokens=()) for paragraph in paragraphs],
+        cues=cues,
     )
 
 
-#: name -> (file name in the store, content type, renderer)
-RENDITIONS: Final = {
-    "readable": ("readable.json", "application/json", render.render_readable_json),
-    "txt": ("transcript.txt", "text/plain; charset=utf-8", render.render_text),
-    "vtt": ("transcript.vtt", "text/vtt; charset=utf-8", render.render_vtt),
-    "srt": ("transcript.srt", "application/x-subrip; charset=utf-8", render.render_srt),
+def _readable_json(analysis: Analysis) -> str:
+    return render.format_readable_json(analysis.paragraphs)
+
+
+def _text(analysis: Analysis) -> str:
+    return render.format_text(analysis.paragraphs)
+
+
+def _vtt(analysis: Analysis) -> str:
+    return render.format_vtt(analysis.cues)
+
+
+def _srt(analysis: Analysis) -> str:
+    return render.format_srt(analysis.cues)
+
+
+#: name -> (file name in the store, content type, renderer); each rendition is byte for byte the library's
+#: ``render.render_readable_json`` / ``render_text`` / ``render_vtt`` / ``render_srt`` of the parts.
+RENDITIONS: Final[dict[str, tuple[str, str, Callable[[Analysis], str]]]] = {
+    "readable": ("readable.json", "application/json", _readable_json),
+    "txt": ("transcript.txt", "text/plain; charset=utf-8", _text),
+    "vtt": ("transcript.vtt", "text/vtt; charset=utf-8", _vtt),
+    "srt": ("transcript.srt", "application/x-subrip; charset=utf-8", _srt),
 }
 
 
 def render_one(analysis: Analysis, name: str) -> bytes:
     """One rendition, as bytes (blocking: run it in a thread). One at a time keeps the peak low."""
     _, _, renderer = RENDITIONS[name]
-    text: str = renderer(analysis.renderable())
-    return text.encode("utf-8")
+    return renderer(analysis).encode("utf-8")

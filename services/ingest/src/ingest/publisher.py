@@ -78,9 +78,9 @@ class KafkaPublisher:
             raise PublishFailed(f"Kafka producer not connected ({self._reason})")
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(
-                producer.send_and_wait(topic, value=value, key=key, headers=headers), self._produce_timeout
-            )
+            # asyncio.timeout, not wait_for: 3.11's wait_for wraps the coroutine in a new Task on every call.
+            async with asyncio.timeout(self._produce_timeout):
+                await producer.send_and_wait(topic, value=value, key=key, headers=headers)
         except TimeoutError:
             self._mark_unready("produce timed out")
             raise PublishFailed(f"no acknowledgement from Kafka within {self._produce_timeout:g}s") from None

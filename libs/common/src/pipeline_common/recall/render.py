@@ -10,6 +10,11 @@ duration. That is the shape Recall's docs show for a "sentence-by-sentence" tran
 ``start_timestamp``, ``end_timestamp``, plus ``duration_seconds``, ``language_code``, ``word_count`` and the
 participant. Text is cleaned: control characters dropped, runs of whitespace (newlines included) collapsed, and a
 token that is only closing punctuation attached to the word before it.
+
+Each ``render_*`` function takes the parts and groups them itself. A caller that renders several forms of one
+transcript should group once instead: ``paragraphs = readable(parts)`` (and ``paragraph_cues(paragraphs)`` for the
+subtitle forms), then ``format_readable_json`` / ``format_text`` from the paragraphs and ``format_vtt`` /
+``format_srt`` from the cues; the bytes are the same as the ``render_*`` functions' (they are thin wrappers).
 """
 
 from __future__ import annotations
@@ -29,7 +34,12 @@ __all__ = [
     "Cue",
     "Paragraph",
     "cues",
+    "format_readable_json",
+    "format_srt",
+    "format_text",
+    "format_vtt",
     "language_codes",
+    "paragraph_cues",
     "readable",
     "readable_json",
     "render_readable_json",
@@ -221,7 +231,12 @@ def readable_json(parts: Parts) -> list[dict[str, Any]]:
 
 
 def render_readable_json(parts: Parts) -> str:
-    return json.dumps(readable_json(parts), ensure_ascii=False, indent=2) + "\n"
+    return format_readable_json(readable(parts))
+
+
+def format_readable_json(paragraphs: Iterable[Paragraph]) -> str:
+    """The readable form's JSON text, from paragraphs computed by :func:`readable`."""
+    return json.dumps([paragraph.to_dict() for paragraph in paragraphs], ensure_ascii=False, indent=2) + "\n"
 
 
 def _clock(seconds: float) -> str:
@@ -231,8 +246,13 @@ def _clock(seconds: float) -> str:
 
 def render_text(parts: Parts, *, timestamps: bool = True) -> str:
     """``[HH:MM:SS] Speaker: paragraph`` per line (no time when the paragraph has none). Empty transcript: ``""``."""
+    return format_text(readable(parts), timestamps=timestamps)
+
+
+def format_text(paragraphs: Iterable[Paragraph], *, timestamps: bool = True) -> str:
+    """:func:`render_text` from paragraphs computed by :func:`readable`."""
     lines = []
-    for paragraph in readable(parts):
+    for paragraph in paragraphs:
         prefix = f"[{_clock(paragraph.start)}] " if timestamps and paragraph.start is not None else ""
         lines.append(f"{prefix}{paragraph.speaker}: {paragraph.text}")
     return "\n".join(lines) + ("\n" if lines else "")
@@ -250,9 +270,16 @@ def cues(parts: Parts, *, max_seconds: float = DEFAULT_CUE_SECONDS, max_chars: i
     """Subtitle cues: each paragraph split at sentence ends, ``max_seconds`` or ``max_chars``; sorted by start
     (stable). Words without timestamps take the time of the cue before them; every cue lasts at least
     ``MIN_CUE_SECONDS``."""
+    return paragraph_cues(readable(parts), max_seconds=max_seconds, max_chars=max_chars)
+
+
+def paragraph_cues(
+    paragraphs: Iterable[Paragraph], *, max_seconds: float = DEFAULT_CUE_SECONDS, max_chars: int = DEFAULT_CUE_CHARS
+) -> list[Cue]:
+    """:func:`cues` from paragraphs computed by :func:`readable`."""
     result: list[Cue] = []
     previous_end = 0.0
-    for paragraph in readable(parts):
+    for paragraph in paragraphs:
         chunk: list[_Token] = []
         for token in paragraph.tokens:
             if chunk and _should_break(chunk, token, max_seconds, max_chars):
@@ -306,8 +333,13 @@ def _vtt_escape(text: str) -> str:
 
 def render_vtt(parts: Parts, **cue_options: Any) -> str:
     """WebVTT with one voice span (``<v Speaker>``) per cue. Empty transcript: the bare ``WEBVTT`` header."""
+    return format_vtt(cues(parts, **cue_options))
+
+
+def format_vtt(cue_list: Iterable[Cue]) -> str:
+    """:func:`render_vtt` from cues computed by :func:`cues` or :func:`paragraph_cues`."""
     blocks = ["WEBVTT"]
-    for index, cue in enumerate(cues(parts, **cue_options), start=1):
+    for index, cue in enumerate(cue_list, start=1):
         blocks.append(
             f"{index}\n{_cue_time(cue.start, '.')} --> {_cue_time(cue.end, '.')}\n"
             f"<v {_vtt_escape(cue.speaker)}>{_vtt_escape(cue.text)}"
@@ -317,9 +349,14 @@ def render_vtt(parts: Parts, **cue_options: Any) -> str:
 
 def render_srt(parts: Parts, **cue_options: Any) -> str:
     """SubRip with ``Speaker: text`` cues. Empty transcript: ``""``."""
+    return format_srt(cues(parts, **cue_options))
+
+
+def format_srt(cue_list: Iterable[Cue]) -> str:
+    """:func:`render_srt` from cues computed by :func:`cues` or :func:`paragraph_cues`."""
     blocks = [
         f"{index}\n{_cue_time(cue.start, ',')} --> {_cue_time(cue.end, ',')}\n{cue.speaker}: {cue.text}"
-        for index, cue in enumerate(cues(parts, **cue_options), start=1)
+        for index, cue in enumerate(cue_list, start=1)
     ]
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 

@@ -1,0 +1,87 @@
+"""The publisher's bounded wait for Kafka's acknowledgement, against a stand-in producer (no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+from ingest.publisher import KafkaPublisher, PublishFailed
+from pipeline_common.settings import KafkaSettings
+
+pytestmark = pytest.mark.unit
+
+
+class StandInProducer:
+    """``send_and_wait`` acknowledges after ``delay`` seconds (never, with None), or raises ``error``."""
+
+    def __init__(self, delay: float | None = 0.0, error: Exception | None = None) -> None:
+        self.delay = delay
+        self.error = error
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.cancelled = False
+
+    async def send_and_wait(self, topic: str, *, value: bytes, key: bytes | None, headers: Any) -> object:
+        try:
+            if self.delay is None:
+                await asyncio.Event().wait()
+            await asyncio.sleep(self.delay or 0)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        if self.error is not None:
+            raise self.error
+        self.sent.append((topic, value, key))
+        return object()
+
+
+def publisher(producer: StandInProducer, produce_timeout: float = 0.2) -> KafkaPublisher:
+    under_test = KafkaPublisher(
+        KafkaSettings(), required_topics=["t"], produce_timeout=produce_timeout, check_interval=1.0
+    )
+    under_test._producer = producer  # type: ignore[assignment]
+    under_test._ready = True
+    return under_test
+
+
+async def test_an_acknowledged_write_returns_its_latency() -> None:
+    producer = StandInProducer(delay=0.01)
+    latency = await publisher(producer).publish("t", b"k", b"v", [("h", b"1")])
+    assert producer.sent == [("t", b"v", b"k")]
+    assert 0.01 <= latency < 0.2
+
+
+async def test_no_acknowledgement_in_time_fails_the_publish_and_cancels_the_wait() -> None:
+    producer = StandInProducer(delay=None)
+    under_test = publisher(producer, produce_timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(PublishFailed, match=r"no acknowledgement from Kafka within 0\.2s"):
+        await under_test.publish("t", b"k", b"v", [])
+    assert 0.2 <= time.monotonic() - started < 2.0
+    assert producer.cancelled
+    assert not under_test.ready
+    assert under_test.reason == "produce timed out"
+    # The task that published is not left cancelled: it carries on (the endpoint answers 503).
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+    await asyncio.sleep(0)
+
+
+async def test_a_refused_write_fails_the_publish() -> None:
+    under_test = publisher(StandInProducer(error=KafkaConnectionError("gone")))
+    with pytest.raises(PublishFailed, match="Kafka refused the write: KafkaConnectionError"):
+        await under_test.publish("t", None, b"v", [])
+    assert under_test.reason == "produce failed: KafkaConnectionError"
+
+
+async def test_the_caller_being_cancelled_is_not_a_timeout() -> None:
+    under_test = publisher(StandInProducer(delay=None), produce_timeout=30)
+    task = asyncio.create_task(under_test.publish("t", None, b"v", []))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert under_test.ready
