@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import faust
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-from faust.types import EventT, TopicT
+from faust.types import EventT, TableT, TopicT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pipeline_common.dlq import dlq_headers
@@ -50,6 +50,18 @@ def create_faust_app(settings: KafkaSettings, worker: FaustWorker) -> faust.App:
         broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
         logging_config=None,
     )
+
+
+def recordings_table(app: faust.App) -> TableT[str, Any]:
+    """The worker's per-recording state: JSON values keyed by recording id, co-partitioned with its input topics
+    (the app's ``topic_partitions``) so a recording's events and its state live in the same worker."""
+    table: TableT[str, Any] = app.Table(
+        "recordings",
+        default=None,
+        partitions=app.conf.topic_partitions,
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+    )
+    return table
 
 
 Settings = TypeVar("Settings", bound=WorkerSettings)

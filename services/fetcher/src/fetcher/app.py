@@ -55,6 +55,7 @@ from pipeline_common.streaming import (
     create_faust_app,
     dead_letter,
     raw_topic,
+    recordings_table,
     send_durably,
 )
 from pipeline_common.topics import FETCHER_RETRIES, TRANSCRIPT_EVENTS, TRANSCRIPTS_READY, dlq_topic
@@ -131,12 +132,7 @@ def create_app(
     retries = raw_topic(app, FETCHER_RETRIES.name, partitions=FETCHER_RETRIES.partitions)
     ready_out = raw_topic(app, TRANSCRIPTS_READY.name)
     dlq = raw_topic(app, dlq_topic(SERVICE).name)
-    recordings = app.Table(
-        "recordings",
-        default=None,
-        partitions=TRANSCRIPT_EVENTS.partitions,
-        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
-    )
+    recordings = recordings_table(app)
     announcer = Announcer(settings, ready_out)
     fetcher = TranscriptFetcher(
         recall=recall_client,

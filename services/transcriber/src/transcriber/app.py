@@ -26,6 +26,7 @@ from pipeline_common.streaming import (
     create_faust_app,
     dead_letter,
     raw_topic,
+    recordings_table,
     send_durably,
 )
 from pipeline_common.topics import (
@@ -55,12 +56,7 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
     retries = raw_topic(app, TRANSCRIBER_RETRIES.name, partitions=TRANSCRIBER_RETRIES.partitions)
     failed_out = raw_topic(app, TRANSCRIPTS_FAILED.name)
     dlq = raw_topic(app, dlq_topic(SERVICE).name)
-    recordings = app.Table(
-        "recordings",
-        default=None,
-        partitions=RECORDING_EVENTS.partitions,
-        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
-    )
+    recordings = recordings_table(app)
     dispatcher = RetryDispatcher(lambda due: send_durably(retries, due.recording_id.encode(), due.dumps(), []))
 
     def load(recording_id: str) -> RecordingState | None:
