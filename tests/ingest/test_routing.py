@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from ingest.routing import ROUTED_TOPICS, Route, route
 from pipeline_common.recall.events import parse_webhook_event
+from tests.common.recall.examples import example
 
 pytestmark = pytest.mark.unit
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "recall" / "examples"
 
 
 def event(name: str, **data: object) -> bytes:
@@ -45,8 +43,8 @@ def test_routes_by_event_family_and_keys_by_recording_then_bot(body: bytes, expe
 
 
 def test_recalls_documented_example_routes_to_the_transcript_topic() -> None:
-    example = parse_webhook_event((EXAMPLES / "webhook-transcript.done.json").read_bytes())
-    assert route(example) == Route("recall.transcript.events", "03d06804-0cb2-42f8-a255-5b950dde7c57")
+    documented = parse_webhook_event(example("webhook-transcript.done.json"))
+    assert route(documented) == Route("recall.transcript.events", "03d06804-0cb2-42f8-a255-5b950dde7c57")
 
 
 def test_every_routed_topic_is_in_the_registry() -> None:

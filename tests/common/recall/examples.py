@@ -1,12 +1,10 @@
-"""Recall's documented example payloads, read exactly as they are in ../shared/recall/examples/."""
+"""Recall's documented example payloads, read exactly as they are in tests/fixtures/recall/ (see its README)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[4] / "shared" / "recall" / "examples"
-if not EXAMPLES.is_dir():  # pragma: no cover - a checkout elsewhere
-    EXAMPLES = Path("/work/shared/recall/examples")
+EXAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "recall"
 
 
 def example(name: str) -> bytes:
