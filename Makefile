@@ -98,7 +98,7 @@ docs: setup ## regenerate docs/asyncapi.yaml and docs/schemas/*.json from the to
 BENCH_ARGS ?=
 
 bench: setup kafka-fetch ## benchmarks on a dedicated local broker: a table, figures in bench/results/ (BENCH_ARGS=--quick)
-	$(RUN) python bench/run.py $(BENCH_ARGS)
+	$(RUN) python -m bench.run $(BENCH_ARGS)
 
 # ------------------------------------------------------------------------------------------- chaos (scripts/chaos.py)
 .PHONY: chaos

@@ -22,7 +22,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from devkit.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["ROOT", "free_port"]  # free_port: the benchmarks import it from here with the rest
 
 GoalOp = Literal[">=", ">", "<=", "<"]
 
@@ -125,12 +127,6 @@ class BenchContext:
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -1,6 +1,6 @@
 """Pipeline benchmark: recordings through the whole system, the real processes, and each service's idle RSS.
 
-Per repetition a fresh stack is started with ``scripts/stack.py`` (``processes``/``start``/``wait_ready``/``down``, as
+Per repetition a fresh stack is started with :mod:`devkit.stack` (``processes``/``start``/``wait_ready``/``down``, as
 ``make up`` and the demo run it) on free loopback ports, against the benchmark's broker: the Recall simulator at zero
 latency (``RECALL_SIM_TRANSCRIPT_DELAY_SECONDS=0``, no ``transcript.processing`` webhooks, small transcripts, its own
 logging at WARNING since it stands in for Recall), ``python -m ingest``, ``python -m transcriber`` and ``python -m
@@ -35,7 +35,6 @@ e.g. ``FETCHER_CONCURRENCY=8;TRANSCRIBER_RETRY_SCAN_SECONDS=2``), ``profile``, `
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import queue
@@ -47,7 +46,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from bench.framework import (
@@ -64,6 +62,7 @@ from bench.framework import (
     scrape_histograms,
 )
 from bench.profiling import SpyRecorder, format_summary, profiles_dir
+from devkit import stack
 
 DESCRIPTION = (
     "recordings through simulator -> ingest -> transcriber -> fetcher (real processes, zero-latency simulator): "
@@ -111,26 +110,14 @@ SIM_ENV = {
 PARTITIONS = 6  # recall.recording.events and recall.transcript.events (pipeline_common.topics)
 
 
-def _load_stack() -> ModuleType:
-    """``scripts/stack.py`` as a module (scripts/ is not a package; putting it on sys.path would shadow names)."""
-    name = "recall_pipeline_stack"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 class Driver:
-    """``bench/pipeline_driver.py`` in its own process: one JSON command in, one JSON answer out, with deadlines."""
+    """``python -m bench.pipeline_driver`` in its own process: one JSON command in, one JSON answer out, with
+    deadlines."""
 
     def __init__(self, bootstrap: str, sim_url: str, log_dir: Path) -> None:
         self._stderr = (log_dir / "driver.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "pipeline_driver.py"), bootstrap, sim_url],
+            [sys.executable, "-m", "bench.pipeline_driver", bootstrap, sim_url],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -223,11 +210,10 @@ def _machine_busy_seconds() -> tuple[float, float]:
 
 @dataclass
 class Stack:
-    """One started stack: the stack module's processes, their pids, and the driver."""
+    """One started stack: its processes, their pids, and the driver."""
 
-    module: ModuleType
-    profile: Any
-    processes: list[Any]
+    profile: stack.Profile
+    processes: list[stack.Process]
     pids: dict[str, int]
     metrics_urls: dict[str, str] = field(default_factory=dict)
     driver: Driver | None = None
@@ -243,7 +229,7 @@ class Stack:
         if self.driver is not None:
             self.driver.close()
         with contextlib.redirect_stdout(sys.stderr):
-            self.module.down(self.profile, keep_kafka=True)
+            stack.down(self.profile, keep_kafka=True)
 
 
 def _settings(ctx: BenchContext) -> dict[str, Any]:
@@ -268,10 +254,8 @@ def _settings(ctx: BenchContext) -> dict[str, Any]:
 
 
 def start_stack(ctx: BenchContext, bootstrap: str, cfg: dict[str, Any], repetition: int) -> Stack:
-    stack = _load_stack()
-
     @dataclass(frozen=True)
-    class BenchProfile(stack.Profile):  # type: ignore[misc,name-defined]
+    class BenchProfile(stack.Profile):
         root: Path = Path()
 
         @property
@@ -303,7 +287,7 @@ def start_stack(ctx: BenchContext, bootstrap: str, cfg: dict[str, Any], repetiti
             process.env["FETCHER_APP_ID"] = f"bench-fetcher-{suffix}"
             process.env["FETCHER_AUTO_OFFSET_RESET"] = "latest"
     create_state_topics(bootstrap, {"transcriber": f"bench-transcriber-{suffix}", "fetcher": f"bench-fetcher-{suffix}"})
-    started = Stack(stack, profile, processes, {})
+    started = Stack(profile, processes, {})
     try:
         with contextlib.redirect_stdout(sys.stderr):
             for process in processes:

@@ -29,18 +29,13 @@ import sys
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.framework import percentile  # noqa: E402
+from bench.framework import percentile
 
 READY_TOPIC = "transcripts.ready"
 FAILED_TOPIC = "transcripts.failed"

@@ -1,6 +1,6 @@
 """``make bench``: run the registered benchmarks, print a table, write every figure to ``bench/results/<UTC>.json``.
 
-    python bench/run.py [--quick] [--only ingest,fetcher] [--repeats N] [--set ingest.steps=4,16] [--results-dir D]
+    python -m bench.run [--quick] [--only ingest,fetcher] [--repeats N] [--set ingest.steps=4,16] [--results-dir D]
 
 Each figure is the median of ``--repeats`` repetitions (default 3; ``--quick``: 1, with shorter durations); every
 comparison is a ratio measured inside one repetition. The JSON file also records the machine (cores, CPU model,
@@ -36,11 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.framework import BenchContext, Figure, KafkaProvider, Repetition  # noqa: E402
+from bench.framework import ROOT, BenchContext, Figure, KafkaProvider, Repetition
 
 #: name -> module. Order is run order. A module without ``run(ctx)`` (or not there at all) is skipped.
 BENCHMARKS: dict[str, str] = {

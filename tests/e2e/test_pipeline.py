@@ -11,11 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from devkit import demo, stack
 from tests.support.broker import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import demo
-import stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

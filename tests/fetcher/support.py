@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from devkit.ports import free_port
 from fetcher.announce import partition_for
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers, header_value
 from pipeline_common.topics import TRANSCRIPT_EVENTS, TRANSCRIPTS_READY, dlq_topic
@@ -38,12 +39,6 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- S3 ------------------------------------------------------------------------------------------------------------

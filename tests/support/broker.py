@@ -1,4 +1,4 @@
-"""Choose the Kafka broker for the test session (DESIGN §6).
+"""Choose the Kafka broker for the test session (docs/architecture.md, "Testing against real parts").
 
 Order: ``KAFKA_BOOTSTRAP_SERVERS`` if set; else testcontainers' ``KafkaContainer`` in KRaft mode if a Docker daemon
 answers; else the project's own local broker (scripts/kafka-local) on a free loopback port with a throw-away state
@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from devkit.ports import free_port_pair
+
+__all__ = ["KAFKA_LOCAL", "ROOT", "Broker", "docker_daemon_answers", "free_port_pair", "session_broker"]
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
@@ -51,23 +54,6 @@ class Broker:
         result = subprocess.run([str(KAFKA_LOCAL), "start"], env=self._env(), capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"local Kafka broker did not start:\n{result.stdout}\n{result.stderr}")
-
-
-def free_port_pair() -> int:
-    """A port P such that P and P+1 are both free on 127.0.0.1 (client and controller listeners)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port >= 65535:
-            continue
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free pair of loopback ports found")
 
 
 def docker_daemon_answers() -> bool:

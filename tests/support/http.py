@@ -10,13 +10,10 @@ from typing import Any
 
 import uvicorn
 
+from devkit.ports import free_port
 from tests.support.waiting import wait_for_sync
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["free_port", "serve_in_thread"]
 
 
 def _listening_socket() -> socket.socket:

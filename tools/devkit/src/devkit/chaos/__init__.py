@@ -1,0 +1,37 @@
+"""``make chaos``: a ledger run. N recordings through the real processes while a fault schedule runs, then a full
+reconciliation from Kafka and from the simulator's records (Recall's side of the ledger), then a fuzzing pass on
+the ingest endpoint. Exit 0 only when every check holds; the ledger is written to ``var/chaos/ledger-<time>.json``.
+
+Faults (each on by default, each switchable):
+
+- ``--no-kill``             SIGKILL of ingest, transcriber and fetcher at random moments (``--kills`` each), each
+                            restarted by the harness and waited for until ready;
+- ``--no-broker-restart``   one restart of the Kafka broker (stop, start);
+- ``--no-api-faults``       the simulator answers Create/Retrieve/download with 429s, 5xx, and drops responses
+                            (processed, then the connection closed), in phases;
+- ``--no-webhook-chaos``    duplicate and out-of-order webhook deliveries;
+- ``--no-provider-outage``  the primary provider fails every transcript for a window (the chain falls back);
+- ``--no-fuzz``             skip the "bad input at scale" pass on ingest (hypothesis on raw bytes and headers).
+
+What the ledger checks:
+
+- every recording ended exactly once (one ``transcripts.ready`` or one ``transcripts.failed``), as planned;
+- every ``transcripts.ready`` points at stored objects whose sha256 and size match, and the raw transcript is the
+  bytes Recall serves;
+- creates per recording (transcripts at Recall) never exceed the chain length nor 10, and no attempt was paid twice
+  (one transcript per (recording, Idempotency-Key));
+- every webhook Recall delivered with a 2xx is on its topic (``ce_id`` = webhook id, same bytes); none with a
+  non-2xx final state was lost (Recall's retries brought it in);
+- nothing in the dead-letter queues; the consumers caught up;
+- the time to drain after the last fault.
+
+    python scripts/chaos.py [--recordings 500] [--seed N] [--no-kill ...] [--fuzz-examples 2000]
+    python -m devkit.chaos ...   (the same)
+
+The package: ``options`` (the command line), ``harness`` (the run: plan, feed, collect, drain), ``faults/`` (one
+module a fault; ``faults.DISCRETE`` lists the scheduled ones), ``checks/`` (the reconciliation, one module a
+side of the ledger), ``ledger`` (what is written and printed), ``fuzz`` (the ingest fuzzing pass),
+``stack_control`` (the stack the run drives) and ``main``.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,41 @@
+"""One restart of the Kafka broker (stop, start) at a random point of the run's progress."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from devkit import stack
+from devkit.chaos.faults.base import FaultEvent, blocking
+from devkit.chaos.options import log
+
+if TYPE_CHECKING:
+    from devkit.chaos.harness import Chaos
+
+
+async def restart_broker(chaos: Chaos, fraction: float) -> None:
+    await chaos.at_progress(fraction)
+    event = FaultEvent(chaos.now(), "broker-restart", "kafka")
+    ended = chaos.ended()
+    chaos.broker_down = True
+    log(f"{event.at:6.1f}s  stopping the broker")
+    try:
+        await blocking(stack.kafka, chaos.profile, "stop")
+        stopped = chaos.now()
+        await blocking(stack.kafka, chaos.profile, "start")
+    finally:
+        chaos.broker_down = False
+    await blocking(stack.wait_ready, chaos.profile, [chaos.processes["ingest"]], 300)
+    event.until = chaos.now()
+    event.detail = (
+        f"at {ended}/{len(chaos.live.planned)} recordings ended; stopped in {stopped - event.at:.1f}s; broker "
+        f"and ingest ready after {event.until - event.at:.1f}s"
+    )
+    chaos.events.append(event)
+    log(f"{event.until:6.1f}s  broker back ({event.detail})")
+
+
+def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
+    if not chaos.options.broker_restart:
+        return []
+    return [restart_broker(chaos, chaos.rng.uniform(0.3, 0.6))]

@@ -1,0 +1,41 @@
+"""The stack a chaos run drives: its own directory under var/, and the processes with the run's settings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from devkit import stack
+from devkit.chaos.options import CHAIN, Options
+
+
+def prepare_home(profile: stack.Profile, ledger_dir: Path) -> None:
+    """A fresh var/<name>/ (earlier ledgers kept)."""
+    if profile.home.exists():
+        for child in profile.home.iterdir():
+            if child.resolve() == ledger_dir.resolve() or child.name.startswith("ledger-"):
+                continue
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
+def chaos_processes(profile: stack.Profile, options: Options) -> list[stack.Process]:
+    sim_env = {
+        "RECALL_SIM_TRANSCRIPT_DELAY_SECONDS": str(options.transcript_delay),
+        "RECALL_SIM_TIME_SCALE": str(options.time_scale),
+        "RECALL_SIM_SEED": str(options.seed),
+        "LOG_LEVEL": "WARNING",
+    }
+    processes = stack.processes(profile, sim_env=sim_env)
+    for process in processes:
+        if process.name == "transcriber":
+            process.env["TRANSCRIBER_PROVIDERS"] = json.dumps(CHAIN)
+            process.env["TRANSCRIBER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
+        if process.name == "fetcher":
+            process.env["FETCHER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
+        if process.name != "recall_sim":
+            process.env.setdefault("LOG_LEVEL", "INFO")
+    return processes

@@ -1,0 +1,344 @@
+"""Run the whole pipeline locally: Kafka, the Recall simulator, ingest, transcriber and fetcher as separate processes.
+
+A small Procfile-style supervisor (each process's output goes to its own log file; readiness is each service's
+``/readyz``). Used by ``make up`` / ``make down`` / ``make logs`` and by the demo::
+
+    python -m devkit.stack up [--profile dev]      start everything in the background, wait until ready
+    python -m devkit.stack down [--profile dev]    stop everything this profile started (and its broker)
+    python -m devkit.stack logs [-f]               the logs, prefixed with the process name
+    python -m devkit.stack status                  what runs, and whether it is ready
+
+With ``RECALL_API_KEY`` set and ``RECALL_API_BASE_URL`` not pointing at the simulator, the simulator is not started
+and the services talk to real Recall (``RECALL_WEBHOOK_SECRET`` must then be your workspace's real secret).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from devkit import ROOT
+from devkit.ports import free_port_pair
+
+KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
+# The simulator's public development credentials (see services/recall_sim): never a real secret.
+DEV_API_KEY = "recall-sim-api-key"
+DEFAULT_CHAIN = [
+    {"recallai_async": {"language_code": "auto"}},
+    {"deepgram_async": {"model": "nova-3", "language": "multi"}},
+]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Where one stack lives: its ports and its directory under var/. ``dev`` is ``make up``; ``demo`` is separate
+    so that ``make demo`` never collides with a stack someone left running."""
+
+    name: str
+    kafka_port: int
+    sim_port: int
+    ingest_port: int
+    transcriber_port: int
+    fetcher_port: int
+
+    @property
+    def home(self) -> Path:
+        return ROOT / "var" / self.name
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.home / "pids"
+
+    @property
+    def transcripts(self) -> Path:
+        return self.home / "transcripts"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+
+PROFILES = {
+    "dev": Profile("dev", kafka_port=9092, sim_port=8081, ingest_port=8080, transcriber_port=6066, fetcher_port=6067),
+    "demo": Profile(
+        "demo", kafka_port=19092, sim_port=18081, ingest_port=18080, transcriber_port=16066, fetcher_port=16067
+    ),
+}
+
+
+def ephemeral_profile(name: str) -> Profile:
+    """A profile on free loopback ports (for tests): never collides with ``dev``, ``demo`` or another run."""
+    return Profile(name, free_port_pair(), free_port_pair(), free_port_pair(), free_port_pair(), free_port_pair())
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    ready_url: str
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+
+def dev_webhook_secret() -> str:
+    from recall_sim.settings import DEV_WEBHOOK_SECRET
+
+    return str(DEV_WEBHOOK_SECRET)
+
+
+def uses_real_recall() -> bool:
+    base = os.environ.get("RECALL_API_BASE_URL", "")
+    return bool(os.environ.get("RECALL_API_KEY")) and bool(base) and "127.0.0.1" not in base and "localhost" not in base
+
+
+def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Process]:
+    python = sys.executable
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "INGEST_", "TRANSCRIBER_", "FETCHER_"))
+    }
+    real = uses_real_recall()
+    sim_url = f"http://127.0.0.1:{profile.sim_port}"
+    secret = os.environ.get("RECALL_WEBHOOK_SECRET") if real else dev_webhook_secret()
+    if real and not secret:
+        raise SystemExit("stack: RECALL_WEBHOOK_SECRET is required to receive real Recall webhooks")
+    common = {
+        **inherited,
+        "KAFKA_BOOTSTRAP_SERVERS": profile.bootstrap,
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "json"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "RECALL_API_BASE_URL": os.environ["RECALL_API_BASE_URL"] if real else sim_url,
+        "RECALL_API_KEY": os.environ["RECALL_API_KEY"] if real else DEV_API_KEY,
+        "RECALL_WEBHOOK_SECRET": secret or "",
+        "PYTHONUNBUFFERED": "1",
+    }
+    chain = os.environ.get("TRANSCRIBER_PROVIDERS", json.dumps(DEFAULT_CHAIN))
+    stack = []
+    if not real:
+        stack.append(
+            Process(
+                "recall_sim",
+                [python, "-m", "recall_sim"],
+                {
+                    **common,
+                    "RECALL_SIM_HOST": "127.0.0.1",
+                    "RECALL_SIM_PORT": str(profile.sim_port),
+                    "RECALL_SIM_API_KEY": DEV_API_KEY,
+                    "RECALL_SIM_WEBHOOK_SECRET": secret or "",
+                    "RECALL_SIM_WEBHOOK_URL": f"http://127.0.0.1:{profile.ingest_port}/webhooks/recall",
+                    "RECALL_SIM_TRANSCRIPT_DELAY_SECONDS": os.environ.get("RECALL_SIM_TRANSCRIPT_DELAY_SECONDS", "1"),
+                    **(sim_env or {}),
+                },
+                f"{sim_url}/admin/config",
+            )
+        )
+    stack += [
+        Process(
+            "ingest",
+            [python, "-m", "ingest"],
+            {
+                **common,
+                "INGEST_HOST": os.environ.get("INGEST_HOST", "127.0.0.1"),
+                "INGEST_PORT": str(profile.ingest_port),
+            },
+            f"http://127.0.0.1:{profile.ingest_port}/readyz",
+        ),
+        Process(
+            "transcriber",
+            [python, "-m", "transcriber"],
+            {
+                **common,
+                "TRANSCRIBER_PROVIDERS": chain,
+                "TRANSCRIBER_WEB_HOST": "127.0.0.1",
+                "TRANSCRIBER_WEB_PORT": str(profile.transcriber_port),
+                "TRANSCRIBER_DATA_DIR": str(profile.home / "transcriber"),
+            },
+            f"http://127.0.0.1:{profile.transcriber_port}/readyz",
+        ),
+        Process(
+            "fetcher",
+            [python, "-m", "fetcher"],
+            {
+                **common,
+                "FETCHER_WEB_HOST": "127.0.0.1",
+                "FETCHER_WEB_PORT": str(profile.fetcher_port),
+                "FETCHER_DATA_DIR": str(profile.home / "fetcher"),
+                "TRANSCRIPT_STORE_URL": os.environ.get("TRANSCRIPT_STORE_URL", f"file://{profile.transcripts}"),
+            },
+            f"http://127.0.0.1:{profile.fetcher_port}/readyz",
+        ),
+    ]
+    return stack
+
+
+def kafka(profile: Profile, command: str) -> None:
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(profile.kafka_port),
+        "KAFKA_CONTROLLER_PORT": str(profile.kafka_port + 1),
+        "KAFKA_STATE_DIR": str(profile.home / "kafka"),
+    }
+    result = subprocess.run([str(KAFKA_LOCAL), command], env=env, text=True, capture_output=True)
+    sys.stdout.write(result.stdout)
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        raise SystemExit(f"stack: the local Kafka broker could not {command}")
+
+
+def pid_file(profile: Profile, name: str) -> Path:
+    return profile.pids / f"{name}.pid"
+
+
+def running_pid(profile: Profile, name: str) -> int | None:
+    path = pid_file(profile, name)
+    try:
+        pid = int(path.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def start(profile: Profile, process: Process) -> None:
+    profile.logs.mkdir(parents=True, exist_ok=True)
+    profile.pids.mkdir(parents=True, exist_ok=True)
+    if running_pid(profile, process.name) is not None:
+        print(f"stack: {process.name} is already running")
+        return
+    log = (profile.logs / f"{process.name}.log").open("ab")
+    process.popen = subprocess.Popen(
+        process.argv, cwd=ROOT, env=process.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    pid_file(profile, process.name).write_text(str(process.popen.pid))
+
+
+def is_ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_ready(profile: Profile, stack: list[Process], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    pending = {process.name: process for process in stack}
+    while pending:
+        for name, process in list(pending.items()):
+            if running_pid(profile, name) is None:
+                tail = (profile.logs / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise SystemExit(f"stack: {name} exited during start-up; log {profile.logs / name}.log:\n{tail}")
+            if is_ready(process.ready_url):
+                print(f"stack: {name} ready ({process.ready_url.rsplit('/', 1)[0]})")
+                del pending[name]
+        if pending and time.monotonic() > deadline:
+            raise SystemExit(f"stack: not ready within {timeout:.0f}s: {', '.join(pending)}; logs in {profile.logs}")
+        time.sleep(0.25)
+
+
+def up(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Process]:
+    kafka(profile, "start")
+    stack = processes(profile, sim_env=sim_env)
+    for process in stack:
+        start(profile, process)
+    wait_ready(profile, stack)
+    return stack
+
+
+def down(profile: Profile, *, keep_kafka: bool = False) -> None:
+    names = ["fetcher", "transcriber", "ingest", "recall_sim"]
+    for name in names:
+        pid = running_pid(profile, name)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for name in names:
+        pid = running_pid(profile, name)
+        while pid is not None and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+            pid = running_pid(profile, name)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        pid_file(profile, name).unlink(missing_ok=True)
+    if not keep_kafka:
+        kafka(profile, "stop")
+
+
+@contextlib.contextmanager
+def running(profile: Profile, *, sim_env: dict[str, str] | None = None) -> Iterator[list[Process]]:
+    """The whole stack for the duration of a ``with`` block; everything it started is stopped afterwards."""
+    try:
+        yield up(profile, sim_env=sim_env)
+    finally:
+        down(profile)
+
+
+def logs(profile: Profile, follow: bool) -> None:
+    files = sorted(profile.logs.glob("*.log"))
+    if not files:
+        raise SystemExit(f"stack: no logs in {profile.logs} (is the stack up?)")
+    width = max(len(f.stem) for f in files)
+    handles = {f.stem: f.open("r", errors="replace") for f in files}
+    while True:
+        quiet = True
+        for name, handle in handles.items():
+            for line in handle:
+                quiet = False
+                print(f"{name:<{width}} | {line}", end="")
+        if not follow:
+            return
+        if quiet:
+            time.sleep(0.3)
+
+
+def status(profile: Profile) -> int:
+    healthy = True
+    for process in processes(profile):
+        pid = running_pid(profile, process.name)
+        state = "stopped" if pid is None else ("ready" if is_ready(process.ready_url) else "not ready")
+        healthy &= state == "ready"
+        print(f"{process.name:<12} {state:<10} {process.ready_url.rsplit('/', 1)[0]}")
+    return 0 if healthy else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "logs", "status"])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="dev")
+    parser.add_argument("-f", "--follow", action="store_true", help="logs: keep following")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    if args.command == "up":
+        up(profile)
+        print(f"stack: up. Webhooks: http://127.0.0.1:{profile.ingest_port}/webhooks/recall; logs: {profile.logs}")
+        print(f"stack: transcripts are stored under {profile.transcripts}; stop with `make down`")
+        return 0
+    if args.command == "down":
+        down(profile)
+        return 0
+    if args.command == "logs":
+        with contextlib.suppress(KeyboardInterrupt):
+            logs(profile, args.follow)
+        return 0
+    return status(profile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
