@@ -41,7 +41,7 @@ kafka-status: ## is the local broker running?
 lint: setup ## ruff (lint + format check) and mypy (strict for libs/common)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/common/src services/ingest/src services/transcriber/src services/fetcher/src services/recall_sim/src tools/cli/src
+	$(RUN) mypy libs/common/src services/ingest/src services/transcriber/src services/fetcher/src services/recall_sim/src tools/cli/src tools/devkit/src
 
 format: setup ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .
@@ -91,7 +91,7 @@ kustomize: ## install the pinned kustomize into .cache/bin (only where kubectl i
 .PHONY: docs
 
 docs: setup ## regenerate docs/asyncapi.yaml and docs/schemas/*.json from the topic registry and event models
-	$(RUN) python -m pipeline_common.docs
+	$(RUN) python -m devkit.docs
 
 # ------------------------------------------------------------------------------------------- measured (bench/)
 .PHONY: bench

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline_common import docs
+from devkit import docs
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.contracts import FAILED_EVENT_TYPE, READY_EVENT_TYPE
 from pipeline_common.dlq import dlq_headers

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from pipeline_common import docs
+from devkit import docs
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.contracts import (
     FAILED_EVENT_TYPE,

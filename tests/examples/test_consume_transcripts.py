@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline_common import docs
+from devkit import docs
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.contracts import FAILED_EVENT_TYPE, READY_EVENT_TYPE
 from pipeline_common.kafka import ensure_topics
