@@ -1,4 +1,4 @@
-"""Strimzi ``KafkaTopic`` manifests, generated from the topic registry (DESIGN §3).
+"""Strimzi ``KafkaTopic`` manifests, generated from the topic registry (docs/architecture.md, "Kafka contract").
 
 The registry in ``pipeline_common.topics`` is the only place a topic's name, partition count, retention and cleanup
 policy are written. This module turns it into ``deploy/topics/``: one ``KafkaTopic`` per topic plus the

@@ -164,7 +164,8 @@ def test_readme_names_every_secret_key_the_manifests_reference(rendered: dict[st
 def test_the_services_settings_accept_the_rendered_configuration(
     rendered: dict[str, list[Obj]], overlay: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The shared settings pieces of libs/common parse what the ConfigMaps say (DESIGN §5), secrets stubbed.
+    # The shared settings pieces of libs/common parse what the ConfigMaps say (docs/architecture.md,
+    # "Configuration"), secrets stubbed.
     for service in SERVICES:
         config, secrets = environment(rendered[overlay], service)
         for variable in list(os.environ):

@@ -1,5 +1,6 @@
-"""The public events this pipeline publishes for downstream services (DESIGN §3). Versioned: additive changes keep
-``schema_version`` 1; anything that breaks a consumer bumps it (and the topic documentation says so).
+"""The public events this pipeline publishes for downstream services (docs/architecture.md, "Kafka contract").
+Versioned: additive changes keep ``schema_version`` 1; anything that breaks a consumer bumps it (and the topic
+documentation says so).
 
 ``TranscriptReady`` on ``transcripts.ready``: a transcript is stored and verified; the event points at the store
 (claim check), it does not inline the transcript. ``TranscriptFailed`` on ``transcripts.failed``: this recording will

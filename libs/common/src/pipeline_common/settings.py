@@ -1,4 +1,5 @@
-"""Shared configuration pieces (DESIGN §5), read from the environment by pydantic-settings.
+"""Shared configuration pieces (docs/architecture.md, "Configuration"), read from the environment by
+pydantic-settings.
 
 Each piece is a mixin with fully named fields (``kafka_bootstrap_servers`` reads ``KAFKA_BOOTSTRAP_SERVERS``), so a
 service builds its own settings class by inheritance and every part names a variable the same way::

@@ -1,4 +1,4 @@
-"""The topic registry: every Kafka topic of the pipeline, in one place (DESIGN §3).
+"""The topic registry: every Kafka topic of the pipeline, in one place (docs/architecture.md, "Kafka contract").
 
 Services create missing topics from it in development, and the Strimzi ``KafkaTopic`` manifests are generated from
 it, so a topic's name, partition count, retention and cleanup policy are never written anywhere else.

@@ -1,4 +1,5 @@
-"""``python -m fetcher``: run the faust worker (settings from the environment, DESIGN §5)."""
+"""``python -m fetcher``: run the faust worker (settings from the environment: docs/architecture.md,
+"Configuration")."""
 
 from __future__ import annotations
 

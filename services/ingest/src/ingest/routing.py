@@ -1,4 +1,4 @@
-"""Which topic a verified Recall event goes to, and under which key (DESIGN §3)."""
+"""Which topic a verified Recall event goes to, and under which key (docs/architecture.md, "Kafka contract")."""
 
 from __future__ import annotations
 
