@@ -18,13 +18,16 @@ The runner owns the Kafka broker (``ctx.kafka_bootstrap()`` starts one on first 
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -311,3 +314,70 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+class JsonLineProcess:
+    """A helper process (the load generator, the pipeline driver) spoken to in JSON lines on stdin/stdout: it says
+    ``{"op": "hello"}`` when ready, answers each command with one line, and leaves on ``{"op": "quit"}``. Every wait
+    has a deadline; its stderr goes to ``<log_dir>/<log_name>``."""
+
+    def __init__(
+        self,
+        what: str,
+        argv: list[str],
+        log_file: Path,
+        *,
+        hello_timeout: float,
+        env: Mapping[str, str] | None = None,
+        quit_timeout: float = 30,
+    ) -> None:
+        self.what = what
+        self.quit_timeout = quit_timeout
+        self._stderr = log_file.open("wb")
+        self.process = subprocess.Popen(
+            argv,
+            env=dict(env) if env is not None else None,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, name=f"{what}-reader", daemon=True).start()
+        hello = self.next_answer(timeout=hello_timeout)
+        if hello.get("op") != "hello":
+            raise RuntimeError(f"{what} did not start: {hello}")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def send(self, command: Mapping[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+
+    def next_answer(self, timeout: float) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"{self.what} gave no answer within {timeout:g} s") from None
+        if line is None:
+            raise RuntimeError(f"{self.what} exited ({self.process.poll()}); see {self._stderr.name}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        try:
+            if self.process.poll() is None and self.process.stdin is not None:
+                self.send({"op": "quit"})
+                self.process.stdin.close()
+                self.process.wait(timeout=self.quit_timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait(timeout=10)
+        finally:
+            self._stderr.close()

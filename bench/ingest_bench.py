@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import os
-import queue
 import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -42,6 +39,7 @@ from bench.framework import (
     BenchContext,
     Figure,
     Goal,
+    JsonLineProcess,
     Repetition,
     ServerProcess,
     free_port,
@@ -82,62 +80,24 @@ POOL_RATE_FLOOR = 3000  # requests/second worth of signed requests prepared for 
 POOL_RATE_CAP = 20000  # ...and at most
 
 
-class LoadGenerator:
+class LoadGenerator(JsonLineProcess):
     """``bench/loadgen.py`` in its own process; one JSON command in, one JSON result out, each with a deadline."""
 
     def __init__(self, secret: str, log_dir: Path) -> None:
-        self._stderr = (log_dir / "loadgen.log").open("wb")
-        self.process = subprocess.Popen(
+        super().__init__(
+            "load generator",
             [sys.executable, str(ROOT / "bench" / "loadgen.py")],
+            log_dir / "loadgen.log",
+            hello_timeout=60,
             env={**os.environ, "BENCH_WEBHOOK_SECRET": secret},
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
         )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, name="loadgen-reader", daemon=True).start()
-        hello = self._next(timeout=60)
-        if hello.get("op") != "hello":
-            raise RuntimeError(f"load generator did not start: {hello}")
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _next(self, timeout: float) -> dict[str, Any]:
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"load generator gave no answer within {timeout:g} s") from None
-        if line is None:
-            raise RuntimeError(f"load generator exited ({self.process.poll()}); see {self._stderr.name}")
-        result: dict[str, Any] = json.loads(line)
-        return result
 
     def run(self, command: dict[str, Any], timeout: float) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        result = self._next(timeout)
+        self.send(command)
+        result = self.next_answer(timeout)
         if "failed" in result:
             raise RuntimeError(f"load generator failed: {result['failed']}")
         return result
-
-    def close(self) -> None:
-        try:
-            if self.process.poll() is None and self.process.stdin is not None:
-                self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
-                self.process.stdin.close()
-                self.process.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            self.process.kill()
-            self.process.wait(timeout=10)
-        finally:
-            self._stderr.close()
 
 
 class Target:

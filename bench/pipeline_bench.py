@@ -34,41 +34,30 @@ e.g. ``FETCHER_CONCURRENCY=8;TRANSCRIBER_RETRY_SCAN_SECONDS=2``), ``profile``, `
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import queue
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.framework import (
-    ROOT,
     BenchContext,
     Figure,
     Goal,
     Repetition,
-    create_state_topics,
     histogram_delta,
-    listening_pid,
     process_cpu_seconds,
     process_memory_kib,
     scrape_histograms,
 )
+from bench.pipeline_stack import SERVICES, Stack, start_stack, warm_up
 from bench.profiling import SpyRecorder, format_summary, profiles_dir
-from devkit import stack
 
 DESCRIPTION = (
     "recordings through simulator -> ingest -> transcriber -> fetcher (real processes, zero-latency simulator): "
     "sustained rate, end-to-end latency, idle RSS"
 )
-SERVICES = ("ingest", "transcriber", "fetcher")
 
 FIGURES = {
     "recordings_per_second": Figure("burst: sustained rate, recording.done -> ready", "rec/s", Goal(">=", 100)),
@@ -98,76 +87,6 @@ FIGURES = {
 
 FULL = {"count": "2000", "paced_seconds": "30", "profile": "1"}
 QUICK = {"count": "300", "paced_seconds": "8", "profile": "0"}
-SIM_ENV = {
-    "RECALL_SIM_TRANSCRIPT_DELAY_SECONDS": "0",
-    "RECALL_SIM_PROCESSING_WEBHOOKS": "false",
-    "RECALL_SIM_WEBHOOK_EVENTS": "recording.done,transcript.done,transcript.failed",
-    # Recall's retry schedule (5 s, 5 min, 30 min...) compressed 100x: a delivery that failed is retried within
-    # seconds instead of stalling the run for minutes. Latency counts from the first attempt all the same.
-    "RECALL_SIM_TIME_SCALE": "0.01",
-    "LOG_LEVEL": "WARNING",
-}
-PARTITIONS = 6  # recall.recording.events and recall.transcript.events (pipeline_common.topics)
-
-
-class Driver:
-    """``python -m bench.pipeline_driver`` in its own process: one JSON command in, one JSON answer out, with
-    deadlines."""
-
-    def __init__(self, bootstrap: str, sim_url: str, log_dir: Path) -> None:
-        self._stderr = (log_dir / "driver.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.pipeline_driver", bootstrap, sim_url],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, name="driver-reader", daemon=True).start()
-        hello = self._next(timeout=90)
-        if hello.get("op") != "hello":
-            raise RuntimeError(f"pipeline driver did not start: {hello}")
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _next(self, timeout: float) -> dict[str, Any]:
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"pipeline driver gave no answer within {timeout:g} s") from None
-        if line is None:
-            raise RuntimeError(f"pipeline driver exited ({self.process.poll()}); see {self._stderr.name}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def run(self, timeout: float, **command: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"op": "run", "timeout": timeout, **command}) + "\n")
-        self.process.stdin.flush()
-        count, rate = int(command["count"]), command.get("rate")
-        creating = count / float(rate) if rate else count / 20  # the answer comes after creating and waiting
-        answer = self._next(timeout=creating + timeout + 120)
-        if answer.get("op") == "error":
-            raise RuntimeError(f"pipeline driver failed: {answer['error']}")
-        return answer
-
-    def close(self) -> None:
-        try:
-            if self.process.poll() is None and self.process.stdin is not None:
-                self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
-                self.process.stdin.close()
-                self.process.wait(timeout=5)  # it reads "quit" only between runs: a run in progress is killed
-        except (OSError, subprocess.TimeoutExpired):
-            self.process.kill()
-            self.process.wait(timeout=10)
-        finally:
-            self._stderr.close()
 
 
 def _timings(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -208,30 +127,6 @@ def _machine_busy_seconds() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), time.monotonic()
 
 
-@dataclass
-class Stack:
-    """One started stack: its processes, their pids, and the driver."""
-
-    profile: stack.Profile
-    processes: list[stack.Process]
-    pids: dict[str, int]
-    metrics_urls: dict[str, str] = field(default_factory=dict)
-    driver: Driver | None = None
-
-    def check_alive(self) -> None:
-        for process in self.processes:
-            if process.popen is not None and process.popen.poll() is not None:
-                log = self.profile.logs / f"{process.name}.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise RuntimeError(f"{process.name} exited ({process.popen.returncode}); log {log}:\n{tail}")
-
-    def stop(self) -> None:
-        if self.driver is not None:
-            self.driver.close()
-        with contextlib.redirect_stdout(sys.stderr):
-            stack.down(self.profile, keep_kafka=True)
-
-
 def _settings(ctx: BenchContext) -> dict[str, Any]:
     defaults = QUICK if ctx.quick else FULL
     rate = ctx.param("rate", "")
@@ -251,79 +146,6 @@ def _settings(ctx: BenchContext) -> dict[str, Any]:
             item.split("=", 1) for item in ctx.param("service_env", "").split(";") if "=" in item.strip()
         ),
     }
-
-
-def start_stack(ctx: BenchContext, bootstrap: str, cfg: dict[str, Any], repetition: int) -> Stack:
-    @dataclass(frozen=True)
-    class BenchProfile(stack.Profile):
-        root: Path = Path()
-
-        @property
-        def home(self) -> Path:
-            return self.root
-
-    ports = stack.ephemeral_profile("bench")
-    kafka_port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
-    profile = BenchProfile(
-        f"bench-pipeline-{repetition}",
-        kafka_port,
-        ports.sim_port,
-        ports.ingest_port,
-        ports.transcriber_port,
-        ports.fetcher_port,
-        root=ctx.work_dir / f"stack-{repetition}",
-    )
-    suffix = uuid.uuid4().hex[:8]
-    processes = stack.processes(profile, sim_env=SIM_ENV)
-    for process in processes:
-        process.env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-        if process.name in SERVICES:
-            process.env["LOG_LEVEL"] = cfg["log_level"]
-            process.env.update(cfg["service_env"])
-        if process.name == "transcriber":
-            process.env["TRANSCRIBER_APP_ID"] = f"bench-transcriber-{suffix}"
-            process.env["TRANSCRIBER_AUTO_OFFSET_RESET"] = "latest"
-        if process.name == "fetcher":
-            process.env["FETCHER_APP_ID"] = f"bench-fetcher-{suffix}"
-            process.env["FETCHER_AUTO_OFFSET_RESET"] = "latest"
-    create_state_topics(bootstrap, {"transcriber": f"bench-transcriber-{suffix}", "fetcher": f"bench-fetcher-{suffix}"})
-    started = Stack(profile, processes, {})
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            for process in processes:
-                stack.start(profile, process)
-            try:
-                stack.wait_ready(profile, processes, timeout=180)
-            except SystemExit as failed:  # the stack module's way to fail; the runner expects an Exception
-                raise RuntimeError(str(failed)) from None
-        started.pids = {process.name: process.popen.pid for process in processes}
-        started.metrics_urls = {
-            process.name: process.ready_url.rsplit("/", 1)[0] + "/metrics"
-            for process in processes
-            if process.name in SERVICES
-        }
-        broker = listening_pid(kafka_port)
-        if broker is not None:
-            started.pids["broker"] = broker
-        started.driver = Driver(bootstrap, f"http://127.0.0.1:{profile.sim_port}", profile.home)
-        started.pids["driver"] = started.driver.process.pid
-    except BaseException:
-        started.stop()
-        raise
-    return started
-
-
-def warm_up(ctx: BenchContext, running: Stack) -> dict[str, Any]:
-    """Rounds of recordings on every partition until one round comes out whole (every consumer positioned)."""
-    assert running.driver is not None
-    rounds = []
-    for _ in range(8):
-        result = running.driver.run(timeout=20, count=2 * PARTITIONS, cover_partitions=PARTITIONS, concurrency=4)
-        running.check_alive()
-        rounds.append({k: result[k] for k in ("created", "ready", "failed", "missing")})
-        if result["created"] == 2 * PARTITIONS and result["missing"] == 0 and result["failed"] == 0:
-            return {"rounds": rounds}
-    raise RuntimeError(f"the pipeline did not deliver a whole warm-up round: {rounds}")
 
 
 def rss_mib(pid: int, field: str = "VmRSS") -> float | None:
@@ -360,6 +182,19 @@ def measured_run(running: Stack, timeout: float, **command: Any) -> dict[str, An
     return result
 
 
+def burst_run(running: Stack, cfg: dict[str, Any], count: int) -> dict[str, Any]:
+    """``count`` recordings created as fast as the driver's concurrency and window allow."""
+    return measured_run(
+        running,
+        timeout=60 + count / 5,
+        reset=True,
+        count=count,
+        concurrency=cfg["concurrency"],
+        window=cfg["window"],
+        words=cfg["words"],
+    )
+
+
 def profile_burst(ctx: BenchContext, running: Stack, cfg: dict[str, Any], rate: float) -> dict[str, Any]:
     """One extra burst with py-spy on the services and the simulator; not part of any figure."""
     assert running.driver is not None
@@ -374,15 +209,7 @@ def profile_burst(ctx: BenchContext, running: Stack, cfg: dict[str, Any], rate: 
 
     def drive() -> None:
         try:
-            result_box["result"] = measured_run(
-                running,
-                timeout=60 + count / 5,
-                reset=True,
-                count=count,
-                concurrency=cfg["concurrency"],
-                window=cfg["window"],
-                words=cfg["words"],
-            )
+            result_box["result"] = burst_run(running, cfg, count)
         except Exception as error:
             result_box["error"] = repr(error)
 
@@ -411,15 +238,7 @@ def run(ctx: BenchContext) -> Iterator[Repetition]:
             ctx.log(f"idle RSS (MiB): {idle}; warm-up rounds {len(warm['rounds'])}")
 
             count = cfg["count"]
-            burst = measured_run(
-                running,
-                timeout=60 + count / 5,
-                reset=True,
-                count=count,
-                concurrency=cfg["concurrency"],
-                window=cfg["window"],
-                words=cfg["words"],
-            )
+            burst = burst_run(running, cfg, count)
             ctx.log(
                 f"burst: {burst['ready']}/{count} ready, {burst['failed']} failed, {burst['missing']} missing in "
                 f"{burst['span_seconds']} s = {burst['recordings_per_second']} rec/s (created at "

@@ -26,7 +26,7 @@ POSITIVE += ("baseline_p50_ms", "baseline_p99_ms", "ingest_best_concurrency", "b
 
 def test_quick_ingest_benchmark_writes_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", "ingest"]
+    command = [sys.executable, "-m", "bench.run", "--quick", "--only", "ingest"]
     command += ["--results-dir", str(tmp_path)]
     # Shortest useful ramp; audio_mixed.done is routed to recall.other.events, which no test reads from its start.
     for setting in ("steps=4,16", "step_seconds=1", "rate_seconds=1", "warmup=0.2", "event=audio_mixed.done"):
@@ -62,7 +62,7 @@ def test_quick_pipeline_benchmark_writes_its_figures(kafka_broker: Broker, tmp_p
     if kafka_broker.origin != "local":
         pytest.skip("needs the local Kafka jars (scripts/kafka-local) for a dedicated broker")
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", "pipeline"]
+    command = [sys.executable, "-m", "bench.run", "--quick", "--only", "pipeline"]
     command += ["--results-dir", str(tmp_path)]
     for setting in ("count=30", "paced_seconds=2", "settle_seconds=0.5"):
         command += ["--set", f"pipeline.{setting}"]
