@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -185,6 +186,25 @@ async def open_connections(host: str, port: int, count: int) -> list[Connection]
     return connections
 
 
+async def run_workers(
+    worker: Callable[[Connection], Awaitable[None]],
+    connections: list[Connection],
+    tally: Tally,
+    duration: float,
+    start: float,
+    cpu_start: float,
+) -> float:
+    """One ``worker`` per connection until they are done (or ``duration`` and a grace period are over), then close
+    the connections; the seconds since ``start``."""
+    workers = [asyncio.create_task(worker(c)) for c in connections]
+    await finish(workers, tally, duration + GRACE_SECONDS)
+    elapsed = time.perf_counter() - start
+    tally.cpu_s = time.process_time() - cpu_start  # while the clock ran: what the load took from the machine
+    for conn in connections:
+        conn.close()
+    return elapsed
+
+
 async def finish(workers: list[asyncio.Task[None]], tally: Tally, within: float) -> None:
     """Wait for the workers; whatever is still unanswered after ``within`` seconds counts as an error."""
     _done, pending = await asyncio.wait(workers, timeout=within)
@@ -216,12 +236,7 @@ async def closed_loop(cmd: dict[str, Any], secret: str) -> dict[str, Any]:
                 return
             await tally.one(conn, request, now >= window_start, None)
 
-    workers = [asyncio.create_task(worker(c)) for c in connections]
-    await finish(workers, tally, duration + GRACE_SECONDS)
-    elapsed = time.perf_counter() - start
-    tally.cpu_s = time.process_time() - cpu_start  # while the clock ran: what the load took from the machine
-    for conn in connections:
-        conn.close()
+    elapsed = await run_workers(worker, connections, tally, duration, start, cpu_start)
     return summarise(
         tally,
         window_start,
@@ -257,12 +272,7 @@ async def rate_loop(cmd: dict[str, Any], secret: str) -> dict[str, Any]:
                 await asyncio.sleep(delay)
             await tally.one(conn, requests[i], due >= start + warmup, due)
 
-    workers = [asyncio.create_task(worker(c)) for c in connections]
-    await finish(workers, tally, duration + GRACE_SECONDS)
-    elapsed = time.perf_counter() - start
-    tally.cpu_s = time.process_time() - cpu_start  # while the clock ran: what the load took from the machine
-    for conn in connections:
-        conn.close()
+    elapsed = await run_workers(worker, connections, tally, duration, start, cpu_start)
     summary = summarise(tally, start + warmup, elapsed, {"op": "rate", "target_rps": rate})
     summary["connections"] = len(connections)
     return summary

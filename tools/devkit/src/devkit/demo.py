@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,22 +64,25 @@ class Planned:
             return {"empty": True}
         return {"words": 300 + len(self.recording_id) * 7, "speakers": 3}
 
-    def problems(self) -> list[str]:
-        """What differs from the expected outcome (empty when as expected)."""
+    def problems(self, providers: Collection[str] | None = None, chain_length: int = 2) -> list[str]:
+        """What differs from the expected outcome (empty when as expected). ``providers``: which may have produced
+        the transcript (default: the fallback for a ``fallback`` recording, else the primary); ``chain_length``:
+        the attempts a ``doomed`` recording makes before it fails."""
         if self.ready_events > 1 or self.failed_events > 1:
             return [f"announced more than once (ready {self.ready_events}, failed {self.failed_events})"]
         if self.kind == "doomed":
             if self.failed is None:
                 return ["expected transcripts.failed"]
-            if self.failed.reason.value != "providers_exhausted" or len(self.failed.attempts) != 2:
-                return [f"expected providers_exhausted after 2 attempts, got {self.failed.reason.value}"]
+            if self.failed.reason.value != "providers_exhausted" or len(self.failed.attempts) != chain_length:
+                return [f"expected providers_exhausted after {chain_length} attempts, got {self.failed.reason.value}"]
             return ["ready as well"] if self.ready is not None else []
         if self.ready is None:
             return ["no transcripts.ready" + (f" (failed: {self.failed.reason.value})" if self.failed else "")]
-        expected_provider = FALLBACK if self.kind == "fallback" else PRIMARY
+        allowed = sorted(providers or {FALLBACK if self.kind == "fallback" else PRIMARY})
         problems = []
-        if self.ready.provider != expected_provider:
-            problems.append(f"provider {self.ready.provider}, expected {expected_provider}")
+        if self.ready.provider not in allowed:
+            expected = allowed[0] if len(allowed) == 1 else f"one of {allowed}"
+            problems.append(f"provider {self.ready.provider}, expected {expected}")
         if self.kind == "empty" and self.ready.word_count != 0:
             problems.append("expected an empty transcript")
         if self.kind != "empty" and self.ready.word_count == 0:
@@ -159,20 +162,22 @@ class Demo:
         return count
 
     def take(self, topic: str, value: bytes) -> None:
+        """One ``transcripts.ready`` or ``transcripts.failed`` record: count it against its recording."""
+        event: TranscriptReady | TranscriptFailed
         if topic == TRANSCRIPTS_READY.name:
-            ready = TranscriptReady.model_validate_json(value)
-            item = self.planned.get(ready.recording_id)
-            if item is not None:
-                item.ready_events += 1
-                item.ready = item.ready or ready
-                item.finished_at = item.finished_at or time.monotonic()
+            event = TranscriptReady.model_validate_json(value)
         else:
-            failed = TranscriptFailed.model_validate_json(value)
-            item = self.planned.get(failed.recording_id)
-            if item is not None:
-                item.failed_events += 1
-                item.failed = item.failed or failed
-                item.finished_at = item.finished_at or time.monotonic()
+            event = TranscriptFailed.model_validate_json(value)
+        item = self.planned.get(event.recording_id)
+        if item is None:
+            return
+        if isinstance(event, TranscriptReady):
+            item.ready_events += 1
+            item.ready = item.ready or event
+        else:
+            item.failed_events += 1
+            item.failed = item.failed or event
+        item.finished_at = item.finished_at or time.monotonic()
 
     @property
     def ready_counts(self) -> dict[str, int]:
@@ -202,35 +207,8 @@ class Demo:
             ok &= not problems
             took = f"{item.finished_at - item.created_at:.1f}s" if item.finished_at else "-"
             mark = "[green]ok[/]" if not problems else f"[red]{'; '.join(problems)}[/]"
-            if item.ready is not None:
-                ready = item.ready
-                table.add_row(
-                    ready.recording_id[:8],
-                    item.kind,
-                    mark,
-                    ready.provider or "?",
-                    str(ready.attempt or "?"),
-                    str(ready.word_count),
-                    str(len(ready.participants)),
-                    took,
-                    short_location(ready.raw.uri),
-                )
-            elif item.failed is not None:
-                failed = item.failed
-                table.add_row(
-                    failed.recording_id[:8],
-                    item.kind,
-                    mark,
-                    "-",
-                    str(len(failed.attempts)),
-                    "-",
-                    "-",
-                    took,
-                    f"{failed.reason.value}: "
-                    + ", ".join(f"{a.provider} {a.sub_code or a.outcome}" for a in failed.attempts),
-                )
-            else:
-                table.add_row(item.recording_id[:8], item.kind, mark, "-", "-", "-", "-", "-", "never finished")
+            provider, attempts, words, speakers, where = outcome_columns(item)
+            table.add_row(item.recording_id[:8], item.kind, mark, provider, attempts, words, speakers, took, where)
         console.print(table)
         latencies = sorted(i.finished_at - i.created_at for i in self.planned.values() if i.finished_at)
         if latencies:
@@ -249,6 +227,18 @@ class Demo:
                 console.rule(f"readable transcript of {item.recording_id} ({path})")
                 console.print("\n".join(lines[:20]) + ("\n..." if len(lines) > 20 else ""), markup=False)
                 return
+
+
+def outcome_columns(item: Planned) -> tuple[str, str, str, str, str]:
+    """Provider, attempts, words, speakers, and where the transcript is stored (or why there is none)."""
+    if item.ready is not None:
+        ready = item.ready
+        words, speakers = str(ready.word_count), str(len(ready.participants))
+        return ready.provider or "?", str(ready.attempt or "?"), words, speakers, short_location(ready.raw.uri)
+    if item.failed is not None:
+        tried = ", ".join(f"{a.provider} {a.sub_code or a.outcome}" for a in item.failed.attempts)
+        return "-", str(len(item.failed.attempts)), "-", "-", f"{item.failed.reason.value}: {tried}"
+    return "-", "-", "-", "-", "never finished"
 
 
 def short_location(uri: str) -> str:

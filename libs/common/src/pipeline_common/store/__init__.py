@@ -23,13 +23,11 @@ from pipeline_common.store.base import (
     MANIFEST_MAX_BYTES,
     STAGING_DIR,
     ObjectInfo,
-    ObjectNotFound,
-    StoreError,
-    StoreUnavailable,
     TranscriptStore,
     check_id,
     sha256_file,
 )
+from pipeline_common.store.errors import ObjectNotFound, StoreError, StoreUnavailable
 from pipeline_common.store.factory import open_store
 from pipeline_common.store.file import FileStore
 from pipeline_common.store.layout import RENDITIONS, Rendition, TranscriptKeys, format_names, rendition_for_format

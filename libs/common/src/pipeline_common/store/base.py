@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pipeline_common.contracts import StoredObject
+from pipeline_common.store.errors import StoreError
 
 CHUNK_BYTES: Final = 1024 * 1024
 MANIFEST_MAX_BYTES: Final = 4 * 1024 * 1024
@@ -21,18 +22,6 @@ _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _KEY_PART: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
-class StoreError(Exception):
-    """The store could not do what was asked. Worth retrying unless a subclass says otherwise."""
-
-
-class StoreUnavailable(StoreError):
-    """The store did not answer (network, server error, disk full, ...): retry later."""
-
-
-class ObjectNotFound(StoreError):
-    """No object under that key."""
-
-
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     key: str
@@ -40,7 +29,7 @@ class ObjectInfo:
     content_type: str | None = None
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
     """A relative key of safe parts: no absolute paths, no ``..``, no empty or hidden parts."""
     parts = key.split("/")
     if not key or any(not _KEY_PART.match(part) or part in {".", ".."} for part in parts):

@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline_common.contracts import StoredObject
 from pipeline_common.store.base import (
@@ -18,13 +20,11 @@ from pipeline_common.store.base import (
     STAGING_DIR,
     STALE_STAGING_SECONDS,
     ObjectInfo,
-    ObjectNotFound,
-    StoreError,
-    StoreUnavailable,
     TranscriptStore,
-    _check_key,
+    check_key,
     sha256_file,
 )
+from pipeline_common.store.errors import ObjectNotFound, StoreError, StoreUnavailable
 
 
 def _fsync_dir(path: Path) -> None:
@@ -62,7 +62,7 @@ class FileStore(TranscriptStore):
         self._prepared = True
 
     def path(self, key: str) -> Path:
-        return self.root.joinpath(*_check_key(key).split("/"))
+        return self.root.joinpath(*check_key(key).split("/"))
 
     def uri(self, key: str) -> str:
         return self.path(key).as_uri()
@@ -91,18 +91,22 @@ class FileStore(TranscriptStore):
         os.replace(staged, target)
         _fsync_dir(target.parent)
 
-    def _write_bytes(self, key: str, data: bytes) -> None:
-        self._prepare()
+    def _install_staged(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
+        """Write a staging file with ``fill``, fsync it and rename it into place; never leave it behind."""
         staged = self._staging / f"{uuid.uuid4().hex}.tmp"
         try:
             with staged.open("wb") as handle:
-                handle.write(data)
+                fill(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             self._install(staged, key)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 staged.unlink()
+
+    def _write_bytes(self, key: str, data: bytes) -> None:
+        self._prepare()
+        self._install_staged(key, lambda handle: handle.write(data))
 
     def _write_file(self, key: str, path: Path, consume: bool) -> None:
         self._prepare()
@@ -111,17 +115,8 @@ class FileStore(TranscriptStore):
                 os.fsync(handle.fileno())
             self._install(path, key)
             return
-        staged = self._staging / f"{uuid.uuid4().hex}.tmp"
-        try:
-            with path.open("rb") as source, staged.open("wb") as handle:
-                while chunk := source.read(CHUNK_BYTES):
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            self._install(staged, key)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                staged.unlink()
+        with path.open("rb") as source:
+            self._install_staged(key, lambda handle: shutil.copyfileobj(source, handle, CHUNK_BYTES))
         if consume:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

@@ -89,22 +89,6 @@ class TranscriptKeys:
         return self.object("raw")
 
     @property
-    def readable(self) -> str:
-        return self.object("readable")
-
-    @property
-    def txt(self) -> str:
-        return self.object("txt")
-
-    @property
-    def vtt(self) -> str:
-        return self.object("vtt")
-
-    @property
-    def srt(self) -> str:
-        return self.object("srt")
-
-    @property
     def provider_data(self) -> str:
         return self.object("provider_data")
 

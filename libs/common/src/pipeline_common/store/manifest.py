@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline_common.contracts import StoredObject, TranscriptReady
-from pipeline_common.store.base import MANIFEST_MAX_BYTES, ObjectNotFound, StoreError, TranscriptStore
+from pipeline_common.store.base import MANIFEST_MAX_BYTES, TranscriptStore
+from pipeline_common.store.errors import ObjectNotFound, StoreError
 from pipeline_common.store.layout import TranscriptKeys
 
 

@@ -11,16 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline_common.contracts import StoredObject
-from pipeline_common.store.base import (
-    CHUNK_BYTES,
-    ObjectInfo,
-    ObjectNotFound,
-    StoreError,
-    StoreUnavailable,
-    TranscriptStore,
-    _check_key,
-    sha256_file,
-)
+from pipeline_common.store.base import CHUNK_BYTES, ObjectInfo, TranscriptStore, check_key, sha256_file
+from pipeline_common.store.errors import ObjectNotFound, StoreError, StoreUnavailable
 
 
 class S3Store(TranscriptStore):
@@ -72,7 +64,7 @@ class S3Store(TranscriptStore):
         return f"S3Store({self.url!r})"
 
     def _key(self, key: str) -> str:
-        _check_key(key)
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def uri(self, key: str) -> str:

@@ -141,6 +141,11 @@ class Chaos:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.progressed.wait(), 1.0)
 
+    def record(self, event: FaultEvent, detail: str) -> None:
+        """A discrete fault carried out: it ends now, and goes into the ledger with ``detail``."""
+        event.until, event.detail = self.now(), detail
+        self.events.append(event)
+
     def open_window(self, kind: str, target: str, detail: str) -> FaultEvent:
         event = FaultEvent(self.now(), kind, target, detail)
         self.events.append(event)

@@ -72,42 +72,46 @@ class Options:
         return self.feed_seconds if self.feed_seconds is not None else max(15.0, self.recordings / 8)
 
 
+#: Every fault's switch: ``--no-<name>`` turns it off (each is an :class:`Options` field, ``-`` read as ``_``). A new
+#: fault adds its field and its line here.
+FAULT_SWITCHES: dict[str, str] = {
+    "kill": "SIGKILL the services",
+    "broker-restart": "restart the broker once",
+    "api-faults": "429/5xx/dropped responses from Recall",
+    "webhook-chaos": "duplicate and out-of-order webhooks",
+    "provider-outage": "the primary provider fails every transcript for a while",
+    "fuzz": "fuzz the ingest endpoint afterwards",
+}
+#: The numeric knobs: flag -> (type, help); the defaults are :class:`Options`'.
+KNOBS: dict[str, tuple[type, str]] = {
+    "recordings": (int, "how many recordings"),
+    "kills": (int, "SIGKILLs of each service"),
+    "fuzz-examples": (int, "requests of the fuzzing pass"),
+    "time-scale": (float, "Recall's webhook retry schedule, scaled"),
+    "transcript-delay": (float, "Recall's processing time (seconds)"),
+    "session-timeout": (float, "consumer session timeout: how soon a dead worker's partitions move (seconds)"),
+    "drain-timeout": (float, "give up waiting after the faults"),
+    "stall-timeout": (float, "give up when Recall has nothing pending and no recording ended for this long"),
+}
+
+
+def _field(flag: str) -> str:
+    return flag.replace("-", "_")
+
+
 def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(
         description=devkit.chaos.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--recordings", type=int, default=500)
+    for flag, (kind, what) in KNOBS.items():
+        parser.add_argument(f"--{flag}", type=kind, default=getattr(Options, _field(flag)), help=what)
     parser.add_argument("--seed", type=int, default=None, help="fault times, plan order (default: random, printed)")
     parser.add_argument("--feed-seconds", type=float, default=None, help="spread the recordings over this long")
-    parser.add_argument("--kills", type=int, default=3, help="SIGKILLs of each service")
     parser.add_argument(
         "--kill-services", default=",".join(KILLABLE), help="comma-separated: which services get killed"
     )
-    for name, what in (
-        ("kill", "SIGKILL the services"),
-        ("broker-restart", "restart the broker once"),
-        ("api-faults", "429/5xx/dropped responses from Recall"),
-        ("webhook-chaos", "duplicate and out-of-order webhooks"),
-        ("provider-outage", "the primary provider fails every transcript for a while"),
-        ("fuzz", "fuzz the ingest endpoint afterwards"),
-    ):
+    for name, what in FAULT_SWITCHES.items():
         parser.add_argument(f"--no-{name}", action="store_true", help=f"do not {what}")
-    parser.add_argument("--fuzz-examples", type=int, default=2000)
-    parser.add_argument("--time-scale", type=float, default=0.01, help="Recall's webhook retry schedule, scaled")
-    parser.add_argument("--transcript-delay", type=float, default=0.3, help="Recall's processing time (seconds)")
-    parser.add_argument(
-        "--session-timeout",
-        type=float,
-        default=10.0,
-        help="consumer session timeout: how soon a dead worker's partitions move (seconds)",
-    )
-    parser.add_argument("--drain-timeout", type=float, default=900.0, help="give up waiting after the faults")
-    parser.add_argument(
-        "--stall-timeout",
-        type=float,
-        default=180.0,
-        help="give up when Recall has nothing pending and no recording ended for this long",
-    )
     parser.add_argument("--name", default="chaos", help="the stack's directory under var/")
     parser.add_argument("--ledger-dir", type=Path, default=ROOT / "var" / "chaos")
     parser.add_argument("--clean", action="store_true", help="remove var/<name>/ (logs, data) after a clean run")
@@ -118,25 +122,16 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error(f"--kill-services: unknown {', '.join(sorted(unknown))} (choose from {', '.join(KILLABLE)})")
     if args.recordings < 1:
         parser.error("--recordings must be at least 1")
-    return Options(
-        recordings=args.recordings,
+    options = Options(
+        **{_field(flag): getattr(args, _field(flag)) for flag in KNOBS},
+        **{_field(name): not getattr(args, f"no_{_field(name)}") for name in FAULT_SWITCHES},
         seed=args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31),
         feed_seconds=args.feed_seconds,
-        kills=args.kills,
         kill_services=services,
-        kill=not args.no_kill and args.kills > 0 and bool(services),
-        broker_restart=not args.no_broker_restart,
-        api_faults=not args.no_api_faults,
-        webhook_chaos=not args.no_webhook_chaos,
-        provider_outage=not args.no_provider_outage,
-        fuzz=not args.no_fuzz and args.fuzz_examples > 0,
-        fuzz_examples=args.fuzz_examples,
-        time_scale=args.time_scale,
-        transcript_delay=args.transcript_delay,
-        session_timeout=args.session_timeout,
-        drain_timeout=args.drain_timeout,
-        stall_timeout=args.stall_timeout,
         name=args.name,
         ledger_dir=args.ledger_dir,
         keep=not args.clean,
     )
+    options.kill = options.kill and options.kills > 0 and bool(services)
+    options.fuzz = options.fuzz and options.fuzz_examples > 0
+    return options

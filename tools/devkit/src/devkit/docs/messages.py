@@ -63,9 +63,40 @@ def _webhook_message(name: str, title: str, family: str | None, example_event: s
     )
 
 
+def _event_message(
+    model: str,
+    title: str,
+    ce_type: str,
+    source: str,
+    ce_id_doc: str,
+    example: dict[str, Any],
+    example_name_and_summary: tuple[str, str],
+    example_ce_id: str,
+) -> MessageDoc:
+    """One of the pipeline's own public events (its payload one of the contract models)."""
+    name, summary = example_name_and_summary
+    return MessageDoc(
+        name=model,
+        title=title,
+        payload={"$ref": COMPONENT_REF.format(model=model)},
+        ce_type={"type": "string", "const": ce_type},
+        ce_source=source,
+        ce_id=ce_id_doc,
+        examples=(
+            _example(
+                example,
+                name=name,
+                summary=summary,
+                ce_type=ce_type,
+                ce_id=example_ce_id,
+                source=source,
+                subject=_EXAMPLE_RECORDING,
+            ),
+        ),
+    )
+
+
 def _contract_messages() -> dict[str, MessageDoc]:
-    ready_source = "urn:recall-pipeline:fetcher"
-    failed_source = "urn:recall-pipeline:transcriber"
     return {
         RECORDING_EVENTS.name: _webhook_message(
             "RecordingEvent", "Recall recording status", "recording", "recording.done"
@@ -75,43 +106,25 @@ def _contract_messages() -> dict[str, MessageDoc]:
         ),
         BOT_EVENTS.name: _webhook_message("BotEvent", "Recall bot status", "bot", "bot.done"),
         OTHER_EVENTS.name: _webhook_message("OtherRecallEvent", "Any other Recall event", None, "audio_mixed.done"),
-        TRANSCRIPTS_READY.name: MessageDoc(
-            name="TranscriptReady",
-            title="Transcript ready",
-            payload={"$ref": COMPONENT_REF.format(model="TranscriptReady")},
-            ce_type={"type": "string", "const": READY_EVENT_TYPE},
-            ce_source=ready_source,
-            ce_id="unique per transcript; a re-announcement of the same transcript carries the same id",
-            examples=(
-                _example(
-                    example_ready().model_dump(mode="json"),
-                    name="ready",
-                    summary="a one-hour meeting transcribed by the primary provider",
-                    ce_type=READY_EVENT_TYPE,
-                    ce_id=f"transcript-ready:{_EXAMPLE_TRANSCRIPT}",
-                    source=ready_source,
-                    subject=_EXAMPLE_RECORDING,
-                ),
-            ),
+        TRANSCRIPTS_READY.name: _event_message(
+            "TranscriptReady",
+            "Transcript ready",
+            READY_EVENT_TYPE,
+            "urn:recall-pipeline:fetcher",
+            "unique per transcript; a re-announcement of the same transcript carries the same id",
+            example_ready().model_dump(mode="json"),
+            ("ready", "a one-hour meeting transcribed by the primary provider"),
+            f"transcript-ready:{_EXAMPLE_TRANSCRIPT}",
         ),
-        TRANSCRIPTS_FAILED.name: MessageDoc(
-            name="TranscriptFailed",
-            title="Transcript failed",
-            payload={"$ref": COMPONENT_REF.format(model="TranscriptFailed")},
-            ce_type={"type": "string", "const": FAILED_EVENT_TYPE},
-            ce_source=failed_source,
-            ce_id="deterministic per recording (transcript-failed:<recording id>): a re-emission carries the same id",
-            examples=(
-                _example(
-                    example_failed().model_dump(mode="json"),
-                    name="providers-exhausted",
-                    summary="every provider of the chain failed",
-                    ce_type=FAILED_EVENT_TYPE,
-                    ce_id=f"transcript-failed:{_EXAMPLE_RECORDING}",
-                    source=failed_source,
-                    subject=_EXAMPLE_RECORDING,
-                ),
-            ),
+        TRANSCRIPTS_FAILED.name: _event_message(
+            "TranscriptFailed",
+            "Transcript failed",
+            FAILED_EVENT_TYPE,
+            "urn:recall-pipeline:transcriber",
+            "deterministic per recording (transcript-failed:<recording id>): a re-emission carries the same id",
+            example_failed().model_dump(mode="json"),
+            ("providers-exhausted", "every provider of the chain failed"),
+            f"transcript-failed:{_EXAMPLE_RECORDING}",
         ),
     }
 

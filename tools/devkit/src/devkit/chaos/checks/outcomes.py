@@ -78,23 +78,9 @@ def check_outcomes(chaos: Chaos, ledger: Ledger, by_topic: dict[str, list[Record
 
 
 def expected(chaos: Chaos, item: Planned) -> list[str]:
-    if item.kind == "doomed":
-        if item.failed is None:
-            return ["expected transcripts.failed"]
-        if item.failed.reason.value != "providers_exhausted" or len(item.failed.attempts) != len(CHAIN):
-            return [f"expected providers_exhausted after {len(CHAIN)} attempts, got {item.failed.reason.value}"]
-        return []
-    if item.ready is None:
-        return ["no transcripts.ready" + (f" (failed: {item.failed.reason.value})" if item.failed else "")]
-    problems = []
+    """How ``item`` did not end as planned (empty when it did)."""
     # Under the provider outage (or a retry storm), any recording may legitimately end on the fallback.
     allowed = {FALLBACK} if item.kind == "fallback" else {PRIMARY, FALLBACK}
     if not chaos.options.provider_outage and item.kind != "fallback":
         allowed = {PRIMARY}
-    if item.ready.provider not in allowed:
-        problems.append(f"provider {item.ready.provider}, expected one of {sorted(allowed)}")
-    if item.kind == "empty" and item.ready.word_count != 0:
-        problems.append("expected an empty transcript")
-    if item.kind != "empty" and item.ready.word_count == 0:
-        problems.append("expected words")
-    return problems
+    return item.problems(allowed, len(CHAIN))

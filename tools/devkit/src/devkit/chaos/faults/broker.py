@@ -26,12 +26,8 @@ async def restart_broker(chaos: Chaos, fraction: float) -> None:
     finally:
         chaos.broker_down = False
     await blocking(stack.wait_ready, chaos.profile, [chaos.processes["ingest"]], 300)
-    event.until = chaos.now()
-    event.detail = (
-        f"at {ended}/{len(chaos.live.planned)} recordings ended; stopped in {stopped - event.at:.1f}s; broker "
-        f"and ingest ready after {event.until - event.at:.1f}s"
-    )
-    chaos.events.append(event)
+    down, took = stopped - event.at, chaos.now() - event.at
+    chaos.record(event, f"at {ended}/{len(chaos.live.planned)} ended; stopped in {down:.1f}s, ready after {took:.1f}s")
     log(f"{event.until:6.1f}s  broker back ({event.detail})")
 
 

@@ -33,12 +33,8 @@ async def kill_and_restart(chaos: Chaos, name: str, when: float) -> None:
     stack.pid_file(chaos.profile, name).unlink(missing_ok=True)
     stack.start(chaos.profile, process)
     await blocking(stack.wait_ready, chaos.profile, [process], 300)
-    event.until = chaos.now()
-    event.detail = (
-        f"pid {pid} at {ended}/{len(chaos.live.planned)} recordings ended; restarted and ready after "
-        f"{event.until - event.at:.1f}s"
-    )
-    chaos.events.append(event)
+    took = chaos.now() - event.at
+    chaos.record(event, f"pid {pid} at {ended}/{len(chaos.live.planned)} recordings ended; ready after {took:.1f}s")
     log(f"{event.at:6.1f}s  SIGKILL {name} ({event.detail})")
 
 

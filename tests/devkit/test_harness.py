@@ -1,0 +1,111 @@
+"""The development harness's own logic (devkit): chaos options and fault schedule, the demo's outcome checks."""
+
+from __future__ import annotations
+
+import random
+import socket
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from devkit import demo, stack
+from devkit.chaos import faults
+from devkit.chaos.checks.outcomes import expected
+from devkit.chaos.options import FAULT_SWITCHES, KNOBS, Options, parse_args
+from devkit.docs import example_failed, example_ready
+from devkit.ports import free_port_pair
+
+
+@pytest.mark.unit
+def test_every_fault_switch_and_knob_is_an_option_field() -> None:
+    fields = set(Options.__dataclass_fields__)
+    assert {name.replace("-", "_") for name in [*FAULT_SWITCHES, *KNOBS]} <= fields
+
+
+@pytest.mark.unit
+def test_options_turn_faults_off_and_keep_the_defaults() -> None:
+    options = parse_args(["--recordings", "40", "--no-kill", "--no-fuzz", "--seed", "7", "--time-scale", "0.5"])
+    assert (options.recordings, options.seed, options.time_scale) == (40, 7, 0.5)
+    assert not options.kill and not options.fuzz
+    assert options.broker_restart and options.api_faults and options.webhook_chaos and options.provider_outage
+    assert options.stall_timeout == Options.stall_timeout
+    assert not parse_args(["--kills", "0"]).kill  # no kills asked for: the kill fault is off
+    assert not parse_args(["--fuzz-examples", "0"]).fuzz
+
+
+@pytest.mark.unit
+def test_options_refuse_an_unknown_service_to_kill() -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--kill-services", "ingest,recall_sim"])
+
+
+def _chaos(options: Options) -> Any:
+    return SimpleNamespace(options=options, rng=random.Random(1))
+
+
+@pytest.mark.unit
+def test_the_schedule_holds_one_task_per_killable_service_and_one_broker_restart() -> None:
+    tasks = faults.schedule(_chaos(Options(kill_services=("ingest", "fetcher"))))
+    try:
+        assert [task.__qualname__ for task in tasks] == ["killer", "killer", "restart_broker"]  # type: ignore[attr-defined]
+    finally:
+        for task in tasks:
+            task.close()  # type: ignore[attr-defined]
+    assert faults.schedule(_chaos(Options(kill=False, broker_restart=False))) == []
+
+
+def _planned(kind: str, **outcome: Any) -> demo.Planned:
+    item = demo.Planned("rec_5f1c2b9e", kind)
+    for name, value in outcome.items():
+        setattr(item, name, value)
+    return item
+
+
+@pytest.mark.unit
+def test_a_ready_transcript_from_the_primary_is_as_planned() -> None:
+    assert _planned("primary", ready=example_ready(), ready_events=1).problems() == []
+
+
+@pytest.mark.unit
+def test_a_fallback_recording_must_end_on_the_fallback_unless_chaos_allows_either() -> None:
+    item = _planned("fallback", ready=example_ready(), ready_events=1)
+    assert item.problems() == ["provider recallai_async, expected deepgram_async"]
+    primary = _planned("primary", ready=example_ready().model_copy(update={"provider": "deepgram_async"}))
+    primary.ready_events = 1
+    outage = _chaos(Options(provider_outage=True))
+    assert expected(outage, primary) == []
+    assert expected(_chaos(Options(provider_outage=False)), primary) == [
+        "provider deepgram_async, expected recallai_async"
+    ]
+
+
+@pytest.mark.unit
+def test_a_doomed_recording_must_fail_after_the_whole_chain_and_only_once() -> None:
+    failed = example_failed()
+    assert _planned("doomed", failed=failed, failed_events=1).problems(chain_length=len(failed.attempts)) == []
+    assert _planned("doomed", failed=failed, failed_events=2).problems()[0].startswith("announced more than once")
+    assert _planned("doomed").problems() == ["expected transcripts.failed"]
+
+
+@pytest.mark.unit
+def test_the_demo_counts_each_announcement_of_a_recording() -> None:
+    run = demo.Demo(stack.PROFILES["demo"])
+    ready = example_ready()
+    run.planned[ready.recording_id] = demo.Planned(ready.recording_id, "primary")
+    run.take("transcripts.ready", ready.model_dump_json().encode())
+    run.take("transcripts.ready", ready.model_dump_json().encode())
+    run.take(
+        "transcripts.failed", example_failed().model_copy(update={"recording_id": "other"}).model_dump_json().encode()
+    )
+    assert run.ready_counts == {ready.recording_id: 2}
+    assert run.failed_counts == {}
+    assert demo.outcome_columns(run.planned[ready.recording_id])[:4] == ("recallai_async", "1", "5321", "2")
+
+
+@pytest.mark.integration
+def test_a_free_port_pair_is_two_bindable_loopback_ports() -> None:
+    port = free_port_pair()
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", port))
+        second.bind(("127.0.0.1", port + 1))
