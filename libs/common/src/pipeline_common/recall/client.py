@@ -15,8 +15,6 @@ import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
@@ -28,21 +26,11 @@ from pipeline_common.logging import get_logger
 from pipeline_common.recall._base import describe_validation_error
 from pipeline_common.recall.errors import (
     InvalidRecallPayload,
-    RecallApiError,
-    RecallBadRequest,
-    RecallConnectionError,
-    RecallDownloadExpired,
     RecallDownloadNotAllowed,
     RecallDownloadTooLarge,
     RecallInvalidArgument,
     RecallInvalidResponse,
-    RecallNotFound,
-    RecallOperatorError,
-    RecallRateLimited,
     RecallRequestTimeout,
-    RecallResponseLost,
-    RecallServerError,
-    error_for_status,
 )
 from pipeline_common.recall.models import (
     API_RESPONSE_MAX_BYTES,
@@ -54,18 +42,29 @@ from pipeline_common.recall.models import (
     parse_transcript_artifact,
     parse_transcript_page,
 )
+from pipeline_common.recall.transport import (
+    ERROR_BODY_BYTES,
+    MAX_RETRY_AFTER_SECONDS,
+    Reply,
+    download_error,
+    host_allowed,
+    origin,
+    parse_retry_after,
+    read_capped,
+    safe_url,
+    scrub,
+    status_error,
+    transport_error,
+)
 from pipeline_common.settings import RecallApiSettings, RecallRegion
 
-__all__ = ["RecallClient"]
+__all__ = ["MAX_RETRY_AFTER_SECONDS", "RecallClient", "parse_retry_after", "safe_url"]
 
 log = get_logger("pipeline_common.recall.client")
 T = TypeVar("T")
 
 _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _IDEMPOTENCY_KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
-_DETAIL_CHARS: Final = 300
-_ERROR_BODY_BYTES: Final = 4096
-MAX_RETRY_AFTER_SECONDS: Final = 24 * 3600.0
 MAX_PAGES: Final = 1000
 DEFAULT_USER_AGENT: Final = "recall-kafka-pipeline/0.1 (+httpx)"
 
@@ -80,75 +79,6 @@ def _check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise RecallInvalidArgument(f"{what} must be 1-128 letters, digits, '-' or '_'")
     return value
-
-
-def safe_url(url: str) -> str:
-    """``scheme://host/path`` with the query and fragment (pre-signed credentials) and any userinfo removed."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparseable url>"
-    return f"{parts.scheme}://{host}{port}{parts.path}"[:300]
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date), clamped to [0, 24 h]; None if absent or garbled."""
-    if value is None:
-        return None
-    value = value.strip()
-    seconds: float | None
-    try:
-        seconds = float(value)
-        if seconds != seconds:  # NaN
-            return None
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment is None:  # pragma: no cover - older Pythons
-            return None
-        seconds = moment.timestamp() - (now if now is not None else time.time())
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
-
-
-def _host_allowed(host: str, allowed: Collection[str]) -> bool:
-    host = host.lower().rstrip(".")
-    for entry in allowed:
-        pattern = entry.lower().rstrip(".")
-        if pattern.startswith("*."):
-            if host.endswith(pattern[1:]):
-                return True
-        elif host == pattern:
-            return True
-    return False
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    status: int
-    headers: httpx.Headers
-    body: bytes
-    method: str
-    path: str
-
-
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    """At most ``limit`` bytes of a streamed body (a hostile or broken server cannot make us hold more)."""
-    body = bytearray()
-    async for piece in response.aiter_bytes():
-        body += piece
-        if len(body) >= limit:
-            break
-    return bytes(body[:limit])
 
 
 class RecallClient:
@@ -289,7 +219,7 @@ class RecallClient:
                 yield item
             url, request_params = page.next, None
             if url is not None:
-                if _origin(url) != _origin(self.base_url):
+                if origin(url) != origin(self.base_url):
                     raise RecallInvalidResponse(
                         "pagination 'next' points outside the API", method="GET", path="/api/v1/transcript/"
                     )
@@ -320,7 +250,7 @@ class RecallClient:
             raise RecallDownloadNotAllowed("download URL is not a valid URL") from None
         if parts.scheme not in {"http", "https"} or not host:
             raise RecallDownloadNotAllowed("download URL must be http(s) with a host")
-        if self._download_hosts is not None and not _host_allowed(host, self._download_hosts):
+        if self._download_hosts is not None and not host_allowed(host, self._download_hosts):
             raise RecallDownloadNotAllowed(f"download host {host[:100]!r} is not in the allowed list")
 
     async def stream_download(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
@@ -340,8 +270,8 @@ class RecallClient:
             try:
                 if response.status_code >= 300:
                     async with asyncio.timeout_at(deadline):
-                        head = await _read_capped(response, _ERROR_BODY_BYTES)
-                    raise self._download_error(response, head, path)
+                        head = await read_capped(response, ERROR_BODY_BYTES)
+                    raise download_error(response, head, path, self._key.get_secret_value())
                 declared = response.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                     raise RecallDownloadTooLarge(
@@ -367,7 +297,7 @@ class RecallClient:
                 f"download did not finish within {self._download_timeout:g}s", method="GET", path=path
             ) from None
         except httpx.HTTPError as error:
-            raise self._transport_error(error, "GET", path) from error
+            raise transport_error(error, "GET", path) from error
         log.debug("recall download", path=path, bytes=received)
 
     async def download(self, url: str, max_bytes: int) -> bytes:
@@ -385,26 +315,26 @@ class RecallClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> _Reply:
+    ) -> Reply:
         path = safe_url(url) if url.startswith(("http://", "https://")) else url
         started = time.monotonic()
         request = self._api.build_request(method, url, content=content, headers=headers, params=params)
         try:
             response = await self._api.send(request, stream=True)
             try:
-                body = await _read_capped(response, API_RESPONSE_MAX_BYTES + 1)
+                body = await read_capped(response, API_RESPONSE_MAX_BYTES + 1)
             finally:
                 await response.aclose()
         except httpx.HTTPError as error:
-            failure = self._transport_error(error, method, path)
+            failure = transport_error(error, method, path)
             log.warning("recall call failed", method=method, path=path, error=type(failure).__name__)
             raise failure from error
-        reply = _Reply(status=response.status_code, headers=response.headers, body=body, method=method, path=path)
+        reply = Reply(status=response.status_code, headers=response.headers, body=body, method=method, path=path)
         elapsed_ms = round((time.monotonic() - started) * 1000)
         if 200 <= reply.status < 300:
             log.debug("recall call", method=method, path=path, status=reply.status, elapsed_ms=elapsed_ms)
             return reply
-        failure = self._status_error(reply)
+        failure = status_error(reply, self._key.get_secret_value())
         log.info(
             "recall call rejected",
             method=method,
@@ -417,7 +347,7 @@ class RecallClient:
         )
         raise failure
 
-    def _parse(self, reply: _Reply, parser: Callable[[bytes], T]) -> T:
+    def _parse(self, reply: Reply, parser: Callable[[bytes], T]) -> T:
         if len(reply.body) > API_RESPONSE_MAX_BYTES:
             raise RecallInvalidResponse(
                 "response body too large", status=reply.status, method=reply.method, path=reply.path
@@ -430,78 +360,5 @@ class RecallClient:
                 status=reply.status,
                 method=reply.method,
                 path=reply.path,
-                detail=self._scrub(str(error)),
+                detail=scrub(str(error), self._key.get_secret_value()),
             ) from None
-
-    def _scrub(self, text: str) -> str:
-        key = self._key.get_secret_value()
-        if key:
-            text = text.replace(key, "**********")
-        return " ".join(text.split())[:_DETAIL_CHARS]
-
-    def _detail(self, content: bytes) -> str | None:
-        body = content[:_ERROR_BODY_BYTES]
-        if not body:
-            return None
-        text = body.decode("utf-8", errors="replace")
-        try:
-            parsed = json.loads(text)
-        except (ValueError, RecursionError):
-            parsed = None
-        if isinstance(parsed, dict):
-            if isinstance(parsed.get("detail"), str):
-                text = parsed["detail"]
-            else:
-                text = "; ".join(
-                    f"{field}: {' '.join(map(str, value)) if isinstance(value, list) else value}"
-                    for field, value in list(parsed.items())[:5]
-                )
-        elif isinstance(parsed, list):
-            text = " ".join(map(str, parsed[:5]))
-        return self._scrub(text) or None
-
-    def _status_error(self, reply: _Reply) -> RecallApiError:
-        status, method, path = reply.status, reply.method, reply.path
-        retry_after = parse_retry_after(reply.headers.get("Retry-After"))
-        if 300 <= status < 400:
-            return RecallOperatorError(
-                "unexpected redirect: check RECALL_API_BASE_URL (scheme, host, trailing slash)",
-                status=status,
-                method=method,
-                path=path,
-            )
-        return error_for_status(
-            status, method=method, path=path, detail=self._detail(reply.body), retry_after=retry_after
-        )
-
-    def _download_error(self, response: httpx.Response, body: bytes, path: str) -> RecallApiError:
-        status = response.status_code
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        detail = self._detail(body)
-        common: dict[str, Any] = {"status": status, "method": "GET", "path": path, "detail": detail}
-        if status in {401, 403}:
-            return RecallDownloadExpired("download URL refused (expired?): retrieve the transcript again", **common)
-        if status == 404:
-            return RecallNotFound("download URL not found", **common)
-        if status == 429:
-            return RecallRateLimited("download rate limited", retry_after=retry_after, **common)
-        if status >= 500 or status == 408:
-            return RecallServerError("download failed on the server", retry_after=retry_after, **common)
-        return RecallBadRequest("download refused", **common)
-
-    @staticmethod
-    def _transport_error(error: httpx.HTTPError, method: str, path: str) -> RecallApiError:
-        name = type(error).__name__
-        if isinstance(error, httpx.TimeoutException):
-            return RecallRequestTimeout(f"timed out ({name})", method=method, path=path)
-        if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
-            return RecallResponseLost(
-                f"connection closed before the response arrived ({name}); the request may have been processed",
-                method=method,
-                path=path,
-            )
-        if isinstance(error, httpx.DecodingError):
-            return RecallInvalidResponse(f"response body could not be decoded ({name})", method=method, path=path)
-        if isinstance(error, httpx.TransportError):
-            return RecallConnectionError(f"could not reach Recall ({name})", method=method, path=path)
-        return RecallConnectionError(f"HTTP error ({name})", method=method, path=path)
