@@ -20,14 +20,25 @@ subtitle forms), then ``format_readable_json`` / ``format_text`` from the paragr
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from pipeline_common.recall.models import Participant, Transcript, TranscriptPart
+from pipeline_common.recall.models import Participant
+from pipeline_common.recall.words import (
+    UNKNOWN_SPEAKER,
+    Parts,
+    Token,
+    as_parts,
+    clean_text,
+    join_tokens,
+    ms,
+    speaker_key,
+    speaker_label,
+    tokens_of,
+    words_in,
+)
 
 __all__ = [
     "UNKNOWN_SPEAKER",
@@ -52,95 +63,10 @@ __all__ = [
     "word_count",
 ]
 
-UNKNOWN_SPEAKER: Final = "Unknown speaker"
 MIN_CUE_SECONDS: Final = 0.5  # a cue for a zero-length word (or one without timestamps) stays up this long
 DEFAULT_CUE_SECONDS: Final = 7.0
 DEFAULT_CUE_CHARS: Final = 84
-_WHITESPACE: Final = re.compile(r"\s+")
-_CLOSING_PUNCTUATION: Final = frozenset(".,!?;:…)]}»”’%、。，！？；：」』）")
 _SENTENCE_END: Final = frozenset(".!?…。！？")
-
-Parts = Iterable[TranscriptPart] | Transcript
-
-
-def _parts(parts: Parts) -> list[TranscriptPart]:
-    return list(parts.root) if isinstance(parts, Transcript) else list(parts)
-
-
-def clean_text(text: str) -> str:
-    """Drop control characters, collapse whitespace (newlines too) to single spaces, strip."""
-    if text.isprintable():
-        return _WHITESPACE.sub(" ", text).strip()
-    kept = "".join(ch if ch.isspace() or unicodedata.category(ch) != "Cc" else "" for ch in text)
-    return _WHITESPACE.sub(" ", kept).strip()
-
-
-def speaker_label(participant: Participant | None) -> str:
-    if participant is None:
-        return UNKNOWN_SPEAKER
-    name = clean_text(participant.name or "")
-    if name:
-        return name
-    if participant.id is not None:
-        return f"Speaker {clean_text(str(participant.id)) or '?'}"
-    return UNKNOWN_SPEAKER
-
-
-def _speaker_key(participant: Participant | None) -> tuple[str, str]:
-    if participant is None:
-        return ("unknown", "")
-    if participant.id is not None:
-        return ("id", f"{type(participant.id).__name__}:{participant.id}")
-    name = clean_text(participant.name or "")
-    return ("name", name) if name else ("unknown", "")
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds, 3)
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    text: str
-    start: float | None
-    end: float | None
-    start_absolute: datetime | None
-    end_absolute: datetime | None
-
-
-def _tokens(part: TranscriptPart) -> list[_Token]:
-    tokens = []
-    for word in part.words:
-        text = clean_text(word.text)
-        if not text:
-            continue
-        start, end = word.start, word.end
-        if start is not None and end is not None and end < start:
-            end = start  # a word cannot end before it starts; keep its start
-        tokens.append(
-            _Token(
-                text=text,
-                start=start,
-                end=end,
-                start_absolute=word.start_timestamp.absolute if word.start_timestamp else None,
-                end_absolute=word.end_timestamp.absolute if word.end_timestamp else None,
-            )
-        )
-    return tokens
-
-
-def _join(tokens: Iterable[_Token]) -> str:
-    text = ""
-    for token in tokens:
-        if text and not (set(token.text) <= _CLOSING_PUNCTUATION):
-            text += " "
-        text += token.text
-    return text
-
-
-def _words_in(text: str) -> int:
-    """Words in one token: whitespace-separated pieces with a letter or digit (punctuation alone is no word)."""
-    return sum(1 for piece in text.split() if any(ch.isalnum() for ch in piece))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +82,13 @@ class Paragraph:
     start_absolute: datetime | None
     end_absolute: datetime | None
     word_count: int
-    tokens: tuple[_Token, ...] = field(repr=False, compare=False)
+    tokens: tuple[Token, ...] = field(repr=False, compare=False)
 
     @property
     def duration(self) -> float | None:
         if self.start is None or self.end is None:
             return None
-        return _ms(max(0.0, self.end - self.start))
+        return ms(max(0.0, self.end - self.start))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -181,12 +107,12 @@ def _timestamp(relative: float | None, absolute: datetime | None) -> dict[str, A
     if relative is None and absolute is None:
         return None
     return {
-        "relative": _ms(relative) if relative is not None else None,
+        "relative": ms(relative) if relative is not None else None,
         "absolute": absolute.isoformat() if absolute else None,
     }
 
 
-def _paragraph(participant: Participant | None, language_code: str | None, tokens: list[_Token]) -> Paragraph:
+def _paragraph(participant: Participant | None, language_code: str | None, tokens: list[Token]) -> Paragraph:
     timed_starts = [t for t in tokens if t.start is not None]
     timed_ends = [t for t in tokens if (t.end if t.end is not None else t.start) is not None]
     first = min(timed_starts, key=lambda t: t.start or 0.0) if timed_starts else None
@@ -199,24 +125,24 @@ def _paragraph(participant: Participant | None, language_code: str | None, token
         speaker=speaker_label(participant),
         participant=participant,
         language_code=language_code,
-        text=_join(tokens),
+        text=join_tokens(tokens),
         start=start,
         end=end,
         start_absolute=first.start_absolute if first else None,
         end_absolute=last.end_absolute if last else None,
-        word_count=sum(_words_in(t.text) for t in tokens),
+        word_count=sum(words_in(t.text) for t in tokens),
         tokens=tuple(tokens),
     )
 
 
 def readable(parts: Parts) -> list[Paragraph]:
     """Speaker-grouped paragraphs in transcript order. Parts without words add nothing (and do not split a turn)."""
-    groups: list[tuple[tuple[str, str], Participant | None, str | None, list[_Token]]] = []
-    for part in _parts(parts):
-        tokens = _tokens(part)
+    groups: list[tuple[tuple[str, str], Participant | None, str | None, list[Token]]] = []
+    for part in as_parts(parts):
+        tokens = tokens_of(part)
         if not tokens:
             continue
-        key = _speaker_key(part.participant)
+        key = speaker_key(part.participant)
         if groups and groups[-1][0] == key:
             _, participant, language, existing = groups[-1]
             groups[-1] = (key, participant, language or part.language_code, existing + tokens)
@@ -280,13 +206,13 @@ def paragraph_cues(
     result: list[Cue] = []
     previous_end = 0.0
     for paragraph in paragraphs:
-        chunk: list[_Token] = []
+        chunk: list[Token] = []
         for token in paragraph.tokens:
             if chunk and _should_break(chunk, token, max_seconds, max_chars):
                 previous_end = _emit(result, paragraph.speaker, chunk, previous_end)
                 chunk = []
             chunk.append(token)
-            if token.text[-1] in _SENTENCE_END and len(_join(chunk)) >= max_chars // 3:
+            if token.text[-1] in _SENTENCE_END and len(join_tokens(chunk)) >= max_chars // 3:
                 previous_end = _emit(result, paragraph.speaker, chunk, previous_end)
                 chunk = []
         if chunk:
@@ -294,20 +220,20 @@ def paragraph_cues(
     return sorted(result, key=lambda cue: cue.start)
 
 
-def _chunk_start(chunk: list[_Token]) -> float | None:
+def _chunk_start(chunk: list[Token]) -> float | None:
     starts = [t.start for t in chunk if t.start is not None]
     return min(starts) if starts else None
 
 
-def _should_break(chunk: list[_Token], token: _Token, max_seconds: float, max_chars: int) -> bool:
-    if len(_join(chunk)) + 1 + len(token.text) > max_chars:
+def _should_break(chunk: list[Token], token: Token, max_seconds: float, max_chars: int) -> bool:
+    if len(join_tokens(chunk)) + 1 + len(token.text) > max_chars:
         return True
     start = _chunk_start(chunk)
     token_end = token.end if token.end is not None else token.start
     return start is not None and token_end is not None and token_end - start > max_seconds
 
 
-def _emit(result: list[Cue], speaker: str, chunk: list[_Token], previous_end: float) -> float:
+def _emit(result: list[Cue], speaker: str, chunk: list[Token], previous_end: float) -> float:
     starts = [t.start for t in chunk if t.start is not None]
     ends = [t.end if t.end is not None else t.start for t in chunk]
     known_ends = [end for end in ends if end is not None]
@@ -315,7 +241,7 @@ def _emit(result: list[Cue], speaker: str, chunk: list[_Token], previous_end: fl
     end = max(known_ends) if known_ends else start
     start = max(0.0, start)
     end = max(end, start + MIN_CUE_SECONDS)
-    result.append(Cue(start=_ms(start), end=_ms(end), speaker=speaker, text=_join(chunk)))
+    result.append(Cue(start=ms(start), end=ms(end), speaker=speaker, text=join_tokens(chunk)))
     return end
 
 
@@ -364,15 +290,15 @@ def format_srt(cue_list: Iterable[Cue]) -> str:
 def word_count(parts: Parts) -> int:
     """Words with at least one letter or digit (punctuation-only tokens do not count; a token holding several
     space-separated words counts each)."""
-    return sum(_words_in(word.text) for part in _parts(parts) for word in part.words)
+    return sum(words_in(word.text) for part in as_parts(parts) for word in part.words)
 
 
 def speakers(parts: Parts) -> list[Participant]:
     """Distinct identified participants in order of first appearance (null and anonymous ones left out)."""
     seen: set[tuple[str, str]] = set()
     found = []
-    for part in _parts(parts):
-        key = _speaker_key(part.participant)
+    for part in as_parts(parts):
+        key = speaker_key(part.participant)
         if key[0] == "unknown" or key in seen or part.participant is None:
             continue
         seen.add(key)
@@ -382,7 +308,7 @@ def speakers(parts: Parts) -> list[Participant]:
 
 def language_codes(parts: Parts) -> list[str]:
     """Distinct language codes in order of first appearance."""
-    return list(dict.fromkeys(part.language_code for part in _parts(parts) if part.language_code))
+    return list(dict.fromkeys(part.language_code for part in as_parts(parts) if part.language_code))
 
 
 def speech_duration(parts: Parts) -> float:
@@ -390,7 +316,7 @@ def speech_duration(parts: Parts) -> float:
     speakers are not counted twice). Words without both timestamps add nothing."""
     intervals = sorted(
         (word.start, max(word.end, word.start))
-        for part in _parts(parts)
+        for part in as_parts(parts)
         for word in part.words
         if word.start is not None and word.end is not None and clean_text(word.text)
     )
@@ -406,4 +332,4 @@ def speech_duration(parts: Parts) -> float:
             current_end = max(current_end, end)
     if current_start is not None:
         total += current_end - current_start
-    return _ms(total)
+    return ms(total)
