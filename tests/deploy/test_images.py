@@ -224,3 +224,17 @@ def test_make_images_rejects_an_unknown_service(tmp_path: Path) -> None:
     result = _run_build_script(_fake_engine(tmp_path, info_exit=0), "billing")
     assert result.returncode == 1
     assert "unknown service 'billing'" in result.stderr
+
+
+def test_the_builder_copies_every_workspace_members_manifest() -> None:
+    # uv refuses a workspace whose members' pyproject.toml are missing, even members no image installs.
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        members = tomllib.load(handle)["tool"]["uv"]["workspace"]["members"]
+    copied = " ".join(" ".join(instructions) for instructions in stages().values())
+    allowed = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
+    for member in members:
+        manifest = f"{member}/pyproject.toml"
+        assert f"COPY {manifest} {manifest}" in copied, f"the Dockerfile does not copy {manifest}"
+        assert any(f"!{manifest}".startswith(entry) or entry == f"!{manifest}" for entry in allowed), (
+            f"Dockerfile.dockerignore keeps {manifest} out of the build context"
+        )
