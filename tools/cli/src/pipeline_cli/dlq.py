@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pipeline_cli.common import (
-    EPILOG,
-    ConfigProblem,
-    Failure,
-    Options,
-    check_keys,
-    check_offsets,
-    check_topic,
-    run,
-    timeout_option,
-    warn,
-    within,
-)
+from pipeline_cli.arguments import check_keys, check_offsets, check_topic, timeout_option
+from pipeline_cli.common import EPILOG, ConfigProblem, Failure, Options, run, warn, within
 from pipeline_cli.kafka import KafkaReader, KafkaWriter, Record, servers
 from pipeline_common.dlq import source_topic, strip_dlq_headers
 from pipeline_common.topics import DLQ_SERVICES, dlq_topic

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from pipeline_cli import render
-from pipeline_cli.common import EPILOG, Failure, Options, check_recording_id, run, timeout_option, warn, within
+from pipeline_cli.arguments import check_recording_id, timeout_option
+from pipeline_cli.common import EPILOG, Failure, Options, run, warn, within
 from pipeline_cli.kafka import KafkaReader, servers
 from pipeline_common.topics import (
     TRANSCRIPTS_READY,

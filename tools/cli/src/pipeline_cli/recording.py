@@ -7,41 +7,31 @@ import json
 import os
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import click
 from pydantic import ValidationError
 
 from pipeline_cli import render
-from pipeline_cli.common import (
-    DEFAULT_PROVIDER,
-    EPILOG,
-    LIFECYCLE_TOPICS,
-    ConfigProblem,
-    Failure,
-    Options,
-    check_recording_id,
-    check_topic,
-    run,
-    timeout_option,
-    warn,
-    within,
-)
+from pipeline_cli.arguments import check_recording_id, check_topic, timeout_option
+from pipeline_cli.common import EPILOG, ConfigProblem, Failure, Options, run, warn, within
 from pipeline_cli.kafka import KafkaReader, Record, servers
 from pipeline_common.contracts import TranscriptFailed, TranscriptReady
 from pipeline_common.recall._base import describe_validation_error
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.recall.errors import RecallApiError, RecallForbidden, RecallInvalidArgument, RecallUnauthorized
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.settings import (
-    ConfigError,
-    RecallApiSettings,
-    load_settings,
+from pipeline_common.settings import ConfigError, RecallApiSettings, load_settings
+from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIPT_EVENTS, TRANSCRIPTS_FAILED, TRANSCRIPTS_READY
+
+#: The topics a recording's lifecycle crosses, in the order they are normally written.
+LIFECYCLE_TOPICS: Final = (
+    RECORDING_EVENTS.name,
+    TRANSCRIPT_EVENTS.name,
+    TRANSCRIPTS_READY.name,
+    TRANSCRIPTS_FAILED.name,
 )
-from pipeline_common.topics import (
-    TRANSCRIPTS_FAILED,
-    TRANSCRIPTS_READY,
-)
+DEFAULT_PROVIDER: Final = {"recallai_async": {"language_code": "auto"}}
 
 
 @click.group(epilog=EPILOG)
