@@ -100,7 +100,7 @@ BENCH_ARGS ?=
 bench: setup kafka-fetch ## benchmarks on a dedicated local broker: a table, figures in bench/results/ (BENCH_ARGS=--quick)
 	$(RUN) python -m bench.run $(BENCH_ARGS)
 
-# ------------------------------------------------------------------------------------------- chaos (scripts/chaos.py)
+# ---------------------------------------------------------------------------- chaos (devkit.chaos via scripts/chaos.py)
 .PHONY: chaos
 CHAOS_ARGS ?=
 

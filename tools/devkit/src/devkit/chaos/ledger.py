@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from devkit import ROOT
-from devkit.chaos.options import console
+from devkit.demo import console
 
 
 @dataclass

@@ -12,6 +12,7 @@ from devkit import ROOT
 from devkit.demo import FALLBACK, PRIMARY, console
 from pipeline_common.topics import (
     BOT_EVENTS,
+    DLQ_SERVICES,
     FETCHER_RETRIES,
     OTHER_EVENTS,
     RECORDING_EVENTS,
@@ -19,8 +20,6 @@ from pipeline_common.topics import (
     TRANSCRIPT_EVENTS,
     dlq_topic,
 )
-
-__all__ = ["FALLBACK", "PRIMARY", "console"]
 
 CHAIN = [{PRIMARY: {"language_code": "auto"}}, {FALLBACK: {"model": "nova-3", "language": "multi"}}]
 RECALL_LIMIT = 10
@@ -30,7 +29,7 @@ RECALL_TOPICS = {
     "bot": BOT_EVENTS.name,
 }
 INGEST_TOPICS = (RECORDING_EVENTS.name, TRANSCRIPT_EVENTS.name, BOT_EVENTS.name, OTHER_EVENTS.name)
-DLQS = (dlq_topic("transcriber").name, dlq_topic("fetcher").name)
+DLQS = tuple(dlq_topic(service).name for service in DLQ_SERVICES)
 #: What each consumer group reads (and must have caught up on before the ledger is drawn).
 GROUPS = {
     "transcriber": (RECORDING_EVENTS.name, TRANSCRIPT_EVENTS.name, TRANSCRIBER_RETRIES.name),

@@ -6,8 +6,8 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
 from devkit.chaos.ledger import Ledger, sample
-from devkit.chaos.options import CHAIN, FALLBACK, PRIMARY
-from devkit.demo import Planned
+from devkit.chaos.options import CHAIN
+from devkit.demo import FALLBACK, PRIMARY, Planned
 from devkit.kafka import Record
 from pipeline_common.topics import TRANSCRIPTS_FAILED, TRANSCRIPTS_READY
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from devkit.chaos.faults.base import FaultEvent
-from devkit.chaos.options import PRIMARY
+from devkit.demo import PRIMARY
 
 if TYPE_CHECKING:
     from devkit.chaos.harness import Chaos
