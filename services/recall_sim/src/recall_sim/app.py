@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline_common.logging import get_logger
 from pipeline_common.recall.providers import ProviderConfig
-from recall_sim.config import Endpoint, Faults, RuntimeConfig
 from recall_sim import listing
+from recall_sim.config import Endpoint, Faults, RuntimeConfig
 from recall_sim.generator import TranscriptSpec
 from recall_sim.settings import SimSettings
 from recall_sim.simulator import Call, IdempotencyEntry, SimTranscript, Simulator

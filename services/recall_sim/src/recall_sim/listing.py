@@ -128,9 +128,7 @@ async def list_recordings(request: Request) -> Response:
         after = _after_cursor(params["cursor"])
         if after is None:
             return _answer(call, 404, {"detail": "Invalid cursor"}, "invalid")
-    items = sorted(
-        (r for r in sim.recordings.values() if _matches(r, params)), key=lambda r: (iso(r.created_at), r.id)
-    )
+    items = sorted((r for r in sim.recordings.values() if _matches(r, params)), key=lambda r: (iso(r.created_at), r.id))
     if after is not None:
         items = [r for r in items if (iso(r.created_at), r.id) > after]
     size = sim.config.page_size

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from pipeline_cli import render
 from pipeline_cli.kafka import KafkaReader, KafkaUnavailable, KafkaWriter, Record, servers
+from pipeline_cli.reconcile.commands import backfill, reconcile
 from pipeline_common.contracts import TranscriptFailed, TranscriptReady
 from pipeline_common.dlq import source_topic, strip_dlq_headers
 from pipeline_common.logging import configure_logging
@@ -511,6 +512,11 @@ def ready_tail(
         raise Failure(f"got {count} of {max_events} event(s) within {timeout:g}s")
     if timeout is not None and count == 0:
         raise Failure(f"no {topic} events within {timeout:g}s")
+
+
+# ------------------------------------------------------------------------------------ reconcile, backfill
+cli.add_command(reconcile)
+cli.add_command(backfill)
 
 
 def _logging(*, verbose: bool) -> None:

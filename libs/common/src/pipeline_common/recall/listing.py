@@ -169,14 +169,14 @@ async def _walk(
             if pacer is not None:
                 await pacer.wait()
             try:
-                reply = await client._request("GET", url, params=request_params)  # noqa: SLF001 - same package
+                reply = await client._request("GET", url, params=request_params)
                 break
             except RecallRateLimited as error:
                 if pacer is None or attempt >= pacer.max_rate_limited:
                     raise
                 await pacer.rate_limited(error.retry_after, attempt)
                 attempt += 1
-        page = client._parse(reply, parse)  # noqa: SLF001
+        page = client._parse(reply, parse)
         yield page
         url, request_params = page.next, None
         if url is not None:
