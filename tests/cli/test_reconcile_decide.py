@@ -79,7 +79,9 @@ def test_out_of_scope_not_done_and_too_recent_recordings_are_left_alone() -> Non
 
 def test_only_the_pipelines_own_finished_transcripts_without_an_event_are_synthesised() -> None:
     rec = recording()
-    view = PipelineView(recording_done=frozenset({"rec-1"}), transcript_events=frozenset({("t-seen", "transcript.done")}))
+    view = PipelineView(
+        recording_done=frozenset({"rec-1"}), transcript_events=frozenset({("t-seen", "transcript.done")})
+    )
     transcripts = [
         transcript("t-lost"),
         transcript("t-failed-lost", "failed"),
@@ -136,7 +138,7 @@ def test_settled_means_nothing_left_to_find() -> None:
 
 
 def _record(topic: str, key: str, value: dict[str, Any], ce_type: str | None = None) -> Record:
-    headers = ((("ce_type", ce_type.encode()),) if ce_type else ())
+    headers = (("ce_type", ce_type.encode()),) if ce_type else ()
     return Record(topic, 0, 0, 0, key.encode(), json.dumps(value).encode(), headers)
 
 
@@ -145,7 +147,9 @@ def test_the_view_is_read_from_the_pipelines_topics() -> None:
         [
             _record("recall.recording.events", "r1", {"event": "recording.done"}, "recording.done"),
             _record("recall.recording.events", "r2", {"event": "recording.processing"}),
-            _record("recall.transcript.events", "r3", {"event": "transcript.done", "data": {"transcript": {"id": "t3"}}}),
+            _record(
+                "recall.transcript.events", "r3", {"event": "transcript.done", "data": {"transcript": {"id": "t3"}}}
+            ),
             _record("transcripts.ready", "r4", {}),
             _record("transcripts.failed", "r5", {}),
             Record("recall.transcript.events", 0, 1, 0, b"r6", b"not json", ()),

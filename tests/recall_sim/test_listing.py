@@ -43,7 +43,9 @@ async def test_bad_filters_are_a_400_naming_the_field(recall_sim: RunningSim) ->
 
 async def test_a_429_is_waited_out_when_paced_and_raised_when_not(recall_sim: RunningSim) -> None:
     await recall_sim.admin.create_recording()
-    await recall_sim.admin.set_faults({"endpoints": {"list_recordings": {"status": 429, "fail_next": 1, "retry_after": 0}}})
+    await recall_sim.admin.set_faults(
+        {"endpoints": {"list_recordings": {"status": 429, "fail_next": 1, "retry_after": 0}}}
+    )
     async with recall_sim.client() as recall:
         items = [r async for r in iter_recordings(recall, pacer=ListPacer(6000))]
         assert len(items) == 1
