@@ -97,7 +97,12 @@ def announcements(profile: stack.Profile) -> tuple[Counter[str], Counter[str], C
 
 
 def test_lost_webhooks_are_recovered_once_and_a_second_run_publishes_nothing(profile: stack.Profile) -> None:
-    admin(profile, "POST", "/admin/lost-webhooks", json={"recording_ids": LOSE_RECORDING_DONE})
+    admin(
+        profile,
+        "POST",
+        "/admin/lost-webhooks",
+        json={"recording_ids": LOSE_RECORDING_DONE, "events": ["recording.done"]},
+    )
     admin(
         profile,
         "POST",
