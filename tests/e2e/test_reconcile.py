@@ -137,6 +137,8 @@ def test_lost_webhooks_are_recovered_once_and_a_second_run_publishes_nothing(pro
     second = json.loads(recall_pipeline(profile, "reconcile", "--grace", "0s", "--metadata", "team=e2e", "--json"))
     assert second["published"] == 0, second
     assert second["already_known"] == len(ALL), second
+    assert first["watermark_after"] != "none"
+    assert second["watermark_before"] == first["watermark_after"]  # read back from recall.reconciler.state
 
     ready, failed, sources = announcements(profile)
     assert {rid: ready[rid] for rid in ALL} == dict.fromkeys(ALL, 1)
