@@ -10,7 +10,7 @@ import pytest
 from pipeline_cli.reconcile.commands import parse_duration
 from tests.cli.conftest import invoke_sync
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.unit  # the Kafka one below is integration
 
 UNREACHABLE = {
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
@@ -50,3 +50,12 @@ def test_durations() -> None:
     assert parse_duration("30") == timedelta(seconds=30)
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("-1h")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", [["reconcile"], ["backfill", "--since", "2026-11-01"]])
+def test_an_unreachable_kafka_is_exit_1_with_a_sentence_not_a_traceback(command: list[str]) -> None:
+    result = invoke_sync(*command, env=UNREACHABLE)
+    assert result.exit_code == 1, result.output
+    assert "cannot reach Kafka at 127.0.0.1:1" in result.output
+    assert "Traceback" not in result.output

@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import click
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pipeline_cli.kafka import KafkaReader, KafkaUnavailable, KafkaWriter
+from pipeline_cli.kafka import KafkaReader, KafkaUnavailable, KafkaWriter, servers
 from pipeline_cli.reconcile.decide import SOURCE, Scope, Synthesised, Verdict, next_watermark, query_start
 from pipeline_cli.reconcile.run import Summary, reconcile_window
 from pipeline_cli.reconcile.view import TOPICS, read_view
@@ -185,7 +186,10 @@ async def _pass(
     now = datetime.now(UTC)
     facts: dict[str, str] = {}
     if kafka.kafka_create_topics and not dry_run:
-        await ensure_topics(kafka, [RECONCILER_STATE])
+        try:
+            await ensure_topics(kafka, [RECONCILER_STATE])
+        except (KafkaError, OSError) as error:
+            raise KafkaUnavailable(f"cannot reach Kafka at {servers(kafka)}: {error}") from None
     async with KafkaReader(kafka) as reader:
         if window is None and not reader.exists(RECONCILER_STATE.name) and not dry_run:
             raise Failure(f"topic {RECONCILER_STATE.name} does not exist (make kube-topics / KAFKA_CREATE_TOPICS)")
@@ -258,12 +262,14 @@ def execute(work: Any) -> tuple[Summary, dict[str, str]]:
         result: tuple[Summary, dict[str, str]] = asyncio.run(work)
     except KafkaUnavailable as error:
         raise Failure(str(error)) from None
+    except KafkaError as error:
+        raise Failure(f"Kafka error: {error!r}") from None
     except RecallInvalidArgument as error:
         raise ConfigProblem(str(error)) from None
     except (RecallUnauthorized, RecallForbidden) as error:
         raise ConfigProblem(f"Recall rejected RECALL_API_KEY: {error}") from None
     except RecallApiError as error:
-        raise Failure(f"Recall refused a list call ({error.kind.value}): {error}") from None
+        raise Failure(f"a Recall list call failed ({error.kind.value}): {error}") from None
     return result
 
 
