@@ -7,6 +7,7 @@ goes to stderr and only on a terminal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -206,54 +207,54 @@ async def _pass(
     facts["window"] = f"{describe(start)} .. {describe(end) if end else 'now'}"
     list_pacer = ListPacer(list_per_minute)
     publish_pacer = ListPacer(publish_per_minute) if publish_per_minute else None
-    async with RecallClient(
-        api_key=api_key, base_url=recall_settings.recall_base_url, timeout=recall_settings.recall_api_timeout_seconds
-    ) as recall:
-        writer_cm = KafkaWriter(kafka) if not dry_run else None
-        writer = await writer_cm.__aenter__() if writer_cm is not None else None
-        try:
-            publish = await _publisher(writer, now) if writer is not None else None
-            with _progress(label) as bar:
+    async with contextlib.AsyncExitStack() as stack:
+        recall = await stack.enter_async_context(
+            RecallClient(
+                api_key=api_key,
+                base_url=recall_settings.recall_base_url,
+                timeout=recall_settings.recall_api_timeout_seconds,
+            )
+        )
+        writer = None if dry_run else await stack.enter_async_context(KafkaWriter(kafka))
+        publish = await _publisher(writer, now) if writer is not None else None
+        with _progress(label) as bar:
 
-                def advance(_recording_id: str, _verdict: Verdict, published: int) -> None:
-                    if bar is not None:
-                        progress, task = bar
-                        done = progress.tasks[task].fields["published"] + published
-                        progress.update(task, advance=1, published=done)
+            def advance(_recording_id: str, _verdict: Verdict, published: int) -> None:
+                if bar is not None:
+                    progress, task = bar
+                    done = progress.tasks[task].fields["published"] + published
+                    progress.update(task, advance=1, published=done)
 
-                summary = await reconcile_window(
-                    recall,
-                    view,
-                    scope,
-                    created_after=start,
-                    created_before=end,
-                    now=now,
-                    list_pacer=list_pacer,
-                    publish=publish,
-                    publish_pacer=publish_pacer,
-                    on_recording=advance,
-                )
-            if window is None and writer is not None:
-                mark = next_watermark(
-                    now=now,
-                    started_from=start,
-                    previous=previous.watermark if previous else None,
-                    unsettled=summary.unsettled,
-                )
-                await save_watermark(
-                    writer,
-                    ReconcilerWatermark(
-                        scope=scope.key(),
-                        watermark=mark,
-                        updated_at=now,
-                        published=summary.published,
-                        seen=summary.seen,
-                    ),
-                )
-                facts["watermark_after"] = describe(mark)
-        finally:
-            if writer_cm is not None:
-                await writer_cm.__aexit__(None, None, None)
+            summary = await reconcile_window(
+                recall,
+                view,
+                scope,
+                created_after=start,
+                created_before=end,
+                now=now,
+                list_pacer=list_pacer,
+                publish=publish,
+                publish_pacer=publish_pacer,
+                on_recording=advance,
+            )
+        if window is None and writer is not None:
+            mark = next_watermark(
+                now=now,
+                started_from=start,
+                previous=previous.watermark if previous else None,
+                unsettled=summary.unsettled,
+            )
+            await save_watermark(
+                writer,
+                ReconcilerWatermark(
+                    scope=scope.key(),
+                    watermark=mark,
+                    updated_at=now,
+                    published=summary.published,
+                    seen=summary.seen,
+                ),
+            )
+            facts["watermark_after"] = describe(mark)
     return summary, facts
 
 
