@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from pipeline_cli.reconcile.commands import parse_duration
+from pipeline_cli.reconcile.options import parse_duration
 from tests.cli.conftest import invoke_sync
 
 pytestmark = pytest.mark.unit  # the Kafka one below is integration
