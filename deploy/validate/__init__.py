@@ -29,6 +29,7 @@ import argparse
 from collections.abc import Iterable, Sequence
 
 from deploy.validate.availability import check_availability_and_isolation
+from deploy.validate.cronjobs import check_cronjob, check_cronjobs, cronjob_pod
 from deploy.validate.model import (
     CUSTOM_GROUPS,
     CUSTOM_RESOURCES,
@@ -93,6 +94,8 @@ __all__ = [
     "Problem",
     "check_availability_and_isolation",
     "check_container",
+    "check_cronjob",
+    "check_cronjobs",
     "check_duplicates",
     "check_expectations",
     "check_kafka_trigger",
@@ -105,6 +108,7 @@ __all__ = [
     "check_workloads",
     "container_ports",
     "containers_of",
+    "cronjob_pod",
     "find_problems",
     "group_of",
     "kind_of",
@@ -147,6 +151,7 @@ def find_problems(
         problems += check_schema(obj)
     problems += check_duplicates(index)
     problems += check_workloads(index)
+    problems += check_cronjobs(index)
     problems += check_secrets_and_config(index)
     problems += check_availability_and_isolation(index)
     problems += check_scaling(index, registry)

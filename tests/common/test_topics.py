@@ -20,6 +20,7 @@ DESIGN_TOPICS = {
     "transcriber-recordings-changelog",
     "fetcher.retries",
     "fetcher-recordings-changelog",
+    "recall.reconciler.state",
 }
 
 

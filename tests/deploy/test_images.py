@@ -27,6 +27,7 @@ SERVICES = {
     "transcriber": ("services/transcriber", "transcriber"),
     "fetcher": ("services/fetcher", "fetcher"),
     "recall-sim": ("services/recall_sim", "recall_sim"),
+    "cli": ("tools/cli", "pipeline_cli"),
 }
 #: What a service must not carry into its image.
 FOREIGN: dict[str, set[str]] = {
@@ -34,6 +35,7 @@ FOREIGN: dict[str, set[str]] = {
     "transcriber": {"fastapi", "uvicorn"},
     "fetcher": set(),  # its read API may use FastAPI; the workspace-member check still applies
     "recall-sim": {"faust-streaming"},
+    "cli": {"faust-streaming", "fastapi", "uvicorn"},
 }
 DEV_ONLY = {"pytest", "ruff", "mypy", "hypothesis", "testcontainers", "kubernetes-validate"}
 
@@ -90,7 +92,7 @@ def test_each_target_installs_only_its_package_from_the_lock_file(service: str) 
         assert "--no-dev" in line
     assert "--no-editable" in syncs[-1]
     assert f"COPY {member} {member}" in build
-    copies = [line for line in build if line.startswith("COPY services/")]
+    copies = [line for line in build if line.startswith(("COPY services/", "COPY tools/"))]
     assert copies == [f"COPY {member} {member}"], "a build stage copies another service's source"
     final = stages()[service]
     assert final[0] == f"FROM runtime AS {service}"

@@ -175,6 +175,18 @@ FETCHER_STATE: Final = TopicSpec(
     description="Internal: changelog of the fetcher's per-recording state; compacted, survives restarts.",
 )
 
+RECONCILER_STATE: Final = TopicSpec(
+    name="recall.reconciler.state",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    cleanup_policy=CleanupPolicy.COMPACT,
+    key="the reconciler's scope (its metadata filter)",
+    value="ReconcilerWatermark JSON: the created_at below which every recording is settled",
+    produced_by=("reconciler",),
+    consumed_by=("reconciler",),
+    description="Internal: the reconciler's watermark per scope; compacted, so the latest one is kept.",
+)
+
 REGISTRY: Final[tuple[TopicSpec, ...]] = (
     RECORDING_EVENTS,
     TRANSCRIPT_EVENTS,
@@ -187,6 +199,7 @@ REGISTRY: Final[tuple[TopicSpec, ...]] = (
     *(dlq_topic(service) for service in DLQ_SERVICES),
     FETCHER_RETRIES,
     FETCHER_STATE,
+    RECONCILER_STATE,
 )
 
 

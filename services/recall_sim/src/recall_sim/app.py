@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline_common.logging import get_logger
 from pipeline_common.recall.providers import ProviderConfig
+from recall_sim import listing
 from recall_sim.config import Endpoint, Faults, RuntimeConfig
 from recall_sim.generator import TranscriptSpec
 from recall_sim.settings import SimSettings
@@ -244,6 +245,7 @@ def create_app(settings: SimSettings | None = None) -> SimulatorApp:
 
     app = SimulatorApp(title="Recall.ai simulator", version="0.1.0", lifespan=lifespan, docs_url="/admin/docs")
     app.state.sim = sim
+    app.include_router(listing.router)
 
     # --- Recall API ------------------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ class Endpoint(StrEnum):
     DELETE_TRANSCRIPT = "delete_transcript"
     RETRIEVE_RECORDING = "retrieve_recording"
     DOWNLOAD = "download"
+    LIST_RECORDINGS = "list_recordings"
 
 
 class _Strict(BaseModel):
@@ -45,6 +46,9 @@ class WebhookFaults(_Strict):
     duplicate_rate: float = Field(default=0.0, ge=0, le=1, description="deliver again after a 2xx, same webhook-id")
     out_of_order_rate: float = Field(default=0.0, ge=0, le=1, description="hold a delivery back so later ones pass")
     out_of_order_delay_seconds: float = Field(default=1.0, ge=0, le=3600)
+    lose_recording_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share of recordings whose webhooks are never delivered (while set)"
+    )
 
 
 class Faults(_Strict):

@@ -125,10 +125,13 @@ class Simulator:
     windows: dict[str, deque[float]] = field(default_factory=dict)
     url_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     call_seq: int = 0
+    # recording id -> the webhook event types to lose for it (None: every event), see loses_webhook.
+    lost_webhooks: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"recall-sim-faults:{self.config.seed}")  # noqa: S311 - test data
         self.webhooks = WebhookDispatcher(lambda: self.config, lambda: self.faults, self.rng)
+        self.webhooks.lose = self.loses_webhook
         self._tasks: set[asyncio.Task[None]] = set()
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_lock = asyncio.Lock()
@@ -150,6 +153,7 @@ class Simulator:
         self.recordings.clear()
         self.transcripts.clear()
         self.calls.clear()
+        self.lost_webhooks.clear()
         self.idempotency.clear()
         self.windows.clear()
         self._cache.clear()
@@ -450,3 +454,17 @@ class Simulator:
 
     def provider_bytes(self, transcript: SimTranscript) -> bytes:
         return provider_data(transcript.recording_id, transcript.provider_name, transcript.id)
+
+    # --- lost webhooks (reconciliation tests) -------------------------------------------------------------------------
+
+    def loses_webhook(self, event: str, recording_id: str | None) -> bool:
+        """Whether this event is never delivered: chosen recordings (all or some event types), or a share of
+        recordings drawn per recording (``faults.webhooks.lose_recording_rate``), so all of one's events go."""
+        if recording_id is None:
+            return False
+        if recording_id in self.lost_webhooks:
+            events = self.lost_webhooks[recording_id]
+            return events is None or event in events
+        rate = self.faults.webhooks.lose_recording_rate
+        draw = random.Random(f"recall-sim-lose:{self.config.seed}:{recording_id}").random()  # noqa: S311
+        return bool(rate) and draw < rate

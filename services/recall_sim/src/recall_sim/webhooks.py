@@ -51,7 +51,7 @@ class Delivery:
     transcript_id: str | None
     bot_id: str | None
     created_at: str
-    state: str = "pending"  # pending, delivered, failed (schedule exhausted), no_endpoint, cancelled
+    state: str = "pending"  # pending, delivered, failed (schedule exhausted), no_endpoint, cancelled, lost
     held_back: bool = False
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -73,6 +73,8 @@ class WebhookDispatcher:
         self.deliveries: list[Delivery] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        # (event type, recording id) -> True to "lose" the event: recorded, never delivered, as if Recall gave up.
+        self.lose: Callable[[str, str | None], bool] | None = None
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
@@ -124,6 +126,10 @@ class WebhookDispatcher:
             created_at=iso(datetime.now(UTC)),
         )
         self.deliveries.append(delivery)
+        if self.lose is not None and self.lose(event, recording_id):
+            delivery.state = "lost"
+            log.info("webhook lost on purpose", webhook_id=delivery.id, event_type=event, recording_id=recording_id)
+            return delivery
         config = self._config()
         if not config.webhook_url:
             delivery.state = "no_endpoint"

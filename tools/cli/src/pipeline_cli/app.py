@@ -12,6 +12,7 @@ import click
 from pipeline_cli.common import EPILOG, Options
 from pipeline_cli.dlq import dlq
 from pipeline_cli.ready import ready
+from pipeline_cli.reconcile.commands import backfill, reconcile
 from pipeline_cli.recording import recording
 from pipeline_common.logging import configure_logging
 from pipeline_common.settings import LogFormat, LoggingSettings
@@ -37,6 +38,11 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, verbose: bool) -> Non
 
 for group in (recording, dlq, ready):
     cli.add_command(group)
+
+
+# ------------------------------------------------------------------------------------ reconcile, backfill
+cli.add_command(reconcile)
+cli.add_command(backfill)
 
 
 def _logging(*, verbose: bool) -> None:

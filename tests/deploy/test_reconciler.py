@@ -1,0 +1,67 @@
+"""The reconciler's CronJob: rendered in both overlays, running `recall-pipeline reconcile` from the cli image with the
+pipeline's settings, and held to the same rules as the services (plus a CronJob's own)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from deploy.validate import Obj, find_problems, kind_of, name_of
+from pipeline_common.topics import RECONCILER_STATE
+from tests.deploy.helpers import find, find_prefixed
+
+pytestmark = pytest.mark.unit
+
+
+def cronjob_container(objects: list[Obj]) -> Obj:
+    cronjob = find(objects, "CronJob", "reconciler")
+    container: Obj = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_cronjob_runs_reconcile_with_the_pipelines_settings(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objects = rendered[overlay]
+    cronjob = find(objects, "CronJob", "reconciler")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    container = cronjob_container(objects)
+    assert container["args"] == ["reconcile"]
+    assert container["image"].split("/")[-1].startswith("cli:")
+    sources = [ref["configMapRef"]["name"] for ref in container["envFrom"]]
+    assert any(name.startswith("pipeline-config") for name in sources)
+    assert any(name.startswith("reconciler-config") for name in sources)
+    config = find_prefixed(objects, "ConfigMap", "reconciler-config")["data"]
+    assert {"RECONCILE_MAX_AGE", "RECONCILE_OVERLAP", "RECONCILE_GRACE"} <= set(config)
+    secret = {item["name"]: item["valueFrom"]["secretKeyRef"]["name"] for item in container["env"]}
+    assert secret == {"RECALL_API_KEY": "recall-credentials"}
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_its_watermark_topic_is_rendered(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    topics = {obj["spec"].get("topicName", name_of(obj)) for obj in rendered[overlay] if kind_of(obj) == "KafkaTopic"}
+    assert RECONCILER_STATE.name in topics
+
+
+def test_dev_lets_the_reconciler_reach_the_simulator(rendered: dict[str, list[Obj]]) -> None:
+    policy = find(rendered["dev"], "NetworkPolicy", "reconciler")
+    targets = [peer for rule in policy["spec"]["egress"] for peer in rule.get("to", [])]
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "recall-sim"}}} in targets
+
+
+def test_a_cronjob_that_may_overlap_or_run_forever_or_as_root_is_refused(fresh: Callable[[str], list[Obj]]) -> None:
+    objects = fresh("prod")
+    cronjob = find(objects, "CronJob", "reconciler")
+    del cronjob["spec"]["concurrencyPolicy"]
+    del cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    cronjob_container(objects)["securityContext"]["readOnlyRootFilesystem"] = False
+    problems = [str(p) for p in find_problems(objects) if "CronJob" in p.object]
+    assert any("concurrencyPolicy" in p for p in problems), problems
+    assert any("activeDeadlineSeconds" in p for p in problems), problems
+    assert any("writable root filesystem" in p for p in problems), problems
+
+
+def test_a_cronjob_without_a_network_policy_is_refused(fresh: Callable[[str], list[Obj]]) -> None:
+    objects = [obj for obj in fresh("prod") if not (kind_of(obj) == "NetworkPolicy" and name_of(obj) == "reconciler")]
+    problems = [str(p) for p in find_problems(objects) if "CronJob" in p.object]
+    assert any("no NetworkPolicy restricts its egress and ingress traffic" in p for p in problems), problems

@@ -1,0 +1,1 @@
+"""Reconciliation against Recall's API, and backfill: ``recall-pipeline reconcile`` / ``backfill``."""
