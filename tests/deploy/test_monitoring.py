@@ -1,0 +1,144 @@
+"""The monitoring component: the PrometheusRule passes promtool's checks and its unit tests, every alert has a test
+and a runbook section, and the Grafana dashboard is provisioned and sound.
+
+promtool comes from ``make promtool`` (``scripts/install-promtool``: Debian's ``prometheus`` package), which
+``make test`` runs before pytest. Without it these tests fail (they never skip: a rule that was not tested is not
+known to work).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy.kustomize import ROOT
+from deploy.validate import Obj, kind_of
+from tests.deploy.helpers import find
+
+pytestmark = pytest.mark.unit
+
+MONITORING = ROOT / "deploy" / "components" / "monitoring"
+RUNBOOK = ROOT / "docs" / "runbook.md"
+CACHED_PROMTOOL = ROOT / ".cache" / "bin" / "promtool"
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    for candidate in (os.environ.get("PROMTOOL"), str(CACHED_PROMTOOL), shutil.which("promtool")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail("promtool is not installed: run `make promtool` (make test does it before pytest)")
+
+
+def rule_spec(objects: list[Obj]) -> dict[str, Any]:
+    spec: dict[str, Any] = find(objects, "PrometheusRule", "recall-pipeline")["spec"]
+    return spec
+
+
+def alerts(objects: list[Obj]) -> list[dict[str, Any]]:
+    return [rule for group in rule_spec(objects)["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def runbook_base(objects: list[Obj]) -> str:
+    urls = {rule["annotations"]["runbook_url"].split("#", 1)[0] for rule in alerts(objects)}
+    assert len(urls) == 1, urls
+    return urls.pop()
+
+
+def write_rule_tests(objects: list[Obj], directory: Path) -> Path:
+    """The rendered rules as a plain Prometheus rule file, and the unit tests beside it, ready for promtool."""
+    (directory / "rules.rendered.yaml").write_text(yaml.safe_dump(rule_spec(objects), sort_keys=False))
+    tests = yaml.safe_load((MONITORING / "rules.test.yaml").read_text())
+    tests.pop("descriptions")  # anchors only; promtool refuses unknown fields
+    text = yaml.safe_dump(tests, sort_keys=False, width=1000).replace("RUNBOOK_BASE_URL", runbook_base(objects))
+    path = directory / "rules.test.yaml"
+    path.write_text(text)
+    return path
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_rules_render_and_pass_promtool_check(
+    rendered: dict[str, list[Obj]], promtool: str, overlay: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rule_spec(rendered[overlay])))
+    result = run([promtool, "check", "rules", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(alerts(rendered[overlay]))} rules found" in result.stdout
+
+
+def test_every_alert_fires_and_stays_quiet_as_its_unit_tests_say(
+    rendered: dict[str, list[Obj]], promtool: str, tmp_path: Path
+) -> None:
+    result = run([promtool, "test", "rules", str(write_rule_tests(rendered["prod"], tmp_path))])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_a_wrong_expectation_fails_the_unit_tests(
+    rendered: dict[str, list[Obj]], promtool: str, tmp_path: Path
+) -> None:
+    """The harness can fail: break one rule's threshold and promtool must report it."""
+    objects = [dict(obj) for obj in rendered["prod"]]
+    spec = yaml.safe_load(yaml.safe_dump(rule_spec(objects)))
+    for rule in spec["groups"][0]["rules"]:
+        if rule["alert"] == "RecallIngestFailing":
+            rule["expr"] = rule["expr"].replace("> 0.05", "> 0.5")
+    path = write_rule_tests(objects, tmp_path)
+    (tmp_path / "rules.rendered.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = run([promtool, "test", "rules", str(path)])
+    assert result.returncode != 0
+    assert "RecallIngestFailing" in result.stdout + result.stderr
+
+
+def test_every_alert_has_a_test_that_fires_it(rendered: dict[str, list[Obj]]) -> None:
+    tests = yaml.safe_load((MONITORING / "rules.test.yaml").read_text())["tests"]
+    fired = {case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case.get("exp_alerts")}
+    assert {rule["alert"] for rule in alerts(rendered["prod"])} == fired
+
+
+def runbook_sections() -> dict[str, str]:
+    """``## Heading`` -> its text, keyed by the anchor GitHub gives the heading."""
+    sections: dict[str, str] = {}
+    for block in re.split(r"^## ", RUNBOOK.read_text(), flags=re.M)[1:]:
+        heading, _, body = block.partition("\n")
+        anchor = re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
+        sections[anchor] = body
+    return sections
+
+
+def test_every_alert_links_to_its_runbook_section_which_says_how_to_confirm_and_fix(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    sections = runbook_sections()
+    for rule in alerts(rendered["prod"]):
+        annotations = rule["annotations"]
+        assert {"summary", "description", "runbook_url"} <= set(annotations), rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning", "info"), rule["alert"]
+        anchor = annotations["runbook_url"].split("#", 1)[1]
+        assert anchor == rule["alert"].lower(), rule["alert"]
+        assert anchor in sections, f"docs/runbook.md has no section for {rule['alert']}"
+        body = sections[anchor]
+        for part in ("**Meaning**", "**Confirm**", "**Fix**"):
+            assert part in body, f"runbook section {rule['alert']} lacks {part}"
+        assert "recall-pipeline " in body, f"runbook section {rule['alert']} shows no recall-pipeline command"
+
+
+def test_the_runbook_address_is_set_once_and_kustomize_keeps_the_settings_out_of_the_cluster(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    settings = yaml.safe_load((MONITORING / "settings.yaml").read_text())
+    for objects in rendered.values():
+        assert runbook_base(objects) == settings["data"]["RUNBOOK_BASE_URL"]
+        assert not [o for o in objects if kind_of(o) == "ConfigMap" and "monitoring-settings" in str(o["metadata"])]
