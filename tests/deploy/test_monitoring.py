@@ -8,33 +8,46 @@ known to work).
 
 from __future__ import annotations
 
-import os
+import copy
+import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
+from deploy import monitoring
 from deploy.kustomize import ROOT
 from deploy.validate import Obj, kind_of
+from fetcher.metrics import FetcherMetrics
+from ingest.metrics import IngestMetrics
 from tests.deploy.helpers import find
+from tests.support.prometheus import promtool_path
+from transcriber.metrics import TranscriberMetrics
 
 pytestmark = pytest.mark.unit
 
 MONITORING = ROOT / "deploy" / "components" / "monitoring"
+DASHBOARD = MONITORING / "dashboards" / "recall-pipeline.json"
 RUNBOOK = ROOT / "docs" / "runbook.md"
-CACHED_PROMTOOL = ROOT / ".cache" / "bin" / "promtool"
+#: Registered by pipeline_common.streaming.add_operational_pages (ready_gauge=...) in the workers' app.py.
+READINESS_GAUGES = {"transcriber_worker_ready", "fetcher_worker_ready"}
+#: Not the services': Prometheus' own, and the Kafka exporter's (docs/runbook.md says which exporter).
+EXTERNAL_METRICS = {
+    "up",
+    "ALERTS",
+    "kafka_consumergroup_lag",
+    "kafka_topic_partition_current_offset",
+    "kafka_topic_partition_oldest_offset",
+}
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    for candidate in (os.environ.get("PROMTOOL"), str(CACHED_PROMTOOL), shutil.which("promtool")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail("promtool is not installed: run `make promtool` (make test does it before pytest)")
+    return promtool_path()
 
 
 def rule_spec(objects: list[Obj]) -> dict[str, Any]:
@@ -142,3 +155,82 @@ def test_the_runbook_address_is_set_once_and_kustomize_keeps_the_settings_out_of
     for objects in rendered.values():
         assert runbook_base(objects) == settings["data"]["RUNBOOK_BASE_URL"]
         assert not [o for o in objects if kind_of(o) == "ConfigMap" and "monitoring-settings" in str(o["metadata"])]
+
+
+# --------------------------------------------------------------------------------------------------------- dashboard
+
+
+def dashboard_json() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_dashboard_is_provisioned_for_grafanas_sidecar(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    config_map = find(rendered[overlay], "ConfigMap", "recall-pipeline-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(config_map["data"]["recall-pipeline.json"]) == dashboard_json()
+
+
+def test_the_dashboard_fits_grafanas_schema_the_grid_and_its_variables() -> None:
+    assert monitoring.dashboard_problems(dashboard_json()) == []
+
+
+@pytest.mark.parametrize(
+    ("break_it", "expected"),
+    [
+        (lambda d: d["panels"][1].update(gridPoss=d["panels"][1]["gridPos"]), "/panels[1]/gridPoss: not a field"),
+        (lambda d: d["panels"][8]["options"]["legend"].update(placment="bottom"), "placment: not a field"),
+        (lambda d: d["panels"][8]["targets"][0].update(exprr="up"), "exprr: not a field"),
+        (lambda d: d["panels"][8].update(type="timeserie"), "unknown panel type 'timeserie'"),
+        (lambda d: d["panels"][9]["gridPos"].update(x=0), "overlaps"),
+        (lambda d: d["panels"][10]["gridPos"].update(x=16), "not inside the 24-column grid"),
+        (lambda d: d["panels"][2].update(id=1), "id used twice"),
+        (lambda d: d["panels"][8]["targets"][0].update(datasource={"uid": "prom"}), "not on the $datasource"),
+        (lambda d: d["panels"][8]["targets"][0].update(expr="up{namespace=~'$nmespace'}"), "undefined $nmespace"),
+        (lambda d: d["templating"]["list"][1].update(includAll=True), "/templating/list[1]/includAll: not a field"),
+    ],
+)
+def test_the_dashboard_check_catches_what_grafana_would_not_show(break_it: Any, expected: str) -> None:
+    broken = copy.deepcopy(dashboard_json())
+    break_it(broken)
+    problems = monitoring.dashboard_problems(broken)
+    assert any(expected in problem for problem in problems), problems
+
+
+# ----------------------------------------------------------------------------------------- metrics that exist
+
+
+def exposed_names() -> set[str]:
+    """Every sample name the services can expose (counters' _total, histograms' _bucket/_sum/_count)."""
+    ingest, transcriber, fetcher = IngestMetrics(), TranscriberMetrics(), FetcherMetrics()
+    transcriber.watch_recordings(list, deadline_seconds=60)
+    fetcher.watch_transcripts(list, deadline_seconds=60)
+    names = set(READINESS_GAUGES)
+    registry: CollectorRegistry
+    for registry in (ingest.registry, transcriber.registry, fetcher.registry):
+        for family in registry.collect():
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
+            names |= {family.name + suffix for suffix in suffixes}
+    return names
+
+
+def dashboard_exprs() -> list[str]:
+    return [str(t["expr"]) for panel in dashboard_json()["panels"] for t in panel.get("targets", [])]
+
+
+def test_every_metric_the_rules_and_the_dashboard_read_is_exposed(rendered: dict[str, list[Obj]]) -> None:
+    known = exposed_names() | EXTERNAL_METRICS
+    rule_exprs = [str(rule["expr"]) for rule in alerts(rendered["prod"])]
+    for expr in rule_exprs + dashboard_exprs():
+        names = monitoring.promql_metric_names(expr)
+        assert names, expr
+        assert names <= known, f"{sorted(names - known)} in {expr}"
+
+
+def test_the_metric_name_extraction_sees_through_promql() -> None:
+    expr = (
+        'sum by (namespace) (rate(a_total{code=~"5..", x="y"}[5m])) / on (namespace) group_left b_seconds_bucket'
+        ' and histogram_quantile(0.9, c_bucket{le="+Inf"}) > 6 * 3600'
+    )
+    assert monitoring.promql_metric_names(expr) == {"a_total", "b_seconds_bucket", "c_bucket"}
