@@ -30,13 +30,14 @@ SEVERITIES: Final = frozenset({"critical", "warning", "info"})
 #: Variables Grafana defines itself.
 BUILTIN_VARIABLES: Final = frozenset({"__rate_interval", "__interval", "__range", "__interval_ms", "__range_s"})
 #: What a PromQL expression names besides metrics: functions, aggregations, keywords, durations' units.
-PROMQL_WORDS: Final = frozenset(
+_PROMQL_WORDS = (
     "sum min max avg count stddev stdvar topk bottomk quantile count_values group by without on ignoring "
     "group_left group_right and or unless bool offset rate irate increase delta idelta deriv histogram_quantile "
     "label_replace label_join time vector scalar abs ceil floor round clamp clamp_min clamp_max absent "
     "absent_over_time min_over_time max_over_time avg_over_time sum_over_time count_over_time last_over_time "
-    "changes resets sort sort_desc predict_linear timestamp humanize".split()
+    "changes resets sort sort_desc predict_linear timestamp humanize"
 )
+PROMQL_WORDS: Final = frozenset(_PROMQL_WORDS.split())
 
 
 def _where(obj: Obj) -> str:

@@ -17,7 +17,9 @@ from tests.support.broker import ROOT
 
 CACHED_PROMTOOL: Final = ROOT / ".cache" / "bin" / "promtool"
 #: Base units only (Prometheus' naming guide): no milli/micro seconds, kilo/mega bytes, minutes, hours.
-NON_BASE_UNITS: Final = re.compile(r"_(milli|micro|nano)?(ms|us|ns|milliseconds|microseconds|minutes|hours|days|kb|mb|gb)(_|$)")
+NON_BASE_UNITS: Final = re.compile(
+    r"_(ms|us|ns|milliseconds|microseconds|nanoseconds|minutes|hours|days|kb|mb|gb)(_|$)"
+)
 #: A label value that looks like an identifier (UUID, long hex or id-like token) makes a series per item: unbounded.
 ID_LIKE: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-|^[0-9a-f]{16,}$|^[A-Za-z0-9_-]{24,}$")
 MAX_LABEL_VALUES: Final = 30
