@@ -10,7 +10,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fetcher.metrics import FetcherMetrics
+from ingest.metrics import IngestMetrics, event_type_label
 from pipeline_common.metrics import Tracked, WorkStateCollector, operator_problem_kind, parse_time
+from tests.support.prometheus import convention_problems, promtool_lint
 from transcriber.metrics import TranscriberMetrics
 
 pytestmark = pytest.mark.unit
@@ -139,3 +141,68 @@ def test_parse_time_accepts_stored_forms_and_refuses_garbage() -> None:
     assert parse_time(NOW) == NOW
     assert parse_time("yesterday") is None
     assert parse_time(None) is None
+
+
+@pytest.mark.parametrize("service", ["ingest", "transcriber", "fetcher"])
+def test_each_services_metrics_follow_prometheus_conventions(service: str) -> None:
+    """Every family a service can expose, with a sample in each labelled one, through promtool's lint and ours."""
+    registry = _populated_registry(service)
+    exposition = generate_latest(registry).decode()
+    assert convention_problems(exposition, (f"{service}_",)) == []
+    assert promtool_lint(exposition) == ""
+
+
+def test_the_convention_check_catches_what_breaks_them() -> None:
+    exposition = "\n".join(
+        [
+            "# HELP ingest_latency_ms Latency",
+            "# TYPE ingest_latency_ms gauge",
+            "ingest_latency_ms 1",
+            "# HELP ingest_items_total Items",
+            "# TYPE ingest_items_total gauge",
+            "ingest_items_total 1",
+            "# HELP fetcher_things Things",
+            "# TYPE fetcher_things gauge",
+            'ingest_things{recording_id="3f1c9a2e-1b2c-4d5e-8f90-123456789abc"} 1',
+            "",
+        ]
+    )
+    problems = "\n".join(convention_problems(exposition, ("ingest_",)))
+    assert "ingest_latency_ms: not in base units" in problems
+    assert "ingest_items_total: a gauge named like a counter" in problems
+    assert "looks like an id" in problems
+    assert promtool_lint(exposition) != ""
+
+
+def _populated_registry(service: str) -> CollectorRegistry:
+    old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    if service == "ingest":
+        ingest = IngestMetrics()
+        ingest.requests.labels(outcome="accepted").inc()
+        ingest.responses.labels(code="200").inc()
+        ingest.events.labels(event_type=event_type_label("bot.joining_call")).inc()
+        ingest.verification_failures.labels(reason="bad_signature").inc()
+        ingest.produce_latency.observe(0.01)
+        ingest.body_size.observe(1000)
+        return ingest.registry
+    if service == "transcriber":
+        transcriber = TranscriberMetrics()
+        transcriber.watch_recordings(lambda: [("r", {"status": "transcribing", "created_at": old})], 3600)
+        transcriber.events.labels(event_type="recording.done").inc()
+        transcriber.creates.labels(provider="recallai_async", outcome="created").inc()
+        transcriber.recall_calls.labels(operation="create_transcript", outcome="ok").inc()
+        transcriber.terminal_failures.labels(reason="all_providers_failed").inc()
+        transcriber.recall_latency.labels(operation="create_transcript").observe(0.1)
+        transcriber.operator_problem(401)
+        return transcriber.registry
+    fetcher = FetcherMetrics()
+    fetcher.watch_transcripts(lambda: [], 3600)
+    fetcher.events.labels(event_type="transcript.done").inc()
+    fetcher.downloads.labels(outcome="ok").inc()
+    fetcher.duplicates.labels(via="table").inc()
+    fetcher.retries.labels(kind="retryable").inc()
+    fetcher.recall_calls.labels(operation="retrieve_transcript", outcome="ok").inc()
+    fetcher.recall_latency.labels(operation="retrieve_transcript").observe(0.1)
+    fetcher.stored_bytes.labels(object="raw").inc(100)
+    fetcher.operator_problem(403)
+    return fetcher.registry

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.broker import ROOT
+from tests.support.prometheus import convention_problems, promtool_lint
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import demo
@@ -74,3 +77,48 @@ def test_the_example_consumer_receives_every_transcripts_ready(finished: tuple[s
     )
     assert result.returncode == 0, result.stderr
     assert all(recording_id in result.stdout for recording_id in ready_ids), result.stdout
+
+
+def scrape(profile: stack.Profile, service: str) -> str:
+    port = {"ingest": profile.ingest_port, "transcriber": profile.transcriber_port, "fetcher": profile.fetcher_port}
+    response = httpx.get(f"http://127.0.0.1:{port[service]}/metrics", timeout=10)
+    assert response.status_code == 200
+    return response.text
+
+
+def values(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.parametrize("service", ["ingest", "transcriber", "fetcher"])
+def test_the_processes_metrics_follow_prometheus_conventions(
+    finished: tuple[stack.Profile, demo.Demo], service: str
+) -> None:
+    exposition = scrape(finished[0], service)
+    assert convention_problems(exposition, (f"{service}_",)) == []
+    assert promtool_lint(exposition) == ""
+
+
+def test_the_processes_metrics_tell_what_the_run_did(finished: tuple[stack.Profile, demo.Demo]) -> None:
+    profile, _ = finished
+    ingest, transcriber, fetcher = (values(scrape(profile, s)) for s in ("ingest", "transcriber", "fetcher"))
+
+    def one(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+        return found[(name, frozenset(labels.items()))]
+
+    assert one(ingest, "ingest_webhook_events_total", event_type="recording.done") >= RECORDINGS
+    assert one(ingest, "ingest_webhook_responses_total", code="200") >= RECORDINGS
+    assert one(ingest, "ingest_kafka_ready") == 1
+    assert one(transcriber, "transcriber_recordings", state="done") == RECORDINGS - 1
+    assert one(transcriber, "transcriber_recordings", state="failed") == 1
+    assert one(transcriber, "transcriber_recordings_past_deadline") == 0
+    assert one(transcriber, "transcriber_oldest_unfinished_recording_age_seconds") == 0
+    assert one(transcriber, "transcriber_recall_calls_total", operation="create_transcript", outcome="ok") >= RECORDINGS
+    assert one(transcriber, "transcriber_worker_ready") == 1
+    assert one(fetcher, "fetcher_transcripts", state="ready") == RECORDINGS - 1
+    assert one(fetcher, "fetcher_stored_bytes_total", object="raw") > 0
+    assert one(fetcher, "fetcher_worker_ready") == 1
