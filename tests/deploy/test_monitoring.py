@@ -60,7 +60,7 @@ def alerts(objects: list[Obj]) -> list[dict[str, Any]]:
 
 
 def runbook_base(objects: list[Obj]) -> str:
-    urls = {rule["annotations"]["runbook_url"].split("#", 1)[0] for rule in alerts(objects)}
+    urls = {str(rule["annotations"]["runbook_url"]).split("#", 1)[0] for rule in alerts(objects)}
     assert len(urls) == 1, urls
     return urls.pop()
 
