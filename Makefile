@@ -87,7 +87,7 @@ kube-validate: setup ## render every overlay with kustomize and validate it offl
 kustomize: ## install the pinned kustomize into .cache/bin (only where kubectl is missing)
 	@scripts/install-kustomize
 
-promtool: ## put promtool (from Debian's prometheus package) at .cache/bin/promtool, for the alert rules' unit tests
+promtool: ## put promtool and prometheus (Debian's prometheus package) in .cache/bin, for the alert rules' tests
 	@scripts/install-promtool
 
 # ------------------------------------------------------------------------------------- the public contract (docs/)

@@ -1,5 +1,5 @@
-"""promtool (installed by ``make promtool``) and the project's metric conventions, for tests that check what the
-processes expose and what the rules and the dashboard read."""
+"""promtool and the Prometheus server (both installed by ``make promtool``) and the project's metric conventions, for
+tests that check what the processes expose and how the alert rules judge it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ import re
 import shutil
 import subprocess
 from collections import defaultdict
-from typing import Final
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
 
+import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.broker import ROOT
+from tests.support.http import free_port
+from tests.support.waiting import wait_for_sync
 
 CACHED_PROMTOOL: Final = ROOT / ".cache" / "bin" / "promtool"
 #: Base units only (Prometheus' naming guide): no milli/micro seconds, kilo/mega bytes, minutes, hours.
@@ -72,3 +79,63 @@ def convention_problems(exposition: str, prefixes: tuple[str, ...]) -> list[str]
         if len(seen) > MAX_LABEL_VALUES
     ]
     return problems
+
+
+CACHED_PROMETHEUS: Final = ROOT / ".cache" / "bin" / "prometheus"
+
+
+def prometheus_path() -> str:
+    """The Prometheus server `make promtool` installs beside promtool (or $PROMETHEUS, or the PATH's)."""
+    for candidate in (os.environ.get("PROMETHEUS"), str(CACHED_PROMETHEUS), shutil.which("prometheus")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail("the Prometheus server is not installed: run `make promtool` (make test does it before pytest)")
+
+
+@contextmanager
+def running_prometheus(targets: dict[str, int], rules: dict[str, Any], home: Path) -> Iterator[httpx.Client]:
+    """A real Prometheus on loopback scraping ``{job: port}`` every second and evaluating ``rules`` (a rule file's
+    content) every second; targets carry namespace="e2e" and pod="<job>-0", as the Prometheus Operator would add."""
+    (home / "rules.yaml").write_text(yaml.safe_dump(rules))
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(home / "rules.yaml")],
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": "e2e", "pod": f"{job}-0"}}
+                ],
+            }
+            for job, port in targets.items()
+        ],
+    }
+    (home / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    with (home / "prometheus.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                prometheus_path(),
+                f"--config.file={home / 'prometheus.yml'}",
+                f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+    def ready() -> bool:
+        assert process.poll() is None, (home / "prometheus.log").read_text()[-3000:]
+        try:
+            return client.get("/-/ready").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for_sync(ready, timeout=60, message="Prometheus ready")
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=30)
