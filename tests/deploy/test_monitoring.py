@@ -234,3 +234,13 @@ def test_the_metric_name_extraction_sees_through_promql() -> None:
         ' and histogram_quantile(0.9, c_bucket{le="+Inf"}) > 6 * 3600'
     )
     assert monitoring.promql_metric_names(expr) == {"a_total", "b_seconds_bucket", "c_bucket"}
+
+
+def test_the_runbook_names_only_panels_the_dashboard_has() -> None:
+    titles = {panel["title"] for panel in dashboard_json()["panels"]} | {dashboard_json()["title"]}
+    text = " ".join(RUNBOOK.read_text().split())
+    named = set(re.findall(r'[Dd]ashboard:? "([^"]+)"(?: and "([^"]+)")?', text))
+    named |= set(re.findall(r'[Dd]ashboard: "[^"]+", "([^"]+)", "([^"]+)"', text))
+    quoted = {title for pair in named for title in pair if title}
+    assert quoted, "the runbook names no dashboard panel"
+    assert quoted <= titles, sorted(quoted - titles)
