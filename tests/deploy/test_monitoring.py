@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from deploy import monitoring
 from deploy.kustomize import ROOT
-from deploy.validate import Obj, kind_of
+from deploy.validate import Obj, find_problems, kind_of
 from fetcher.metrics import FetcherMetrics
 from ingest.metrics import IngestMetrics
 from tests.deploy.helpers import find
@@ -244,3 +244,26 @@ def test_the_runbook_names_only_panels_the_dashboard_has() -> None:
     quoted = {title for pair in named for title in pair if title}
     assert quoted, "the runbook names no dashboard panel"
     assert quoted <= titles, sorted(quoted - titles)
+
+
+def test_the_validator_names_an_alert_without_runbook_or_severity(fresh: Any) -> None:
+    objects = fresh("prod")
+    rule = find(objects, "PrometheusRule", "recall-pipeline")
+    first = rule["spec"]["groups"][0]["rules"][0]
+    del first["annotations"]["runbook_url"]
+    first["labels"]["severity"] = "page-me"
+    rule["spec"]["groups"][0]["rules"].append({"alert": "Broken"})
+    problems = [str(p) for p in find_problems(objects)]
+    where = "PrometheusRule recall-pipeline/recall-pipeline"
+    assert f"{where}: alert {first['alert']} has no runbook_url annotation" in problems
+    assert f"{where}: alert {first['alert']} has no severity label (critical, info, warning)" in problems
+    assert f"{where}: rule Broken has no expr" in problems
+
+
+def test_the_validator_names_a_dashboard_configmap_that_is_not_json(fresh: Any) -> None:
+    objects = fresh("dev")
+    find(objects, "ConfigMap", "recall-pipeline-dashboard")["data"]["recall-pipeline.json"] = "{not json"
+    problems = [str(p) for p in find_problems(objects)]
+    assert (
+        "ConfigMap recall-pipeline-dev/recall-pipeline-dashboard: recall-pipeline.json is not a JSON object" in problems
+    )
