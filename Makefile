@@ -47,10 +47,10 @@ format: setup ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-test: setup kafka-fetch lint ## lint, then the whole suite against a real Kafka broker
+test: setup kafka-fetch promtool lint ## lint, then the whole suite against a real Kafka broker (and promtool's rule tests)
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test-unit: setup ## only the unit tier (no broker)
+test-unit: setup promtool ## only the unit tier (no broker)
 	$(RUN) pytest -m unit $(PYTEST_ARGS)
 
 demo: setup kafka-fetch ## the whole pipeline end to end: a batch of recordings, live progress, a summary
@@ -73,7 +73,7 @@ clean: ## remove the environment, caches and local broker state (keeps nothing r
 	rm -rf .venv .tools .cache .pytest_cache .mypy_cache .ruff_cache
 
 # ------------------------------------------------------------------------------------------ Kubernetes (deploy/)
-.PHONY: images kube-topics kube-validate kustomize
+.PHONY: images kube-topics kube-validate kustomize promtool
 
 images: ## build the service images (needs a Docker engine: exits 3, saying so, where none answers)
 	@scripts/build-images
@@ -86,6 +86,9 @@ kube-validate: setup ## render every overlay with kustomize and validate it offl
 
 kustomize: ## install the pinned kustomize into .cache/bin (only where kubectl is missing)
 	@scripts/install-kustomize
+
+promtool: ## put promtool and prometheus (Debian's prometheus package) in .cache/bin, for the alert rules' tests
+	@scripts/install-promtool
 
 # ------------------------------------------------------------------------------------- the public contract (docs/)
 .PHONY: docs

@@ -19,6 +19,8 @@ object (``Deployment recall-pipeline/ingest: container 'ingest' has no resources
   never goes beyond the partition count of the topics it watches;
 * **topics**: the ``KafkaTopic`` resources are exactly the topic registry (name, partitions, retention, cleanup
   policy), each with ``spec.topicName`` set.
+* **monitoring** (:mod:`deploy.monitoring`): every ``PrometheusRule`` alert has a severity, a summary, a description
+  and a runbook URL; every dashboard a ``grafana_dashboard`` ConfigMap carries fits Grafana's dashboard schema and grid.
 
 ``python -m deploy.validate [overlay ...]`` renders the overlays and prints the problems (exit 1 if any).
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable, Sequence
 
+from deploy import monitoring
 from deploy.validate.availability import check_availability_and_isolation
 from deploy.validate.cronjobs import check_cronjob, check_cronjobs, cronjob_pod
 from deploy.validate.model import (
@@ -158,6 +161,7 @@ def find_problems(
     problems += check_topics(index, registry, expectations or Expectations())
     problems += check_strimzi(index)
     problems += check_monitors(index)
+    problems += [Problem(where, message) for where, message in monitoring.check(index.objects)]
     if expectations is not None:
         problems += check_expectations(index, expectations)
     return sorted(dict.fromkeys(problems))

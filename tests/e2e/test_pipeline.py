@@ -8,11 +8,19 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from deploy import kustomize
 from devkit import demo, stack
 from tests.support.broker import ROOT
+from tests.support.prometheus import convention_problems, promtool_lint, running_prometheus
+from tests.support.waiting import wait_for_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -71,3 +79,102 @@ def test_the_example_consumer_receives_every_transcripts_ready(finished: tuple[s
     )
     assert result.returncode == 0, result.stderr
     assert all(recording_id in result.stdout for recording_id in ready_ids), result.stdout
+
+
+def scrape(profile: stack.Profile, service: str) -> str:
+    port = {"ingest": profile.ingest_port, "transcriber": profile.transcriber_port, "fetcher": profile.fetcher_port}
+    response = httpx.get(f"http://127.0.0.1:{port[service]}/metrics", timeout=10)
+    assert response.status_code == 200
+    return response.text
+
+
+def values(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.parametrize("service", ["ingest", "transcriber", "fetcher"])
+def test_the_processes_metrics_follow_prometheus_conventions(
+    finished: tuple[stack.Profile, demo.Demo], service: str
+) -> None:
+    exposition = scrape(finished[0], service)
+    assert convention_problems(exposition, (f"{service}_",)) == []
+    assert promtool_lint(exposition) == ""
+
+
+def test_the_processes_metrics_tell_what_the_run_did(finished: tuple[stack.Profile, demo.Demo]) -> None:
+    profile, _ = finished
+    ingest, transcriber, fetcher = (values(scrape(profile, s)) for s in ("ingest", "transcriber", "fetcher"))
+
+    def one(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+        return found[(name, frozenset(labels.items()))]
+
+    assert one(ingest, "ingest_webhook_events_total", event_type="recording.done") >= RECORDINGS
+    assert one(ingest, "ingest_webhook_responses_total", code="200") >= RECORDINGS
+    assert one(ingest, "ingest_kafka_ready") == 1
+    assert one(transcriber, "transcriber_recordings", state="done") == RECORDINGS - 1
+    assert one(transcriber, "transcriber_recordings", state="failed") == 1
+    assert one(transcriber, "transcriber_recordings_past_deadline") == 0
+    assert one(transcriber, "transcriber_oldest_unfinished_recording_age_seconds") == 0
+    assert one(transcriber, "transcriber_recall_calls_total", operation="create_transcript", outcome="ok") >= RECORDINGS
+    assert one(transcriber, "transcriber_worker_ready") == 1
+    assert one(fetcher, "fetcher_transcripts", state="ready") == RECORDINGS - 1
+    assert one(fetcher, "fetcher_stored_bytes_total", object="raw") > 0
+    assert one(fetcher, "fetcher_worker_ready") == 1
+
+
+def test_the_alert_rules_judge_the_real_processes_metrics(
+    finished: tuple[stack.Profile, demo.Demo], tmp_path: Path
+) -> None:
+    """A real Prometheus scrapes the three processes and evaluates the rendered rules: each rule evaluates without an
+    error and none is pending on a healthy run. Then Recall refuses the key (402), and RecallCredentialsRefused
+    becomes pending from the processes' own metrics (its `for:` is promtool's to test)."""
+    profile, _ = finished
+    objects = kustomize.render_overlay("prod", kustomize.ensure_renderer())
+    rules = next(obj for obj in objects if obj["kind"] == "PrometheusRule")["spec"]
+    targets = {"ingest": profile.ingest_port, "transcriber": profile.transcriber_port, "fetcher": profile.fetcher_port}
+    simulator = f"http://127.0.0.1:{profile.sim_port}"
+    with running_prometheus(targets, rules, tmp_path) as prometheus:
+
+        def all_up() -> bool:
+            result = prometheus.get("/api/v1/query", params={"query": "sum(up)"}).json()["data"]["result"]
+            return bool(result) and result[0]["value"][1] == str(len(targets))
+
+        wait_for_sync(all_up, timeout=60, message="Prometheus scraping the three processes")
+        scraped_at = datetime.now(UTC)
+
+        def evaluated_since_scraped() -> list[dict[str, Any]] | None:
+            evaluated = prometheus.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]
+            fresh = all(
+                datetime.fromisoformat(rule["lastEvaluation"][:19]).replace(tzinfo=UTC) > scraped_at
+                for rule in evaluated
+            )
+            return evaluated if fresh else None
+
+        evaluated = wait_for_sync(evaluated_since_scraped, timeout=60, message="rules evaluated on scraped data")
+        assert len(evaluated) == len(rules["groups"][0]["rules"])
+        assert [(r["name"], r.get("lastError")) for r in evaluated if r["health"] != "ok"] == []
+        assert [r["name"] for r in evaluated if r["state"] != "inactive"] == []
+
+        refuse = {"endpoints": {"create_transcript": {"fail_next": 1000, "status": 402}}}
+        assert httpx.put(f"{simulator}/admin/faults", json=refuse).status_code < 300
+        try:
+            assert httpx.post(f"{simulator}/admin/recordings", json={}).status_code == 201
+
+            def credentials_alert() -> list[dict[str, Any]]:
+                alerts = prometheus.get("/api/v1/alerts").json()["data"]["alerts"]
+                return [a for a in alerts if a["labels"]["alertname"] == "RecallCredentialsRefused"]
+
+            alert = wait_for_sync(credentials_alert, timeout=90, message="RecallCredentialsRefused pending")
+            assert alert[0]["labels"] == {
+                "alertname": "RecallCredentialsRefused",
+                "namespace": "e2e",
+                "severity": "critical",
+            }
+            alerts = prometheus.get("/api/v1/alerts").json()["data"]["alerts"]
+            assert {a["labels"]["alertname"] for a in alerts} == {"RecallCredentialsRefused"}
+        finally:
+            httpx.delete(f"{simulator}/admin/faults")

@@ -94,6 +94,10 @@ def test_unreachable_kafka_at_start_is_not_ready_and_does_not_crash(started) -> 
     response = httpx.post(f"{url}/webhooks/recall", content=body, headers=signed(body), timeout=30)
     assert response.status_code == 503
     assert response.headers["retry-after"]
+    scraped = httpx.get(f"{url}/metrics").text
+    assert 'ingest_webhook_responses_total{code="503"} 1.0' in scraped
+    assert 'ingest_webhook_requests_total{outcome="unavailable"} 1.0' in scraped
+    assert "ingest_kafka_ready 0.0" in scraped
     # Several connection attempts later it is still up, still not ready.
     wait_for_sync(
         lambda: "KafkaConnectionError" in httpx.get(f"{url}/readyz").json()["reason"], timeout=30, message="retrying"

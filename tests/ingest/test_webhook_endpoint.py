@@ -174,6 +174,8 @@ async def test_metrics_count_outcomes_and_verification_failures(ingest: IngestUn
     text = ingest.client.get("/metrics").text
     assert 'ingest_webhook_requests_total{outcome="accepted"} 1.0' in text
     assert 'ingest_webhook_requests_total{outcome="unauthorized"} 1.0' in text
+    assert 'ingest_webhook_responses_total{code="200"} 1.0' in text
+    assert 'ingest_webhook_responses_total{code="401"} 1.0' in text
     assert 'ingest_webhook_verification_failures_total{reason="bad_signature"} 1.0' in text
     assert "ingest_produce_latency_seconds_count 1.0" in text
     assert "ingest_webhook_body_bytes_count 2.0" in text

@@ -156,7 +156,9 @@ async def test_operator_errors_are_retried_slowly_and_made_loud(pipeline: Pipeli
     await pipeline.sim.admin.set_faults({"endpoints": {"create_transcript": {"fail_next": 2, "status": 401}}})
     recording = await pipeline.sim.admin.create_recording()
     pipeline.worker.wait_status(recording["id"], "blocked", timeout=30)
-    assert "transcriber_operator_problems_total 1.0" in pipeline.worker.metric("transcriber_operator_problems_total")
+    operator_problems = pipeline.worker.metric("transcriber_operator_problems_total")
+    assert 'transcriber_operator_problems_total{kind="unauthorized"} 1.0' in operator_problems
+    assert 'transcriber_recordings{state="blocked"} 1.0' in pipeline.worker.metric("transcriber_recordings{")
     pipeline.worker.wait_status(recording["id"], "done", timeout=60)
 
 

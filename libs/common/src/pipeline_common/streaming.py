@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import faust
@@ -15,6 +15,8 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import EventT, TableT, TopicT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from pipeline_common.dlq import dlq_headers
 from pipeline_common.kafka import ensure_topics_when_reachable
@@ -142,10 +144,25 @@ async def dead_letter(dlq: TopicT, event: EventT[Any], *, reason: str, service: 
 
 
 def add_operational_pages(
-    app: faust.App, registry: CollectorRegistry, *, extra_readiness: Callable[[], str | None] | None = None
+    app: faust.App,
+    registry: CollectorRegistry,
+    *,
+    extra_readiness: Callable[[], str | None] | None = None,
+    ready_gauge: str | None = None,
 ) -> None:
     """``/healthz`` (the event loop answers), ``/readyz`` (table state recovered, not rebalancing, and whatever
-    ``extra_readiness`` adds: it returns a reason when not ready) and ``/metrics`` (Prometheus)."""
+    ``extra_readiness`` adds: it returns a reason when not ready) and ``/metrics`` (Prometheus). With ``ready_gauge``,
+    the metrics carry a gauge of that name: 1 when ready, 0 when not, judged at scrape time like ``/readyz``."""
+
+    def not_ready_reason() -> str | None:
+        if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            return "recovering table state"
+        if app.rebalancing:
+            return "rebalancing"
+        return extra_readiness() if extra_readiness is not None else None
+
+    if ready_gauge is not None:
+        registry.register(ReadinessCollector(ready_gauge, not_ready_reason))
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -153,13 +170,7 @@ def add_operational_pages(
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        reason: str | None = None
-        if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
-            reason = "recovering table state"
-        elif app.rebalancing:
-            reason = "rebalancing"
-        elif extra_readiness is not None:
-            reason = extra_readiness()
+        reason = not_ready_reason()
         if reason is None:
             return web.json({"status": "ready"})
         return web.json({"status": "not_ready", "reason": reason}, status=503)
@@ -167,6 +178,25 @@ def add_operational_pages(
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+class ReadinessCollector(Collector):
+    """A 0/1 gauge of the worker's readiness, computed when Prometheus scrapes."""
+
+    def __init__(self, name: str, not_ready_reason: Callable[[], str | None]) -> None:
+        self.name = name
+        self.not_ready_reason = not_ready_reason
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self.name, "1 when the worker is ready (table state recovered, not rebalancing)")
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        family.add_metric([], 1.0 if self.not_ready_reason() is None else 0.0)
+        yield family
 
 
 def never_commit_past_in_flight() -> None:

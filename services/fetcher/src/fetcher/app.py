@@ -243,7 +243,7 @@ def create_app(
                 return
             metrics.retries.labels(kind=failure.kind.value).inc()
             if decision.operator_problem:
-                metrics.operator_problems.inc()
+                metrics.operator_problem(failure.status)
                 _log.error(
                     "Recall refuses our credentials or billing: fix RECALL_API_KEY or the account; retrying slowly",
                     transcript_id=state.transcript_id,
@@ -409,7 +409,8 @@ def create_app(
 
     # --- web ------------------------------------------------------------------------------------------------------
 
-    add_operational_pages(app, metrics.registry)
+    metrics.watch_transcripts(recordings.items, settings.fetcher_transcript_deadline_seconds)
+    add_operational_pages(app, metrics.registry, ready_gauge="fetcher_worker_ready")
 
     @app.page("/recordings/{recording_id}")
     @app.table_route(table=recordings, match_info="recording_id")

@@ -59,10 +59,18 @@ class Rejected(Exception):
 class RetryLater(Exception):
     """A retryable failure (Recall 429/5xx/network, an expired URL again and again, the store unavailable)."""
 
-    def __init__(self, reason: str, *, kind: ErrorKind = ErrorKind.RETRYABLE, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        kind: ErrorKind = ErrorKind.RETRYABLE,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.retry_after = retry_after
+        self.status = status  # Recall's HTTP status, when Recall answered (names an operator problem's kind)
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ def _classify(error: RecallApiError) -> Exception:
         return Gone(str(error))
     if error.kind is ErrorKind.TERMINAL:
         return Rejected(str(error))
-    return RetryLater(str(error), kind=error.kind, retry_after=error.retry_after)
+    return RetryLater(str(error), kind=error.kind, retry_after=error.retry_after, status=error.status)
 
 
 class TranscriptFetcher:
@@ -283,6 +291,8 @@ class TranscriptFetcher:
         except StoreError as error:
             raise RetryLater(f"store: {error}") from None
         self.metrics.store_seconds.observe(time.perf_counter() - started)
+        for name, stored in objects.items():
+            self.metrics.stored_bytes.labels(object=name).inc(stored.size_bytes)
         _log.info(
             "transcript stored",
             transcript_id=job.transcript_id,
@@ -298,7 +308,9 @@ class TranscriptFetcher:
         except (RecallDownloadTooLarge, RecallDownloadNotAllowed) as error:
             raise Rejected(f"provider data: {error}") from None
         except RecallApiError as error:
-            raise RetryLater(f"provider data: {error}", kind=error.kind, retry_after=error.retry_after) from None
+            raise RetryLater(
+                f"provider data: {error}", kind=error.kind, retry_after=error.retry_after, status=error.status
+            ) from None
         try:
             return await self.store.put_file(keys.provider_data, path, RAW_CONTENT_TYPE, sha256=sha256, consume=True)
         finally:

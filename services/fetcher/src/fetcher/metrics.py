@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from fetcher.state import Status
+from pipeline_common.metrics import Tracked, WorkStateCollector, operator_problem_kind, parse_time
+
+#: A transcript in one of these needs nothing more from the fetcher.
+TERMINAL = frozenset({Status.READY, Status.GONE, Status.REJECTED})
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -46,7 +53,16 @@ class FetcherMetrics:
         self.retries = Counter("fetcher_retries_scheduled", "Retries scheduled, by error kind", ["kind"], registry=r)
         self.retry_backlog = Gauge("fetcher_retry_backlog", "Transcripts waiting for a retry", registry=r)
         self.operator_problems = Counter(
-            "fetcher_operator_problems", "Recall refused our credentials or billing (401/402/403)", registry=r
+            "fetcher_operator_problems",
+            "Recall refused our credentials or billing (401/402/403), by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.stored_bytes = Counter(
+            "fetcher_stored_bytes",
+            "Bytes written to the transcript store, by object (raw, readable, txt, vtt, srt, provider_data)",
+            ["object"],
+            registry=r,
         )
         self.dlq = Counter("fetcher_dlq", "Messages sent to fetcher.dlq", registry=r)
         self.recall_calls = Counter(
@@ -55,3 +71,32 @@ class FetcherMetrics:
         self.recall_latency = Histogram(
             "fetcher_recall_api_latency_seconds", "Recall API call latency", ["operation"], buckets=_SECONDS, registry=r
         )
+
+        ProcessCollector(registry=r)
+
+    def operator_problem(self, status: int | None) -> None:
+        self.operator_problems.labels(kind=operator_problem_kind(status)).inc()
+
+    def watch_transcripts(self, items: Callable[[], Iterable[tuple[str, Any]]], deadline_seconds: float) -> None:
+        """Transcripts by state, the oldest unfinished one's age and those past the deadline, read from the Table's
+        ``items()`` at every scrape."""
+        self.registry.register(
+            WorkStateCollector(
+                prefix="fetcher",
+                noun="transcript",
+                states=[status.value for status in Status],
+                terminal=[status.value for status in TERMINAL],
+                snapshot=lambda: transcript_states(items()),
+                deadline_seconds=deadline_seconds,
+            )
+        )
+
+
+def transcript_states(items: Iterable[tuple[str, Any]]) -> Iterator[Tracked]:
+    """Every transcript of every recording in the Table's stored JSON, read as is (no model parsing per scrape)."""
+    for _, value in list(items):
+        transcripts = (value if isinstance(value, dict) else {}).get("transcripts") or {}
+        for transcript in transcripts.values() if isinstance(transcripts, dict) else ():
+            document = transcript if isinstance(transcript, dict) else {}
+            state = str(document.get("status") or Status.FETCHING)
+            yield Tracked(state, None if state in TERMINAL else parse_time(document.get("first_seen_at")))

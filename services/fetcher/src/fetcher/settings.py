@@ -65,6 +65,12 @@ class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
     fetcher_operator_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
     fetcher_operator_retry_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
     fetcher_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
+    fetcher_transcript_deadline_seconds: float = Field(
+        default=3600.0,
+        ge=60,
+        le=7 * 86_400,
+        description="a transcript unfinished this long after transcript.done counts as past deadline (metrics, alerts)",
+    )
 
     # Fault injection for the crash tests only (never set in production): hold the transcript in hand this long
     # right before / right after its transcripts.ready is sent, so a test can SIGKILL the worker exactly there.

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest.dedup import RecentDeliveries
-from ingest.metrics import IngestMetrics
+from ingest.metrics import IngestMetrics, event_type_label
 from ingest.publisher import KafkaPublisher, PublishFailed
 from ingest.routing import ROUTED_TOPICS, route
 from ingest.settings import IngestSettings
@@ -95,9 +95,15 @@ def create_app(settings: IngestSettings, *, publisher: KafkaPublisher | None = N
         metrics.in_flight.inc()
         try:
             response, outcome = await _handle(request)
+        except Exception:
+            # FastAPI answers 500; count it, so an alert on ingest's 5xx sees bugs as well as Kafka outages.
+            metrics.requests.labels(outcome="error").inc()
+            metrics.responses.labels(code="500").inc()
+            raise
         finally:
             metrics.in_flight.dec()
         metrics.requests.labels(outcome=outcome).inc()
+        metrics.responses.labels(code=str(response.status_code)).inc()
         return response
 
     async def _handle(request: Request) -> tuple[Response, str]:
@@ -146,6 +152,7 @@ def create_app(settings: IngestSettings, *, publisher: KafkaPublisher | None = N
             )
             return _problem(503, "kafka_unavailable", str(failure), retry_after), "unavailable"
         metrics.produce_latency.observe(latency)
+        metrics.events.labels(event_type=event_type_label(event.event)).inc()
         recent.remember(delivery.webhook_id)
         # DEBUG: one line per accepted webhook costs measurable CPU at load; the metrics count them.
         _log.debug(

@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+#: Event types counted by name; any other becomes ``<family>.other`` or ``other``, so a label value never comes from
+#: an unbounded set. recording.done is initialised at 0: "none for hours" must be a series at 0, not a missing one.
+COUNTED_EVENT_TYPES: Final = (
+    "recording.done",
+    "recording.failed",
+    "recording.deleted",
+    "transcript.done",
+    "transcript.failed",
+    "transcript.deleted",
+)
+_FAMILIES: Final = frozenset({"recording", "transcript", "bot"})
+
+
+def event_type_label(event_type: str) -> str:
+    if event_type in COUNTED_EVENT_TYPES:
+        return event_type
+    family = event_type.split(".", 1)[0]
+    return f"{family}.other" if family in _FAMILIES else "other"
 
 
 @dataclass
@@ -13,8 +33,25 @@ class IngestMetrics:
 
     def __post_init__(self) -> None:
         self.requests = Counter(
-            "ingest_webhook_requests", "Webhook requests by outcome", ["outcome"], registry=self.registry
+            "ingest_webhook_requests",
+            "Webhook requests by outcome (accepted, duplicate, unauthorized, invalid, too_large, unsupported, "
+            "unavailable, error)",
+            ["outcome"],
+            registry=self.registry,
         )
+        self.responses = Counter(
+            "ingest_webhook_responses",
+            "Webhook responses by HTTP status code (503: Kafka did not acknowledge; Recall will retry)",
+            ["code"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "ingest_webhook_events",
+            "Verified Recall events written to Kafka, by event type",
+            ["event_type"],
+            registry=self.registry,
+        )
+        self.events.labels(event_type="recording.done")
         self.verification_failures = Counter(
             "ingest_webhook_verification_failures", "Rejected signatures by reason", ["reason"], registry=self.registry
         )
@@ -34,3 +71,5 @@ class IngestMetrics:
         self.kafka_ready = Gauge(
             "ingest_kafka_ready", "1 when the producer is connected and topics exist", registry=self.registry
         )
+        # process_start_time_seconds and friends: the rules tell a fresh deployment from a silent one by them.
+        ProcessCollector(registry=self.registry)

@@ -96,9 +96,10 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
         except RecallApiError as error:
             metrics.recall_latency.labels(operation="create_transcript").observe(time.perf_counter() - started)
             metrics.creates.labels(provider=call.provider.provider_name, outcome=error.kind.value).inc()
+            metrics.recall_calls.labels(operation="create_transcript", outcome=error.kind.value).inc()
             decision = lifecycle.on_create_failed(state, call.attempt, error, policy, now(), rng)
             if decision.operator_problem:
-                metrics.operator_problems.inc()
+                metrics.operator_problem(error.status)
                 _log.error(
                     "Recall refuses our credentials or billing: fix RECALL_API_KEY or the account; retrying slowly",
                     recording_id=call.recording_id,
@@ -108,6 +109,7 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
             return decision
         metrics.recall_latency.labels(operation="create_transcript").observe(time.perf_counter() - started)
         metrics.creates.labels(provider=call.provider.provider_name, outcome="created").inc()
+        metrics.recall_calls.labels(operation="create_transcript", outcome="ok").inc()
         return lifecycle.on_create_succeeded(state, call.attempt, artifact.id, now())
 
     async def carry_out(decision: lifecycle.Decision, event_type: str) -> None:
@@ -172,7 +174,8 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
         in an agent) keeps every other recording on the partition flowing while one waits out a Retry-After."""
         metrics.retry_backlog.set(await dispatcher.dispatch(pending_retries(recordings.items()), now()))
 
-    add_operational_pages(app, metrics.registry)
+    metrics.watch_recordings(recordings.items, settings.transcriber_recording_deadline_seconds)
+    add_operational_pages(app, metrics.registry, ready_gauge="transcriber_worker_ready")
 
     @app.page("/recordings/{recording_id}")
     async def recording_state(web: Any, request: Any, recording_id: str) -> Any:

@@ -32,6 +32,12 @@ class TranscriberSettings(WorkerSettings):
     transcriber_operator_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
     transcriber_operator_retry_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
     transcriber_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
+    transcriber_recording_deadline_seconds: float = Field(
+        default=3600.0,
+        ge=60,
+        le=7 * 86_400,
+        description="a recording unfinished this long after recording.done counts as past deadline (metrics, alerts)",
+    )
     transcriber_idempotency_prefix: str = Field(default="recall-pipeline", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     transcriber_app_id: str = Field(default="transcriber", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     transcriber_data_dir: str = Field(
