@@ -1,17 +1,28 @@
 """Choose the Kafka broker for the test session (DESIGN §6).
 
-Order: ``KAFKA_BOOTSTRAP_SERVERS`` if set; else testcontainers' ``KafkaContainer`` in KRaft mode if a Docker daemon
-answers; else the project's own local broker (scripts/kafka-local) on a free loopback port with a throw-away state
-directory. Never a mock or an emulator.
+Order: ``KAFKA_BOOTSTRAP_SERVERS`` if set; else a broker container started through testcontainers when asked for
+(``KAFKA_TEST_BROKER=container``) or, with ``KAFKA_TEST_BROKER`` unset, when a Docker daemon answers *and* the Kafka
+test image (``KAFKA_TEST_IMAGE``) is already present on it; else the project's own local broker
+(scripts/kafka-local) on a free loopback port with a throw-away state directory (``KAFKA_TEST_BROKER=local`` forces
+it). Never a mock or an emulator.
+
+A daemon alone does not switch the tests to containers: the image must be there (``make images`` builds it from the
+same Apache Kafka jars as the local broker), so a machine where some other tool happens to run a Docker daemon keeps
+the local broker. The project's image runs on the host's network (``--network host``: one free loopback port, no
+bridge needed); any other image (e.g. ``confluentinc/cp-kafka:7.9.0`` on Docker Desktop) goes through
+testcontainers' own ``KafkaContainer`` in KRaft mode with a mapped port.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +30,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
-TESTCONTAINERS_IMAGE = "confluentinc/cp-kafka:7.9.0"
+PINNED_KAFKA_VERSION = re.search(
+    r"<kafka.version>(.*)</kafka.version>", (ROOT / "scripts" / "kafka" / "pom.xml").read_text(encoding="utf-8")
+)
+#: The image `make images` builds (deploy/images/kafka): Apache Kafka from the jars scripts/kafka-local runs.
+DEFAULT_TEST_IMAGE = f"recall-pipeline/kafka:{PINNED_KAFKA_VERSION.group(1) if PINNED_KAFKA_VERSION else 'latest'}"
+CONTAINER_START_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -80,17 +96,92 @@ def docker_daemon_answers() -> bool:
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
+def image_present(image: str) -> bool:
+    try:
+        result = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def kafka_test_image() -> str:
+    return os.environ.get("KAFKA_TEST_IMAGE") or DEFAULT_TEST_IMAGE
+
+
+def wants_container() -> bool:
+    """Whether the session broker is a container (see the module docstring); raises on a bad setting."""
+    choice = os.environ.get("KAFKA_TEST_BROKER", "").strip().lower()
+    if choice not in ("", "auto", "local", "container"):
+        raise RuntimeError(f"KAFKA_TEST_BROKER must be local, container or auto (unset), not {choice!r}")
+    if choice == "local":
+        return False
+    if choice == "container":
+        if not docker_daemon_answers():
+            raise RuntimeError("KAFKA_TEST_BROKER=container, but no Docker daemon answers (`docker info` failed)")
+        return True
+    return docker_daemon_answers() and image_present(kafka_test_image())
+
+
+def _no_reaper_unless_present() -> None:
+    """testcontainers' reaper (Ryuk) is an image of its own, which cannot be pulled where no registry is reachable:
+    without it the fixture's ``with`` block still removes the container."""
+    if "TESTCONTAINERS_RYUK_DISABLED" in os.environ:
+        return
+    from testcontainers.core.config import testcontainers_config
+
+    if not image_present(testcontainers_config.ryuk_image):
+        testcontainers_config.ryuk_disabled = True
+
+
+def _broker_answers(port: int) -> bool:
+    probe = ROOT / "scripts" / "kafka" / "probe.py"
+    result = subprocess.run([sys.executable, str(probe), "127.0.0.1", str(port), "2"], capture_output=True, timeout=10)
+    return result.returncode == 0
+
+
+@contextmanager
+def container_broker(image: str) -> Iterator[Broker]:
+    """The Kafka image through testcontainers: the project's own on the host network, any other through
+    ``KafkaContainer`` (Confluent's images, KRaft, a mapped port)."""
+    _no_reaper_unless_present()
+    if "cp-kafka" in image:
+        from testcontainers.community.kafka import KafkaContainer
+
+        with KafkaContainer(image).with_kraft() as kafka:
+            yield Broker(bootstrap_servers=kafka.get_bootstrap_server(), origin="testcontainers")
+        return
+    from testcontainers.core.container import DockerContainer
+
+    port = free_port_pair()
+    container = (
+        DockerContainer(image)
+        .with_kwargs(network_mode="host", read_only=True, tmpfs={"/tmp": "", "/var/lib/kafka": ""})
+        .with_env("KAFKA_PORT", str(port))
+        .with_env("KAFKA_LISTEN_HOST", "127.0.0.1")
+        .with_env("KAFKA_ADVERTISED_HOST", "127.0.0.1")
+    )
+    with container:
+        deadline = time.monotonic() + CONTAINER_START_TIMEOUT
+        while not _broker_answers(port):
+            container.get_wrapped_container().reload()
+            if container.get_wrapped_container().status != "running" or time.monotonic() > deadline:
+                out, err = container.get_logs()
+                raise RuntimeError(
+                    f"Kafka container {image} did not answer on 127.0.0.1:{port}:\n{(out + err)[-3000:]!r}"
+                )
+            time.sleep(0.5)
+        yield Broker(bootstrap_servers=f"127.0.0.1:{port}", origin="testcontainers")
+
+
 @contextmanager
 def session_broker() -> Iterator[Broker]:
     from_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if from_env:
         yield Broker(bootstrap_servers=from_env, origin="env")
         return
-    if docker_daemon_answers():
-        from testcontainers.community.kafka import KafkaContainer
-
-        with KafkaContainer(TESTCONTAINERS_IMAGE).with_kraft() as container:
-            yield Broker(bootstrap_servers=container.get_bootstrap_server(), origin="testcontainers")
+    if wants_container():
+        with container_broker(kafka_test_image()) as broker:
+            yield broker
         return
     state_dir = Path(tempfile.mkdtemp(prefix="kafka-test-"))
     port = free_port_pair()
