@@ -153,10 +153,12 @@ def container_broker(image: str) -> Iterator[Broker]:
     from testcontainers.core.container import DockerContainer
 
     port = free_port_pair()
+    container = DockerContainer(image).with_kwargs(network_mode="host", read_only=True)
+    # Throw-away, owned by the image's user (UID 10001); testcontainers passes the value as the tmpfs options.
+    for path in ("/tmp", "/var/lib/kafka"):
+        container.tmpfs[path] = "rw,uid=10001,gid=10001"
     container = (
-        DockerContainer(image)
-        .with_kwargs(network_mode="host", read_only=True, tmpfs={"/tmp": "", "/var/lib/kafka": ""})
-        .with_env("KAFKA_PORT", str(port))
+        container.with_env("KAFKA_PORT", str(port))
         .with_env("KAFKA_LISTEN_HOST", "127.0.0.1")
         .with_env("KAFKA_ADVERTISED_HOST", "127.0.0.1")
     )
