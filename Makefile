@@ -97,6 +97,7 @@ stack-status: ## which processes of the `make up` stack run and are ready
 
 clean: ## remove the environment, caches and local broker state (keeps nothing running)
 	-@scripts/kafka-local stop
+	-@scripts/docker-daemon stop
 	rm -rf .venv .tools .cache .pytest_cache .mypy_cache .ruff_cache
 
 # ------------------------------------------------------------------------------------------ Kubernetes (deploy/)
