@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import httpx
 import yaml
 
 from tests.support.broker import ROOT
+from tests.support.waiting import ConditionTimeout, wait_for_sync
 
 LAST_BUILD = ROOT / ".cache" / "images" / "last-build.json"
 
@@ -170,13 +170,15 @@ class Running:
             return False
 
     def wait_healthy(self, path: str | None = None, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.healthy(path):
+        def healthy() -> bool:
             if not self.state()["Running"]:
                 raise AssertionError(f"{self.service.image} exited ({self.state()}):\n{self.logs()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.service.image} not healthy within {timeout:.0f}s:\n{self.logs()}")
-            time.sleep(0.3)
+            return self.healthy(path)
+
+        try:
+            wait_for_sync(healthy, timeout=timeout, interval=0.3, message=f"{self.service.image} healthy")
+        except ConditionTimeout as timed_out:
+            raise AssertionError(f"{timed_out}\n{self.logs()}") from None
 
 
 @contextmanager

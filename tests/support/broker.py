@@ -22,11 +22,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.waiting import wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
@@ -163,15 +164,21 @@ def container_broker(image: str) -> Iterator[Broker]:
         .with_env("KAFKA_ADVERTISED_HOST", "127.0.0.1")
     )
     with container:
-        deadline = time.monotonic() + CONTAINER_START_TIMEOUT
-        while not _broker_answers(port):
-            container.get_wrapped_container().reload()
-            if container.get_wrapped_container().status != "running" or time.monotonic() > deadline:
+
+        def answers() -> bool:
+            wrapped = container.get_wrapped_container()
+            wrapped.reload()
+            if wrapped.status != "running":
                 out, err = container.get_logs()
-                raise RuntimeError(
-                    f"Kafka container {image} did not answer on 127.0.0.1:{port}:\n{(out + err)[-3000:]!r}"
-                )
-            time.sleep(0.5)
+                raise RuntimeError(f"Kafka container {image} exited ({wrapped.status}):\n{(out + err)[-3000:]!r}")
+            return _broker_answers(port)
+
+        wait_for_sync(
+            answers,
+            timeout=CONTAINER_START_TIMEOUT,
+            interval=0.5,
+            message=f"Kafka container {image} answering on 127.0.0.1:{port}",
+        )
         yield Broker(bootstrap_servers=f"127.0.0.1:{port}", origin="testcontainers")
 
 
