@@ -11,6 +11,7 @@ from contextlib import ExitStack
 
 import httpx
 import pytest
+from aiokafka import ConsumerRecord
 
 from pipeline_common.contracts import TranscriptReady
 from tests.containers.harness import SERVICES, Running, base_env, running
@@ -43,7 +44,7 @@ def test_a_recording_goes_through_the_images_to_transcripts_ready(
     assert created.status_code == 201, created.text
     recording_id = created.json()["id"]
 
-    def announced(records: list) -> bool:  # type: ignore[type-arg]
+    def announced(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
         return any(json.loads(record.value)["recording_id"] == recording_id for record in records)
 
     try:
