@@ -9,8 +9,14 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 RUN := $(UV) run --frozen --no-sync
 PYTEST_ARGS ?=
+# The session's Kafka broker for the suite (tests/support/broker.py): `local` keeps scripts/kafka-local's broker even
+# while `make test` runs a Docker daemon for the container tier; `container` runs the suite on the Kafka image.
+KAFKA_TEST_BROKER ?= local
+export KAFKA_TEST_BROKER
+# The images the container tier runs (scripts/build-images also knows `kafka`, the test broker's image).
+SERVICE_IMAGES := ingest transcriber fetcher recall-sim
 
-.PHONY: help setup lint format test test-unit kafka-fetch kafka-up kafka-down kafka-status demo up down logs stack-status clean
+.PHONY: help setup lint format test test-suite test-containers test-containers-run test-kafka-container test-kafka-container-run test-unit kafka-fetch kafka-up kafka-down kafka-status demo up down logs stack-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,8 +53,29 @@ format: setup ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-test: setup kafka-fetch promtool lint ## lint, then the whole suite against a real Kafka broker (and promtool's rule tests)
+test: setup kafka-fetch promtool lint ## lint, then the whole suite against a real Kafka broker (promtool's rule tests; the images, where Docker can run)
+	@scripts/with-docker $(MAKE) --no-print-directory test-suite
+
+# Inside scripts/with-docker: build the images when a daemon answers (the container tier runs them), then the suite.
+# Without a daemon the tier skips, saying why.
+test-suite: setup
+	@if [[ -z "$${DOCKER_UNAVAILABLE:-}" ]] && docker info >/dev/null 2>&1; then scripts/build-images $(SERVICE_IMAGES); fi
 	$(RUN) pytest $(PYTEST_ARGS)
+
+test-containers: setup kafka-fetch ## only the container tier: start Docker if needed, build the images, run them, stop Docker
+	@scripts/with-docker $(MAKE) --no-print-directory test-containers-run
+
+test-containers-run: setup
+	scripts/build-images $(SERVICE_IMAGES)
+	$(RUN) pytest -m container $(PYTEST_ARGS)
+
+KAFKA_CONTAINER_TESTS ?= tests/ingest tests/common
+test-kafka-container: setup kafka-fetch ## the integration tier on the Kafka image through testcontainers (KAFKA_CONTAINER_TESTS)
+	@scripts/with-docker $(MAKE) --no-print-directory test-kafka-container-run
+
+test-kafka-container-run: setup
+	scripts/build-images kafka
+	KAFKA_TEST_BROKER=container $(RUN) pytest -m integration $(KAFKA_CONTAINER_TESTS) $(PYTEST_ARGS)
 
 test-unit: setup promtool ## only the unit tier (no broker)
 	$(RUN) pytest -m unit $(PYTEST_ARGS)
@@ -70,13 +97,14 @@ stack-status: ## which processes of the `make up` stack run and are ready
 
 clean: ## remove the environment, caches and local broker state (keeps nothing running)
 	-@scripts/kafka-local stop
+	-@scripts/docker-daemon stop
 	rm -rf .venv .tools .cache .pytest_cache .mypy_cache .ruff_cache
 
 # ------------------------------------------------------------------------------------------ Kubernetes (deploy/)
 .PHONY: images kube-topics kube-validate kustomize promtool
 
-images: ## build the service images (needs a Docker engine: exits 3, saying so, where none answers)
-	@scripts/build-images
+images: ## build every image here and print their sizes (starts Docker if needed, and stops what it started)
+	@scripts/with-docker scripts/build-images
 
 kube-topics: setup ## regenerate deploy/topics/ (Strimzi KafkaTopics) from the topic registry
 	$(RUN) python -m deploy.topics

@@ -11,7 +11,7 @@ import pytest
 from tests.support.broker import Broker, session_broker
 from tests.support.kafka import KafkaTestClient
 
-TIERS = ("unit", "integration", "e2e")
+TIERS = ("unit", "integration", "e2e", "container")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,15 +1,25 @@
 """Choose the Kafka broker for the test session (docs/architecture.md, "Testing against real parts").
 
-Order: ``KAFKA_BOOTSTRAP_SERVERS`` if set; else testcontainers' ``KafkaContainer`` in KRaft mode if a Docker daemon
-answers; else the project's own local broker (scripts/kafka-local) on a free loopback port with a throw-away state
-directory. Never a mock or an emulator.
+Order: ``KAFKA_BOOTSTRAP_SERVERS`` if set; else a broker container started through testcontainers when asked for
+(``KAFKA_TEST_BROKER=container``) or, with ``KAFKA_TEST_BROKER`` unset, when a Docker daemon answers *and* the Kafka
+test image (``KAFKA_TEST_IMAGE``) is already present on it; else the project's own local broker
+(scripts/kafka-local) on a free loopback port with a throw-away state directory (``KAFKA_TEST_BROKER=local`` forces
+it). Never a mock or an emulator.
+
+A daemon alone does not switch the tests to containers: the image must be there (``make images`` builds it from the
+same Apache Kafka jars as the local broker), so a machine where some other tool happens to run a Docker daemon keeps
+the local broker. The project's image runs on the host's network (``--network host``: one free loopback port, no
+bridge needed); any other image (e.g. ``confluentinc/cp-kafka:7.9.0`` on Docker Desktop) goes through
+testcontainers' own ``KafkaContainer`` in KRaft mode with a mapped port.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +29,16 @@ from pathlib import Path
 from devkit.ports import free_port_pair
 
 __all__ = ["KAFKA_LOCAL", "ROOT", "Broker", "docker_daemon_answers", "free_port_pair", "session_broker"]
+from tests.support.waiting import wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
-TESTCONTAINERS_IMAGE = "confluentinc/cp-kafka:7.9.0"
+PINNED_KAFKA_VERSION = re.search(
+    r"<kafka.version>(.*)</kafka.version>", (ROOT / "scripts" / "kafka" / "pom.xml").read_text(encoding="utf-8")
+)
+#: The image `make images` builds (deploy/images/kafka): Apache Kafka from the jars scripts/kafka-local runs.
+DEFAULT_TEST_IMAGE = f"recall-pipeline/kafka:{PINNED_KAFKA_VERSION.group(1) if PINNED_KAFKA_VERSION else 'latest'}"
+CONTAINER_START_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -66,17 +82,100 @@ def docker_daemon_answers() -> bool:
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
+def image_present(image: str) -> bool:
+    try:
+        result = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def kafka_test_image() -> str:
+    return os.environ.get("KAFKA_TEST_IMAGE") or DEFAULT_TEST_IMAGE
+
+
+def wants_container() -> bool:
+    """Whether the session broker is a container (see the module docstring); raises on a bad setting."""
+    choice = os.environ.get("KAFKA_TEST_BROKER", "").strip().lower()
+    if choice not in ("", "auto", "local", "container"):
+        raise RuntimeError(f"KAFKA_TEST_BROKER must be local, container or auto (unset), not {choice!r}")
+    if choice == "local":
+        return False
+    if choice == "container":
+        if not docker_daemon_answers():
+            raise RuntimeError("KAFKA_TEST_BROKER=container, but no Docker daemon answers (`docker info` failed)")
+        return True
+    return docker_daemon_answers() and image_present(kafka_test_image())
+
+
+def _no_reaper_unless_present() -> None:
+    """testcontainers' reaper (Ryuk) is an image of its own, which cannot be pulled where no registry is reachable:
+    without it the fixture's ``with`` block still removes the container."""
+    if "TESTCONTAINERS_RYUK_DISABLED" in os.environ:
+        return
+    from testcontainers.core.config import testcontainers_config
+
+    if not image_present(testcontainers_config.ryuk_image):
+        testcontainers_config.ryuk_disabled = True
+
+
+def _broker_answers(port: int) -> bool:
+    probe = ROOT / "scripts" / "kafka" / "probe.py"
+    result = subprocess.run([sys.executable, str(probe), "127.0.0.1", str(port), "2"], capture_output=True, timeout=10)
+    return result.returncode == 0
+
+
+@contextmanager
+def container_broker(image: str) -> Iterator[Broker]:
+    """The Kafka image through testcontainers: the project's own on the host network, any other through
+    ``KafkaContainer`` (Confluent's images, KRaft, a mapped port)."""
+    _no_reaper_unless_present()
+    if "cp-kafka" in image:
+        from testcontainers.community.kafka import KafkaContainer
+
+        with KafkaContainer(image).with_kraft() as kafka:
+            yield Broker(bootstrap_servers=kafka.get_bootstrap_server(), origin="testcontainers")
+        return
+    from testcontainers.core.container import DockerContainer
+
+    port = free_port_pair()
+    container = DockerContainer(image).with_kwargs(network_mode="host", read_only=True)
+    # Throw-away, owned by the image's user (UID 10001); testcontainers passes the value as the tmpfs options.
+    for path in ("/tmp", "/var/lib/kafka"):
+        container.tmpfs[path] = "rw,uid=10001,gid=10001"
+    container = (
+        container.with_env("KAFKA_PORT", str(port))
+        .with_env("KAFKA_LISTEN_HOST", "127.0.0.1")
+        .with_env("KAFKA_ADVERTISED_HOST", "127.0.0.1")
+    )
+    with container:
+
+        def answers() -> bool:
+            wrapped = container.get_wrapped_container()
+            wrapped.reload()
+            if wrapped.status != "running":
+                out, err = container.get_logs()
+                raise RuntimeError(f"Kafka container {image} exited ({wrapped.status}):\n{(out + err)[-3000:]!r}")
+            return _broker_answers(port)
+
+        wait_for_sync(
+            answers,
+            timeout=CONTAINER_START_TIMEOUT,
+            interval=0.5,
+            message=f"Kafka container {image} answering on 127.0.0.1:{port}",
+        )
+        yield Broker(bootstrap_servers=f"127.0.0.1:{port}", origin="testcontainers")
+
+
 @contextmanager
 def session_broker() -> Iterator[Broker]:
     from_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if from_env:
         yield Broker(bootstrap_servers=from_env, origin="env")
         return
-    if docker_daemon_answers():
-        from testcontainers.community.kafka import KafkaContainer
-
-        with KafkaContainer(TESTCONTAINERS_IMAGE).with_kraft() as container:
-            yield Broker(bootstrap_servers=container.get_bootstrap_server(), origin="testcontainers")
+    if wants_container():
+        with container_broker(kafka_test_image()) as broker:
+            yield broker
         return
     state_dir = Path(tempfile.mkdtemp(prefix="kafka-test-"))
     port = free_port_pair()
