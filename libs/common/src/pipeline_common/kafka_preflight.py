@@ -19,7 +19,7 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import (
     IllegalSaslStateError,
     KafkaConnectionError,
-    SaslAuthenticationFailedError,
+    SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
 
@@ -80,7 +80,7 @@ def _explain(settings: KafkaSettings, server: str, error: BaseException) -> str 
         if settings.kafka_ssl_certfile and ("UNKNOWN_CA" in reason or "BAD_CERTIFICATE" in reason):
             return f"KAFKA_SSL_CERTFILE: {server} does not trust the client certificate {settings.kafka_ssl_certfile}"
         return f"KAFKA_SECURITY_PROTOCOL: the TLS handshake with {server} failed ({reason})"
-    if isinstance(error, SaslAuthenticationFailedError):
+    if isinstance(error, SaslAuthenticationFailed):
         detail = str(error).split(":", 1)[-1].strip() or "authentication failed"
         return (
             f"KAFKA_SASL_PASSWORD: {server} rejected user {settings.kafka_sasl_username!r} with "
@@ -109,7 +109,7 @@ async def check_kafka_connection(settings: KafkaSettings, *, wait_seconds: float
         port = int(port_text)
         try:
             conn = await create_conn(host, port, request_timeout_ms=int(wait_seconds * 1000), **kwargs)
-        except (ssl.SSLError, SaslAuthenticationFailedError, UnsupportedSaslMechanismError, IllegalSaslStateError) as e:
+        except (ssl.SSLError, SaslAuthenticationFailed, UnsupportedSaslMechanismError, IllegalSaslStateError) as e:
             message = _explain(settings, server, e)
             if message:
                 raise KafkaConnectionRefused(message) from None
