@@ -72,13 +72,20 @@ def _explain(settings: KafkaSettings, server: str, error: BaseException) -> str 
                 f"KAFKA_SECURITY_PROTOCOL: {server} does not speak TLS but KAFKA_SECURITY_PROTOCOL={protocol}; "
                 "use the broker's TLS listener or PLAINTEXT/SASL_PLAINTEXT"
             )
-        if "CERTIFICATE_REQUIRED" in reason or "certificate required" in str(error):
+        refused_certificate = any(
+            marker in reason for marker in ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA")
+        )
+        if refused_certificate and settings.kafka_ssl_certfile is None:
+            # A mutual-TLS listener (Java brokers answer a missing certificate with bad_certificate).
             return (
                 f"KAFKA_SSL_CERTFILE: {server} requires a client certificate (mutual TLS); set KAFKA_SSL_CERTFILE "
                 "and KAFKA_SSL_KEYFILE (Strimzi: user.crt and user.key of the KafkaUser Secret)"
             )
-        if settings.kafka_ssl_certfile and ("UNKNOWN_CA" in reason or "BAD_CERTIFICATE" in reason):
-            return f"KAFKA_SSL_CERTFILE: {server} does not trust the client certificate {settings.kafka_ssl_certfile}"
+        if refused_certificate:
+            return (
+                f"KAFKA_SSL_CERTFILE: {server} does not accept the client certificate {settings.kafka_ssl_certfile} "
+                f"({reason}); it must be signed by the CA the broker trusts for clients (Strimzi: the clients CA)"
+            )
         return f"KAFKA_SECURITY_PROTOCOL: the TLS handshake with {server} failed ({reason})"
     if isinstance(error, SaslAuthenticationFailed):
         detail = str(error).split(":", 1)[-1].strip() or "authentication failed"
