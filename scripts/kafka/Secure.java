@@ -3,9 +3,10 @@
 // (python -m pipeline_common.acls). Run by `java -cp <kafka jars> Secure.java` (a single-file source program: the
 // JDK compiles it on the fly, nothing to build). Idempotent: existing topics and ACLs are left as they are.
 //
-//   java -cp "jars/*" Secure.java <admin client properties> <topics file> <acls file> <timeout seconds>
+//   java -cp "jars/*" Secure.java <admin properties> <topics file> <acls file> <timeout seconds> <applied acls out>
 //
-// topics file: one `name partitions key=value...` per line; acls file: one `principal type pattern name operation`.
+// topics file: one `name partitions key=value...` per line; acls file: one `principal type pattern name operation`;
+// the last file receives every ACL the broker holds afterwards, in the acls file's form (what the tests compare).
 
 import java.io.FileReader;
 import java.nio.file.Files;
@@ -23,6 +24,7 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.common.acl.AccessControlEntry;
 import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclBindingFilter;
 import org.apache.kafka.common.acl.AclOperation;
 import org.apache.kafka.common.acl.AclPermissionType;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -78,7 +80,17 @@ public class Secure {
                 bindings.add(new AclBinding(resource, entry));
             }
             admin.createAcls(bindings).all().get(30, TimeUnit.SECONDS);
-            System.out.println("topics created: " + created + "; ACLs in place: " + bindings.size());
+            List<String> applied = new ArrayList<>();
+            for (AclBinding binding : admin.describeAcls(AclBindingFilter.ANY).values().get(30, TimeUnit.SECONDS)) {
+                applied.add(String.join(" ", binding.entry().principal(),
+                    binding.pattern().resourceType().name().toLowerCase(Locale.ROOT),
+                    binding.pattern().patternType().name().toLowerCase(Locale.ROOT), binding.pattern().name(),
+                    binding.entry().operation().name(), binding.entry().permissionType().name(),
+                    binding.entry().host()));
+            }
+            applied.sort(null);
+            Files.write(Path.of(args[4]), applied);
+            System.out.println("topics created: " + created + "; ACLs on the broker: " + applied.size());
         }
     }
 }

@@ -73,7 +73,8 @@ def _explain(settings: KafkaSettings, server: str, error: BaseException) -> str 
                 "use the broker's TLS listener or PLAINTEXT/SASL_PLAINTEXT"
             )
         refused_certificate = any(
-            marker in reason for marker in ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA")
+            marker in reason
+            for marker in ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN")
         )
         if refused_certificate and settings.kafka_ssl_certfile is None:
             # A mutual-TLS listener (Java brokers answer a missing certificate with bad_certificate).
