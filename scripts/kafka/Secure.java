@@ -80,13 +80,20 @@ public class Secure {
                 bindings.add(new AclBinding(resource, entry));
             }
             admin.createAcls(bindings).all().get(30, TimeUnit.SECONDS);
+            // The broker's authorizer applies new ACLs from the metadata log a moment after the controller has them.
             List<String> applied = new ArrayList<>();
-            for (AclBinding binding : admin.describeAcls(AclBindingFilter.ANY).values().get(30, TimeUnit.SECONDS)) {
-                applied.add(String.join(" ", binding.entry().principal(),
-                    binding.pattern().resourceType().name().toLowerCase(Locale.ROOT),
-                    binding.pattern().patternType().name().toLowerCase(Locale.ROOT), binding.pattern().name(),
-                    binding.entry().operation().name(), binding.entry().permissionType().name(),
-                    binding.entry().host()));
+            while (true) {
+                applied.clear();
+                for (AclBinding binding : admin.describeAcls(AclBindingFilter.ANY).values().get(30, TimeUnit.SECONDS)) {
+                    String operation = binding.entry().operation().name();
+                    applied.add(String.join(" ", binding.entry().principal(),
+                        binding.pattern().resourceType().name().toLowerCase(Locale.ROOT),
+                        binding.pattern().patternType().name().toLowerCase(Locale.ROOT), binding.pattern().name(),
+                        operation.charAt(0) + operation.substring(1).toLowerCase(Locale.ROOT),
+                        binding.entry().permissionType().name(), binding.entry().host()));
+                }
+                if (applied.size() >= bindings.size() || System.currentTimeMillis() > deadline) break;
+                Thread.sleep(200);
             }
             applied.sort(null);
             Files.write(Path.of(args[4]), applied);
