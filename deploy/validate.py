@@ -18,7 +18,9 @@ object (``Deployment recall-pipeline/ingest: container 'ingest' has no resources
   most one autoscaler per Deployment, autoscaled Deployments leave ``spec.replicas`` to it, and a Kafka-lag scaler
   never goes beyond the partition count of the topics it watches;
 * **topics**: the ``KafkaTopic`` resources are exactly the topic registry (name, partitions, retention, cleanup
-  policy), each with ``spec.topicName`` set.
+  policy), each with ``spec.topicName`` set;
+* **Kafka security** (deploy/kafka_security.py): ``KafkaUser`` ACLs are exactly the registry's, and in an overlay
+  that promises it every service connects over TLS with its own user, its Secret and the cluster CA.
 
 ``python -m deploy.validate [overlay ...]`` renders the overlays and prints the problems (exit 1 if any).
 """
@@ -103,6 +105,8 @@ class Expectations:
     forbidden_workloads: frozenset[str] = frozenset()
     #: Kinds that must be present (e.g. the dev overlay's own Kafka).
     required_kinds: frozenset[str] = frozenset()
+    #: Every service connects over TLS with its own KafkaUser (deploy/kafka_security.py).
+    kafka_tls: bool = False
 
 
 SERVICES: Final = frozenset({"ingest", "transcriber", "fetcher"})
@@ -120,7 +124,8 @@ OVERLAY_EXPECTATIONS: Final[Mapping[str, Expectations]] = {
         min_replicas=2,
         required_workloads=SERVICES,
         forbidden_workloads=frozenset({"recall-sim"}),
-        required_kinds=frozenset({"KafkaTopic", "ScaledObject", "HorizontalPodAutoscaler", "Ingress"}),
+        required_kinds=frozenset({"KafkaTopic", "KafkaUser", "ScaledObject", "HorizontalPodAutoscaler", "Ingress"}),
+        kafka_tls=True,
     ),
 }
 
@@ -847,6 +852,17 @@ def check_duplicates(index: Index) -> list[Problem]:
     return problems
 
 
+def _kafka_security_problems(
+    index: Index, registry: Iterable[TopicSpec], expectations: Expectations | None
+) -> list[Problem]:
+    from deploy import kafka_security  # it builds on this module's helpers
+
+    problems = kafka_security.check_kafka_users(index, registry)
+    if expectations is not None and expectations.kafka_tls:
+        problems += kafka_security.check_kafka_clients(index)
+    return problems
+
+
 def find_problems(
     objects: Iterable[Obj],
     expectations: Expectations | None = None,
@@ -866,6 +882,7 @@ def find_problems(
     problems += check_topics(index, registry, expectations or Expectations())
     problems += check_strimzi(index)
     problems += check_monitors(index)
+    problems += _kafka_security_problems(index, registry, expectations)
     if expectations is not None:
         problems += check_expectations(index, expectations)
     return sorted(dict.fromkeys(problems))

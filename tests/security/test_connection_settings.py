@@ -204,3 +204,39 @@ def test_without_a_ca_file_the_system_trust_store_is_used() -> None:
     )
     context = settings.aiokafka_connection_kwargs()["ssl_context"]
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname is True
+
+
+STRIMZI_JAAS = (
+    'org.apache.kafka.common.security.scram.ScramLoginModule required username="fetcher" password="' + PASSWORD + '";'
+)
+
+
+def test_the_strimzi_sasl_jaas_config_key_supplies_user_and_password(pki: dict[str, Path]) -> None:
+    settings = load_settings(
+        KafkaSettings,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_jaas_config=STRIMZI_JAAS,
+        kafka_ssl_cafile=str(pki["ca.crt"]),
+    )
+    kwargs = settings.aiokafka_connection_kwargs()
+    assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == ("fetcher", PASSWORD)
+    credentials = broker_credentials(settings)
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert (credentials.username, credentials.password) == ("fetcher", PASSWORD)
+    assert PASSWORD not in repr(settings) and PASSWORD not in str(settings.kafka_connection_summary())
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"KAFKA_SASL_JAAS_CONFIG": "not jaas " + PASSWORD}, "KAFKA_SASL_JAAS_CONFIG: not a ScramLoginModule"),
+        ({"KAFKA_SASL_JAAS_CONFIG": STRIMZI_JAAS, "KAFKA_SASL_PASSWORD": PASSWORD},
+         "KAFKA_SASL_JAAS_CONFIG: set together"),
+        ({"KAFKA_SASL_JAAS_CONFIG": STRIMZI_JAAS, "KAFKA_SASL_USERNAME": "ingest"},
+         "KAFKA_SASL_USERNAME: 'ingest' differs"),
+    ],
+)  # fmt: skip
+def test_a_jaas_config_that_does_not_fit_is_refused(extra: dict[str, str], expected: str) -> None:
+    problems = problems_of(KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_MECHANISM="SCRAM-SHA-512", **extra)
+    assert any(problem.startswith(expected) for problem in problems), problems

@@ -12,6 +12,7 @@ Every problem is one line ``VARIABLE: why``; none ever contains a secret's value
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass
 from enum import StrEnum
@@ -102,9 +103,51 @@ def tls_problems(files: TlsFiles) -> list[str]:
     return problems
 
 
+_JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+_JAAS_MODULES = (
+    "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "org.apache.kafka.common.security.plain.PlainLoginModule",
+)
+
+
+@dataclass(frozen=True)
+class JaasLogin:
+    username: str
+    password: str
+
+
+def parse_jaas_config(value: str) -> JaasLogin | None:
+    """The user name and password of Kafka's ``sasl.jaas.config`` for SCRAM or PLAIN (what a Strimzi KafkaUser Secret
+    and Confluent Cloud hand out), or None when it is not one of those."""
+    text = value.strip()
+    if not text.startswith(_JAAS_MODULES) or " required" not in text:
+        return None
+    options = {key: raw.replace('\\"', '"') for key, raw in _JAAS_OPTION.findall(text)}
+    if not options.get("username") or "password" not in options:
+        return None
+    return JaasLogin(options["username"], options["password"])
+
+
+def jaas_problems(value: str | None, username: str | None, has_password: bool, password_file: Path | None) -> list[str]:
+    if value is None:
+        return []
+    login = parse_jaas_config(value)
+    if login is None:
+        return [
+            "KAFKA_SASL_JAAS_CONFIG: not a ScramLoginModule or PlainLoginModule entry with username and password "
+            "(Strimzi: key sasl.jaas.config of the KafkaUser Secret)"
+        ]
+    if has_password or password_file is not None:
+        return ["KAFKA_SASL_JAAS_CONFIG: set together with a password variable; set only one"]
+    if username is not None and username != login.username:
+        return [f"KAFKA_SASL_USERNAME: {username!r} differs from the user name in KAFKA_SASL_JAAS_CONFIG"]
+    return []
+
+
 def sasl_problems(
     mechanism: str | None, username: str | None, has_password: bool, password_file: Path | None
 ) -> list[str]:
+    """Problems of the separate SASL variables (with KAFKA_SASL_JAAS_CONFIG, see :func:`jaas_problems`)."""
     problems = []
     if mechanism is None:
         problems.append("KAFKA_SASL_MECHANISM: required with SASL (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")

@@ -91,7 +91,7 @@ def _explain(settings: KafkaSettings, server: str, error: BaseException) -> str 
     if isinstance(error, SaslAuthenticationFailed):
         detail = str(error).split(":", 1)[-1].strip() or "authentication failed"
         return (
-            f"KAFKA_SASL_PASSWORD: {server} rejected user {settings.kafka_sasl_username!r} with "
+            f"KAFKA_SASL_PASSWORD: {server} rejected user {settings.kafka_sasl_user!r} with "
             f"{settings.kafka_sasl_mechanism} ({detail}); check KAFKA_SASL_USERNAME and the password"
         )
     if isinstance(error, UnsupportedSaslMechanismError | IllegalSaslStateError):

@@ -64,6 +64,7 @@ class KafkaSettings(BaseServiceSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_sasl_password_file: Path | None = None
+    kafka_sasl_jaas_config: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
@@ -117,13 +118,23 @@ class KafkaSettings(BaseServiceSettings):
                 "KAFKA_SASL_USERNAME": self.kafka_sasl_username is not None,
                 "KAFKA_SASL_PASSWORD": self.kafka_sasl_password is not None,
                 "KAFKA_SASL_PASSWORD_FILE": self.kafka_sasl_password_file is not None,
+                "KAFKA_SASL_JAAS_CONFIG": self.kafka_sasl_jaas_config is not None,
                 "KAFKA_SSL_CAFILE": self.kafka_ssl_cafile is not None,
                 "KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile is not None,
                 "KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile is not None,
                 "KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password is not None,
             },
         )
-        if protocol in kafka_connection.SASL_PROTOCOLS:
+        jaas = self.kafka_sasl_jaas_config.get_secret_value() if self.kafka_sasl_jaas_config else None
+        if protocol in kafka_connection.SASL_PROTOCOLS and jaas is not None:
+            problems += kafka_connection.jaas_problems(
+                jaas, self.kafka_sasl_username, self.kafka_sasl_password is not None, self.kafka_sasl_password_file
+            )
+            login = kafka_connection.parse_jaas_config(jaas)
+            problems += kafka_connection.sasl_problems(
+                self.kafka_sasl_mechanism, login.username if login else "?", True, None
+            )
+        elif protocol in kafka_connection.SASL_PROTOCOLS:
             problems += kafka_connection.sasl_problems(
                 self.kafka_sasl_mechanism,
                 self.kafka_sasl_username,
@@ -159,8 +170,23 @@ class KafkaSettings(BaseServiceSettings):
         certificate when one is configured. Built anew per call, so a rotated certificate file is picked up."""
         return kafka_connection.ssl_context(self._tls_files()) if self.kafka_uses_tls else None
 
+    def _jaas_login(self) -> kafka_connection.JaasLogin | None:
+        if self.kafka_sasl_jaas_config is None:
+            return None
+        return kafka_connection.parse_jaas_config(self.kafka_sasl_jaas_config.get_secret_value())
+
+    @property
+    def kafka_sasl_user(self) -> str | None:
+        """The SASL user name: KAFKA_SASL_USERNAME, else the one in KAFKA_SASL_JAAS_CONFIG."""
+        login = self._jaas_login()
+        return login.username if login else self.kafka_sasl_username
+
     def kafka_sasl_secret(self) -> str | None:
-        """The SASL password, from KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE (read now: rotation-friendly)."""
+        """The SASL password: KAFKA_SASL_PASSWORD, KAFKA_SASL_PASSWORD_FILE (read now: rotation-friendly) or the one
+        in KAFKA_SASL_JAAS_CONFIG."""
+        login = self._jaas_login()
+        if login is not None:
+            return login.password
         if self.kafka_sasl_password is not None:
             return self.kafka_sasl_password.get_secret_value()
         if self.kafka_sasl_password_file is not None:
@@ -178,7 +204,7 @@ class KafkaSettings(BaseServiceSettings):
             kwargs["ssl_context"] = self.kafka_ssl_context()
         if self.kafka_uses_sasl:
             kwargs["sasl_mechanism"] = self.kafka_sasl_mechanism
-            kwargs["sasl_plain_username"] = self.kafka_sasl_username
+            kwargs["sasl_plain_username"] = self.kafka_sasl_user
             kwargs["sasl_plain_password"] = self.kafka_sasl_secret()
         return kwargs
 
@@ -189,7 +215,7 @@ class KafkaSettings(BaseServiceSettings):
             "security_protocol": self.kafka_security_protocol.value,
         }
         if self.kafka_uses_sasl:
-            summary |= {"sasl_mechanism": self.kafka_sasl_mechanism, "sasl_username": self.kafka_sasl_username}
+            summary |= {"sasl_mechanism": self.kafka_sasl_mechanism, "sasl_username": self.kafka_sasl_user}
         if self.kafka_uses_tls:
             summary |= {
                 "ssl_cafile": str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else "(system trust store)",

@@ -59,7 +59,7 @@ def broker_credentials(settings: KafkaSettings) -> faust.types.auth.CredentialsT
     context = settings.kafka_ssl_context()
     if settings.kafka_uses_sasl:
         return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
+            username=settings.kafka_sasl_user,
             password=settings.kafka_sasl_secret(),
             ssl_context=context,  # None for SASL_PLAINTEXT; a context makes faust say SASL_SSL
             mechanism=settings.kafka_sasl_mechanism,
