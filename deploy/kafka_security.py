@@ -4,8 +4,9 @@
   and a service's user carries exactly the ACLs ``pipeline_common.acls`` derives from the topic registry: no
   wildcard, no prefix, nothing the registry does not grant;
 * **clients** (overlays that promise ``kafka_tls``): every service connects with SSL or SASL_SSL and
-  ``KAFKA_CREATE_TOPICS=false``; a SASL client names a KafkaUser of the output as KAFKA_SASL_USERNAME and takes
-  KAFKA_SASL_PASSWORD from that user's Secret (key ``password``); KAFKA_SSL_CAFILE lies in a volume mounted from
+  ``KAFKA_CREATE_TOPICS=false``; a SASL client takes KAFKA_SASL_JAAS_CONFIG from the Secret of its own KafkaUser
+  (key ``sasl.jaas.config``; or KAFKA_SASL_USERNAME naming that user and KAFKA_SASL_PASSWORD from its ``password``);
+  KAFKA_SSL_CAFILE lies in a volume mounted from
   the cluster CA Secret ``<cluster>-cluster-ca-cert`` (key ``ca.crt``); a client certificate likewise from the user's
   Secret (``user.crt``/``user.key``).
 """
@@ -34,6 +35,8 @@ from deploy.validate import (
 from pipeline_common.acls import grouped, service_acls
 from pipeline_common.topics import TopicSpec
 
+#: The label naming the service a KafkaUser belongs to (deploy/users.py): a name prefix never changes it.
+SERVICE_LABEL: Final = "recall-pipeline.io/service"
 AUTHENTICATION_TYPES: Final = frozenset({"scram-sha-512", "tls", "tls-external"})
 TLS_PROTOCOLS: Final = frozenset({"SSL", "SASL_SSL"})
 
@@ -72,8 +75,9 @@ def check_kafka_users(index: Index, registry: Iterable[TopicSpec]) -> list[Probl
         for kind, name, pattern, _ in sorted(acls):
             if name == "*" or pattern != "literal":
                 problems.append(Problem(where, f"grants {kind} {name!r} ({pattern}): only literal names are allowed"))
-        if name_of(user) in SERVICES:
-            wanted = set(grouped(service_acls(name_of(user), specs)))
+        service = labels_of(user).get(SERVICE_LABEL, name_of(user))
+        if service in SERVICES:
+            wanted = set(grouped(service_acls(service, specs)))
             if acls != wanted:
                 extra = sorted(f"{k} {n} {','.join(o)}" for k, n, _, o in acls - wanted)
                 missing = sorted(f"{k} {n} {','.join(o)}" for k, n, _, o in wanted - acls)
@@ -126,7 +130,12 @@ def _client_problems(index: Index, workload: Obj, container: Obj) -> list[str]:
         return [f"connects to Kafka with KAFKA_SECURITY_PROTOCOL={protocol or 'PLAINTEXT'}: use SASL_SSL or SSL"]
     if str(env.get("KAFKA_CREATE_TOPICS", "true")).lower() != "false":
         found.append("may create topics: set KAFKA_CREATE_TOPICS=false (the Topic Operator owns them)")
-    users = {name_of(u): u for u in index.kind("KafkaUser")}
+    own = workload_app(workload)
+    users = {
+        name_of(u): u
+        for u in index.kind("KafkaUser", namespace_of(workload))
+        if labels_of(u).get(SERVICE_LABEL, name_of(u)) == own
+    }
     clusters = {labels_of(u).get(STRIMZI_CLUSTER_LABEL) for u in users.values()}
     cafile = env.get("KAFKA_SSL_CAFILE")
     if not isinstance(cafile, str):
@@ -137,13 +146,20 @@ def _client_problems(index: Index, workload: Obj, container: Obj) -> list[str]:
         if source is None or source[1] != "ca.crt" or (cluster_cas and source[0] not in cluster_cas):
             found.append(f"KAFKA_SSL_CAFILE={cafile} is not ca.crt of a mounted <cluster>-cluster-ca-cert Secret")
     if protocol == "SASL_SSL":
-        username = env.get("KAFKA_SASL_USERNAME")
-        if env.get("KAFKA_SASL_MECHANISM") not in ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"):
+        if env.get("KAFKA_SASL_MECHANISM") != "SCRAM-SHA-512":
             found.append("KAFKA_SASL_MECHANISM must be SCRAM-SHA-512 (Strimzi scram-sha-512 users)")
-        if not isinstance(username, str) or username not in users:
-            found.append(f"KAFKA_SASL_USERNAME={username!r} names no KafkaUser in the output")
+        jaas = _dict(_dict(env.get("KAFKA_SASL_JAAS_CONFIG")).get("secretKeyRef"))
+        username = env.get("KAFKA_SASL_USERNAME")
         password = _dict(_dict(env.get("KAFKA_SASL_PASSWORD")).get("secretKeyRef"))
-        if (password.get("name"), password.get("key")) != (username, "password"):
+        if jaas:
+            if jaas.get("name") not in users or jaas.get("key") != "sasl.jaas.config":
+                found.append(
+                    f"KAFKA_SASL_JAAS_CONFIG must be key sasl.jaas.config of its own KafkaUser's Secret "
+                    f"({', '.join(sorted(users)) or f'no KafkaUser for {own} in its namespace'})"
+                )
+        elif not isinstance(username, str) or username not in users:
+            found.append(f"KAFKA_SASL_USERNAME={username!r} names no KafkaUser of {own} in its namespace")
+        elif (password.get("name"), password.get("key")) != (username, "password"):
             found.append(f"KAFKA_SASL_PASSWORD must come from the KafkaUser Secret {username!r}, key `password`")
     else:
         for variable, key in (("KAFKA_SSL_CERTFILE", "user.crt"), ("KAFKA_SSL_KEYFILE", "user.key")):
