@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.framework import percentile  # noqa: E402
+from pipeline_common.kafka import connection_kwargs  # noqa: E402
 
 READY_TOPIC = "transcripts.ready"
 FAILED_TOPIC = "transcripts.failed"
@@ -74,7 +75,7 @@ class Follower:
     """Consumes both public topics from their end when started; notes when each wanted recording ended."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(**connection_kwargs(bootstrap), enable_auto_commit=False)
         self.wanted: set[str] = set()
         self.ready: dict[str, float] = {}
         self.failed: dict[str, float] = {}

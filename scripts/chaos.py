@@ -64,6 +64,7 @@ import stack
 
 from pipeline_common.cloudevents import header_value
 from pipeline_common.contracts import TranscriptReady
+from pipeline_common.kafka import connection_kwargs
 from pipeline_common.store import TranscriptStore, open_store
 from pipeline_common.topics import (
     BOT_EVENTS,
@@ -252,7 +253,7 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartit
     partitions = await all_partitions(bootstrap, topics)
     if not partitions:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**connection_kwargs(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(partitions))
@@ -262,7 +263,7 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartit
 
 async def all_partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
     """The partitions of those of ``topics`` that exist, as the cluster describes them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(**connection_kwargs(bootstrap), request_timeout_ms=15_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -292,7 +293,7 @@ async def read_topics(
     if not partitions:
         return records
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+        **connection_kwargs(bootstrap), enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
     )
     await consumer.start()
     try:
@@ -329,7 +330,7 @@ async def read_topics(
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**connection_kwargs(bootstrap), request_timeout_ms=10_000)
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
@@ -340,7 +341,7 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[str, int]:
 
 async def group_lag(bootstrap: str) -> dict[str, int]:
     """Messages each consumer group has not committed yet, over the topics it reads."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**connection_kwargs(bootstrap), request_timeout_ms=10_000)
     await admin.start()
     try:
         ends = await end_offsets(bootstrap, {topic for topics in GROUPS.values() for topic in topics})
@@ -457,7 +458,7 @@ class Chaos:
         consumer = AIOKafkaConsumer(
             TRANSCRIPTS_READY.name,
             TRANSCRIPTS_FAILED.name,
-            bootstrap_servers=self.profile.bootstrap,
+            **connection_kwargs(self.profile.bootstrap),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             metadata_max_age_ms=5000,

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stack
 
 from pipeline_common.contracts import TranscriptFailed, TranscriptReady
+from pipeline_common.kafka import connection_kwargs
 from pipeline_common.topics import TRANSCRIPTS_FAILED, TRANSCRIPTS_READY
 
 PRIMARY, FALLBACK = "recallai_async", "deepgram_async"
@@ -114,7 +115,7 @@ class Demo:
         consumer = AIOKafkaConsumer(
             TRANSCRIPTS_READY.name,
             TRANSCRIPTS_FAILED.name,
-            bootstrap_servers=self.profile.bootstrap,
+            **connection_kwargs(self.profile.bootstrap),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )

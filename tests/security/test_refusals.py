@@ -97,3 +97,23 @@ def test_a_certificate_without_its_key_is_refused_before_connecting(
     stderr, _ = run_refused(secured_broker, "transcriber", "mtls", tmp_path, KAFKA_SSL_KEYFILE="")
     assert "KAFKA_SSL_KEYFILE: required with KAFKA_SSL_CERTFILE" in stderr, stderr
     assert "BEGIN" not in stderr  # no key or certificate material
+
+
+def run_cli(broker: SecuredBroker, user: str, **changes: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in {**broker.client_env(user, "scram"), **changes}.items() if value}
+    env["PATH"] = "/usr/bin:/bin"
+    cli = str(Path(sys.executable).with_name("recall-pipeline"))
+    return subprocess.run(
+        [cli, "recording", "show", "00000000-0000-4000-8000-000000000000"],
+        env=env, capture_output=True, text=True, timeout=FAIL_FAST_SECONDS * 2,
+    )  # fmt: skip
+
+
+def test_the_cli_uses_the_same_connection_settings(secured_broker: SecuredBroker) -> None:
+    connected = run_cli(secured_broker, "admin")
+    assert "no events for recording" in connected.stderr, connected.stderr  # it read every topic, over SCRAM/TLS
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    refused = run_cli(secured_broker, "admin", KAFKA_SASL_PASSWORD_FILE="", KAFKA_SASL_PASSWORD=wrong)
+    assert refused.returncode != 0
+    assert "KAFKA_SASL_PASSWORD:" in refused.stderr and "rejected user 'admin'" in refused.stderr, refused.stderr
+    assert wrong not in refused.stderr + refused.stdout
