@@ -147,6 +147,7 @@ async def check_kafka_connection(settings: KafkaSettings, *, wait_seconds: float
             _log.warning("kafka bootstrap server not reachable yet", server=server, error=type(error).__name__)
             continue
         conn.close()
+        _log.info("kafka connection accepted", server=server, **settings.kafka_connection_summary())
         return True
     return False
 

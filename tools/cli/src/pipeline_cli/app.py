@@ -62,8 +62,8 @@ _TOPIC: Final = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _OFFSET: Final = re.compile(r"^(?:(\d{1,9}):)?(\d{1,19})$")
 EPILOG: Final = (
     "Exit codes: 0 done; 1 nothing found or the work failed; 2 usage or configuration error. "
-    "Kafka settings come from KAFKA_BOOTSTRAP_SERVERS (and KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*); Recall settings "
-    "from RECALL_API_KEY and RECALL_API_BASE_URL or RECALL_REGION."
+    "Kafka settings come from KAFKA_BOOTSTRAP_SERVERS (and KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*); "
+    "Recall settings from RECALL_API_KEY and RECALL_API_BASE_URL or RECALL_REGION."
 )
 
 
