@@ -23,7 +23,7 @@ from tests.support.waiting import wait_for
 sys.path.insert(0, str(ROOT / "scripts"))
 import stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.e2e  # about 15 s per variant once the session's secured broker runs
 
 RECORDINGS = 3
 SERVICES = ("ingest", "transcriber", "fetcher")
