@@ -16,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+# Public names of deploy.validate only (they stay importable from it however it is laid out).
 from deploy.validate import (
     SERVICES,
     STRIMZI_CLUSTER_LABEL,
+    Expectations,
     Index,
     Obj,
     Problem,
-    _dict,
-    _list,
     containers_of,
     labels_of,
     name_of,
@@ -39,6 +39,24 @@ from pipeline_common.topics import TopicSpec
 SERVICE_LABEL: Final = "recall-pipeline.io/service"
 AUTHENTICATION_TYPES: Final = frozenset({"scram-sha-512", "tls", "tls-external"})
 TLS_PROTOCOLS: Final = frozenset({"SSL", "SASL_SSL"})
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def check_kafka_security(
+    index: Index, registry: Iterable[TopicSpec], expectations: Expectations | None
+) -> list[Problem]:
+    """Every Kafka security problem: the KafkaUsers always, the clients where the overlay promises ``kafka_tls``."""
+    problems = check_kafka_users(index, registry)
+    if expectations is not None and getattr(expectations, "kafka_tls", False):
+        problems += check_kafka_clients(index)
+    return problems
 
 
 def _acl_set(acls: Any) -> set[tuple[str, str, str, tuple[str, ...]]]:

@@ -852,17 +852,6 @@ def check_duplicates(index: Index) -> list[Problem]:
     return problems
 
 
-def _kafka_security_problems(
-    index: Index, registry: Iterable[TopicSpec], expectations: Expectations | None
-) -> list[Problem]:
-    from deploy import kafka_security  # it builds on this module's helpers
-
-    problems = kafka_security.check_kafka_users(index, registry)
-    if expectations is not None and expectations.kafka_tls:
-        problems += kafka_security.check_kafka_clients(index)
-    return problems
-
-
 def find_problems(
     objects: Iterable[Obj],
     expectations: Expectations | None = None,
@@ -882,7 +871,9 @@ def find_problems(
     problems += check_topics(index, registry, expectations or Expectations())
     problems += check_strimzi(index)
     problems += check_monitors(index)
-    problems += _kafka_security_problems(index, registry, expectations)
+    from deploy.kafka_security import check_kafka_security  # it builds on this module's public names
+
+    problems += check_kafka_security(index, registry, expectations)
     if expectations is not None:
         problems += check_expectations(index, expectations)
     return sorted(dict.fromkeys(problems))

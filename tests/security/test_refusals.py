@@ -14,8 +14,11 @@ import pytest
 
 from tests.support.broker import ROOT, SecuredBroker
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import stack
+try:  # the stack supervisor: tools/devkit once the harness lives there, else scripts/stack.py
+    from devkit import stack
+except ImportError:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import stack  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 

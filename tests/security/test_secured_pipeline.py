@@ -20,8 +20,11 @@ from pipeline_common.topics import TRANSCRIPTS_READY
 from tests.support.broker import ROOT, SecuredBroker
 from tests.support.waiting import wait_for
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import stack
+try:  # the stack supervisor: tools/devkit once the harness lives there, else scripts/stack.py
+    from devkit import stack
+except ImportError:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import stack  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.e2e  # about 15 s per variant once the session's secured broker runs
 

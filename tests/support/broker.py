@@ -157,6 +157,8 @@ class SecuredBroker:
 
 def free_ports(count: int) -> int:
     """A port P such that P .. P+count-1 are all free on 127.0.0.1."""
+    import socket  # this section stays self-contained: the module's imports change with the broker choice above
+
     for _ in range(100):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
