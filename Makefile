@@ -101,13 +101,16 @@ clean: ## remove the environment, caches and local broker state (keeps nothing r
 	rm -rf .venv .tools .cache .pytest_cache .mypy_cache .ruff_cache
 
 # ------------------------------------------------------------------------------------------ Kubernetes (deploy/)
-.PHONY: images kube-topics kube-validate kustomize promtool
+.PHONY: images kube-topics kube-users kube-validate kustomize promtool
 
 images: ## build every image here and print their sizes (starts Docker if needed, and stops what it started)
 	@scripts/with-docker scripts/build-images
 
 kube-topics: setup ## regenerate deploy/topics/ (Strimzi KafkaTopics) from the topic registry
 	$(RUN) python -m deploy.topics
+
+kube-users: setup ## regenerate deploy/users/ (Strimzi KafkaUsers with their ACLs) from the topic registry
+	$(RUN) python -m deploy.users
 
 kube-validate: setup ## render every overlay with kustomize and validate it offline (also part of make test)
 	$(RUN) python -m deploy.validate

@@ -53,6 +53,7 @@ from bench.framework import (
 )
 from bench.profiling import SpyRecorder, format_summary, profiles_dir
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers, header_value
+from pipeline_common.kafka import connection_kwargs
 from pipeline_common.logging import configure_logging
 from pipeline_common.settings import LoggingSettings
 from pipeline_common.topics import TRANSCRIPT_EVENTS, TRANSCRIPTS_READY
@@ -172,7 +173,7 @@ async def prepare(pipeline: Pipeline, count: int, size: int) -> tuple[list[SimTr
 
 
 async def publish_all(bootstrap: str, transcripts: list[SimTranscript]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**connection_kwargs(bootstrap), acks="all", linger_ms=5)
     await producer.start()
     try:
         pending = []

@@ -197,8 +197,7 @@ def create_state_topics(bootstrap: str, app_ids: Mapping[str, str]) -> None:
     import asyncio
     import dataclasses
 
-    from pipeline_common.kafka import ensure_topics
-    from pipeline_common.settings import KafkaSettings
+    from pipeline_common.kafka import connection_settings, ensure_topics
     from pipeline_common.topics import FETCHER_STATE, TRANSCRIBER_STATE
 
     defaults = {"transcriber": TRANSCRIBER_STATE, "fetcher": FETCHER_STATE}
@@ -206,7 +205,7 @@ def create_state_topics(bootstrap: str, app_ids: Mapping[str, str]) -> None:
         dataclasses.replace(defaults[service], name=f"{app_id}-recordings-changelog")
         for service, app_id in app_ids.items()
     ]
-    asyncio.run(ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap), specs))
+    asyncio.run(ensure_topics(connection_settings(bootstrap), specs))
 
 
 def scrape_histograms(url: str) -> dict[str, dict[str, Any]]:

@@ -36,6 +36,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.framework import percentile
+from pipeline_common.kafka import connection_kwargs
 
 READY_TOPIC = "transcripts.ready"
 FAILED_TOPIC = "transcripts.failed"
@@ -69,7 +70,7 @@ class Follower:
     """Consumes both public topics from their end when started; notes when each wanted recording ended."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(**connection_kwargs(bootstrap), enable_auto_commit=False)
         self.wanted: set[str] = set()
         self.ready: dict[str, float] = {}
         self.failed: dict[str, float] = {}

@@ -20,7 +20,9 @@ object (``Deployment recall-pipeline/ingest: container 'ingest' has no resources
 * **topics**: the ``KafkaTopic`` resources are exactly the topic registry (name, partitions, retention, cleanup
   policy), each with ``spec.topicName`` set.
 * **monitoring** (:mod:`deploy.monitoring`): every ``PrometheusRule`` alert has a severity, a summary, a description
-  and a runbook URL; every dashboard a ``grafana_dashboard`` ConfigMap carries fits Grafana's dashboard schema and grid.
+  and a runbook URL; every dashboard a ``grafana_dashboard`` ConfigMap carries fits Grafana's dashboard schema and grid;
+* **Kafka security** (:mod:`deploy.kafka_security`): ``KafkaUser`` ACLs are exactly the registry's, and in an overlay
+  that promises it every service connects over TLS with its own user, its Secret and the cluster CA.
 
 ``python -m deploy.validate [overlay ...]`` renders the overlays and prints the problems (exit 1 if any).
 """
@@ -162,6 +164,9 @@ def find_problems(
     problems += check_strimzi(index)
     problems += check_monitors(index)
     problems += [Problem(where, message) for where, message in monitoring.check(index.objects)]
+    from deploy.kafka_security import check_kafka_security  # it builds on this package's public names
+
+    problems += check_kafka_security(index, registry, expectations)
     if expectations is not None:
         problems += check_expectations(index, expectations)
     return sorted(dict.fromkeys(problems))

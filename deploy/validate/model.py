@@ -74,6 +74,8 @@ class Expectations:
     forbidden_workloads: frozenset[str] = frozenset()
     #: Kinds that must be present (e.g. the dev overlay's own Kafka).
     required_kinds: frozenset[str] = frozenset()
+    #: Every service connects over TLS with its own KafkaUser (deploy/kafka_security.py).
+    kafka_tls: bool = False
 
 
 SERVICES: Final = frozenset({"ingest", "transcriber", "fetcher"})
@@ -91,6 +93,7 @@ OVERLAY_EXPECTATIONS: Final[Mapping[str, Expectations]] = {
         min_replicas=2,
         required_workloads=SERVICES,
         forbidden_workloads=frozenset({"recall-sim"}),
-        required_kinds=frozenset({"KafkaTopic", "ScaledObject", "HorizontalPodAutoscaler", "Ingress"}),
+        required_kinds=frozenset({"KafkaTopic", "KafkaUser", "ScaledObject", "HorizontalPodAutoscaler", "Ingress"}),
+        kafka_tls=True,
     ),
 }

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 
 from deploy import kustomize
@@ -113,7 +114,8 @@ def test_prod_has_no_simulator_and_replicated_topics_in_the_kafka_namespace(rend
     assert others == {"recall-pipeline"}
     config, _ = environment(objects, "fetcher")
     assert config["TRANSCRIPT_STORE_URL"].startswith("s3://")
-    assert config["KAFKA_BOOTSTRAP_SERVERS"] == "recall-kafka-kafka-bootstrap.kafka.svc:9092"
+    assert config["KAFKA_BOOTSTRAP_SERVERS"] == "recall-kafka-kafka-bootstrap.kafka.svc:9093"  # the TLS listener
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
 
 
 def test_prod_scales_between_two_and_the_partition_count(rendered: dict[str, list[Obj]]) -> None:
@@ -141,11 +143,16 @@ def test_lag_scalers_read_the_services_kafka_address(rendered: dict[str, list[Ob
 def test_secrets_are_referenced_never_shipped(rendered: dict[str, list[Obj]], overlay: str) -> None:
     objects = rendered[overlay]
     assert not [obj for obj in objects if kind_of(obj) == "Secret"]
+
+    # prod: each service also reads its own KafkaUser's Secret, which the Strimzi User Operator creates.
+    def kafka(service: str) -> dict[str, tuple[str, str]]:
+        return {"KAFKA_SASL_JAAS_CONFIG": (service, "sasl.jaas.config")} if overlay == "prod" else {}
+
     _, ingest = environment(objects, "ingest")
-    assert ingest == {"RECALL_WEBHOOK_SECRET": ("recall-credentials", "RECALL_WEBHOOK_SECRET")}
+    assert ingest == {"RECALL_WEBHOOK_SECRET": ("recall-credentials", "RECALL_WEBHOOK_SECRET"), **kafka("ingest")}
     for consumer in ("transcriber", "fetcher"):
         _, secrets = environment(objects, consumer)
-        assert secrets == {"RECALL_API_KEY": ("recall-credentials", "RECALL_API_KEY")}
+        assert secrets == {"RECALL_API_KEY": ("recall-credentials", "RECALL_API_KEY"), **kafka(consumer)}
 
 
 def test_readme_names_every_secret_key_the_manifests_reference(rendered: dict[str, list[Obj]]) -> None:
@@ -173,8 +180,7 @@ def test_the_services_settings_accept_the_rendered_configuration(
                 monkeypatch.delenv(variable)
         for variable, value in config.items():
             monkeypatch.setenv(variable, value)
-        for variable in secrets:
-            monkeypatch.setenv(variable, "whsec_c3R1Yg==" if "WEBHOOK" in variable else "stub-key")
+        stub_secrets_and_files(monkeypatch, config, secrets)
         kafka = KafkaSettings()
         assert kafka.kafka_create_topics is False, "topics belong to the Strimzi Topic Operator in Kubernetes"
         LoggingSettings()
@@ -199,7 +205,8 @@ def test_writable_paths_are_volumes_on_a_read_only_root(rendered: dict[str, list
     }.items():
         spec = container(objects, service)
         assert spec["securityContext"]["readOnlyRootFilesystem"] is True
-        assert {mount["mountPath"] for mount in spec["volumeMounts"]} == paths
+        writable = {mount["mountPath"] for mount in spec["volumeMounts"] if not mount.get("readOnly")}
+        assert writable == paths
     config, _ = environment(objects, "transcriber")
     assert config["APP_DATADIR"] == "/var/lib/faust"
 
@@ -308,6 +315,18 @@ def test_the_install_script_pins_the_same_kustomize_as_the_renderer() -> None:
     assert "sigs.k8s.io/kustomize/kustomize/v5@" in script
 
 
+def stub_secrets_and_files(
+    monkeypatch: pytest.MonkeyPatch, config: dict[str, str], secrets: dict[str, tuple[str, str]]
+) -> None:
+    """Stand-ins for what the cluster provides: Secret values, and the CA file mounted from a Secret."""
+    jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";'
+    for variable in secrets:
+        stub = jaas if variable == "KAFKA_SASL_JAAS_CONFIG" else "stub-key"
+        monkeypatch.setenv(variable, "whsec_c3R1Yg==" if "WEBHOOK" in variable else stub)
+    if "KAFKA_SSL_CAFILE" in config:
+        monkeypatch.setenv("KAFKA_SSL_CAFILE", certifi.where())  # any readable CA bundle stands in for ca.crt
+
+
 def _load_service_settings(
     monkeypatch: pytest.MonkeyPatch, objects: list[Obj], deployment: str, module: str, class_name: str
 ) -> tuple[Any, dict[str, str]]:
@@ -319,8 +338,7 @@ def _load_service_settings(
             monkeypatch.delenv(variable)
     for variable, value in config.items():
         monkeypatch.setenv(variable, value)
-    for variable in secrets:
-        monkeypatch.setenv(variable, "whsec_c3R1Yg==" if "WEBHOOK" in variable else "stub-key")
+    stub_secrets_and_files(monkeypatch, config, secrets)
     known = {field.upper() for field in settings_class.model_fields}
     own = {
         key

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline_common.logging import get_logger
-from pipeline_common.settings import KafkaSettings
+from pipeline_common.settings import KafkaSettings, load_settings
 from pipeline_common.topics import REGISTRY, TopicSpec
 
 _log = get_logger(__name__)
@@ -107,3 +107,17 @@ async def ensure_topics_when_reachable(
             _log.warning("kafka not reachable yet; retrying topic creation", error=repr(error), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def connection_kwargs(bootstrap_servers: str | None = None) -> dict[str, Any]:
+    """The one connection configuration for a tool or harness that is told where Kafka is: ``bootstrap_servers``
+    (else ``KAFKA_BOOTSTRAP_SERVERS``) with the ``KAFKA_*`` security settings of the environment (TLS, SASL).
+    Raises :class:`~pipeline_common.settings.ConfigError` naming a bad variable."""
+    overrides = {"kafka_bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}
+    return load_settings(KafkaSettings, **overrides).aiokafka_connection_kwargs()
+
+
+def connection_settings(bootstrap_servers: str | None = None) -> KafkaSettings:
+    """:func:`connection_kwargs` as settings, for what takes a :class:`KafkaSettings` (``ensure_topics``)."""
+    overrides = {"kafka_bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}
+    return load_settings(KafkaSettings, **overrides)

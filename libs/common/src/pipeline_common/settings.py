@@ -14,12 +14,16 @@ Secrets are ``SecretStr``: they print as ``**********`` in reprs, logs and error
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from pipeline_common import kafka_connection
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -50,6 +54,8 @@ class SecurityProtocol(StrEnum):
 
 
 class KafkaSettings(BaseServiceSettings):
+    """The one connection configuration of every Kafka client here (see docs/configuration.md, "Kafka")."""
+
     kafka_bootstrap_servers: Annotated[list[str], NoDecode] = Field(
         default=["127.0.0.1:9092"], description="comma-separated host:port list"
     )
@@ -58,6 +64,13 @@ class KafkaSettings(BaseServiceSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_sasl_jaas_config: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
     kafka_topic_replication_factor: int = Field(default=1, ge=1, le=32)
     kafka_create_topics: bool = Field(default=True, description="create missing registry topics at start-up")
 
@@ -77,6 +90,110 @@ class KafkaSettings(BaseServiceSettings):
                 raise ValueError(f"{server!r} is not host:port with a port in 1-65535")
         return servers
 
+    @field_validator(
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password_file",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # An empty variable (a ConfigMap entry left blank) means "not set", not "the file named ''".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _upper_mechanism(cls, value: str | None) -> str | None:
+        return value.strip().upper() if value else None
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Self:
+        protocol = self.kafka_security_protocol.value
+        problems = kafka_connection.unused_settings(
+            protocol,
+            {
+                "KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism is not None,
+                "KAFKA_SASL_USERNAME": self.kafka_sasl_username is not None,
+                "KAFKA_SASL_PASSWORD": self.kafka_sasl_password is not None,
+                "KAFKA_SASL_PASSWORD_FILE": self.kafka_sasl_password_file is not None,
+                "KAFKA_SASL_JAAS_CONFIG": self.kafka_sasl_jaas_config is not None,
+                "KAFKA_SSL_CAFILE": self.kafka_ssl_cafile is not None,
+                "KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile is not None,
+                "KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile is not None,
+                "KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password is not None,
+            },
+        )
+        jaas = self.kafka_sasl_jaas_config.get_secret_value() if self.kafka_sasl_jaas_config else None
+        if protocol in kafka_connection.SASL_PROTOCOLS and jaas is not None:
+            problems += kafka_connection.jaas_problems(
+                jaas, self.kafka_sasl_username, self.kafka_sasl_password is not None, self.kafka_sasl_password_file
+            )
+            login = kafka_connection.parse_jaas_config(jaas)
+            problems += kafka_connection.sasl_problems(
+                self.kafka_sasl_mechanism, login.username if login else "?", True, None
+            )
+        elif protocol in kafka_connection.SASL_PROTOCOLS:
+            problems += kafka_connection.sasl_problems(
+                self.kafka_sasl_mechanism,
+                self.kafka_sasl_username,
+                self.kafka_sasl_password is not None,
+                self.kafka_sasl_password_file,
+            )
+        if protocol in kafka_connection.TLS_PROTOCOLS:
+            problems += kafka_connection.tls_problems(self._tls_files())
+        if problems:
+            # One line per problem; describe_errors keeps lines that already name their variable.
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _tls_files(self) -> kafka_connection.TlsFiles:
+        return kafka_connection.TlsFiles(
+            cafile=self.kafka_ssl_cafile,
+            certfile=self.kafka_ssl_certfile,
+            keyfile=self.kafka_ssl_keyfile,
+            key_password=self.kafka_ssl_key_password.get_secret_value() if self.kafka_ssl_key_password else None,
+            check_hostname=self.kafka_ssl_check_hostname,
+        )
+
+    @property
+    def kafka_uses_tls(self) -> bool:
+        return self.kafka_security_protocol.value in kafka_connection.TLS_PROTOCOLS
+
+    @property
+    def kafka_uses_sasl(self) -> bool:
+        return self.kafka_security_protocol.value in kafka_connection.SASL_PROTOCOLS
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of SSL and SASL_SSL (None otherwise): verifies the broker, presents the client
+        certificate when one is configured. Built anew per call, so a rotated certificate file is picked up."""
+        return kafka_connection.ssl_context(self._tls_files()) if self.kafka_uses_tls else None
+
+    def _jaas_login(self) -> kafka_connection.JaasLogin | None:
+        if self.kafka_sasl_jaas_config is None:
+            return None
+        return kafka_connection.parse_jaas_config(self.kafka_sasl_jaas_config.get_secret_value())
+
+    @property
+    def kafka_sasl_user(self) -> str | None:
+        """The SASL user name: KAFKA_SASL_USERNAME, else the one in KAFKA_SASL_JAAS_CONFIG."""
+        login = self._jaas_login()
+        return login.username if login else self.kafka_sasl_username
+
+    def kafka_sasl_secret(self) -> str | None:
+        """The SASL password: KAFKA_SASL_PASSWORD, KAFKA_SASL_PASSWORD_FILE (read now: rotation-friendly) or the one
+        in KAFKA_SASL_JAAS_CONFIG."""
+        login = self._jaas_login()
+        if login is not None:
+            return login.password
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_password_file is not None:
+            return kafka_connection.read_password_file(self.kafka_sasl_password_file)
+        return None
+
     def aiokafka_connection_kwargs(self) -> dict[str, Any]:
         """Connection arguments shared by aiokafka producers, consumers and admin clients."""
         kwargs: dict[str, Any] = {
@@ -84,12 +201,30 @@ class KafkaSettings(BaseServiceSettings):
             "client_id": self.kafka_client_id,
             "security_protocol": self.kafka_security_protocol.value,
         }
-        if self.kafka_sasl_mechanism:
+        if self.kafka_uses_tls:
+            kwargs["ssl_context"] = self.kafka_ssl_context()
+        if self.kafka_uses_sasl:
             kwargs["sasl_mechanism"] = self.kafka_sasl_mechanism
-            kwargs["sasl_plain_username"] = self.kafka_sasl_username
-            if self.kafka_sasl_password is not None:
-                kwargs["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+            kwargs["sasl_plain_username"] = self.kafka_sasl_user
+            kwargs["sasl_plain_password"] = self.kafka_sasl_secret()
         return kwargs
+
+    def kafka_connection_summary(self) -> dict[str, Any]:
+        """What this client connects with, for logs and reports: never the password or the key."""
+        summary: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol.value,
+        }
+        if self.kafka_uses_sasl:
+            summary |= {"sasl_mechanism": self.kafka_sasl_mechanism, "sasl_username": self.kafka_sasl_user}
+        if self.kafka_uses_tls:
+            summary |= {
+                "ssl_cafile": str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else "(system trust store)",
+                "ssl_check_hostname": self.kafka_ssl_check_hostname,
+            }
+            if self.kafka_ssl_certfile:
+                summary["ssl_certfile"] = str(self.kafka_ssl_certfile)
+        return summary
 
 
 class RecallRegion(StrEnum):
@@ -194,6 +329,9 @@ class TranscriptStoreSettings(BaseServiceSettings):
         return value
 
 
+_NAMES_A_VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]*: ")
+
+
 def describe_errors(error: ValidationError) -> list[str]:
     """One line per problem, naming the environment variable (and the list entry or field inside it, 1-based);
     input values are never echoed (they may be secrets)."""
@@ -207,6 +345,9 @@ def describe_errors(error: ValidationError) -> list[str]:
         if location:
             where += f" ({'.'.join(str(part) for part in location)})"
         message = item["msg"].removeprefix("Value error, ")
+        if variable == "(settings)" and all(_NAMES_A_VARIABLE.match(line) for line in message.splitlines()):
+            problems.extend(message.splitlines())  # a cross-field check that names its variables itself
+            continue
         problems.append(f"{variable}{where}: {message}")
     return problems
 

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from pipeline_common.dlq import dlq_headers
 from pipeline_common.kafka import ensure_topics_when_reachable
+from pipeline_common.kafka_preflight import KafkaConnectionRefused, check_kafka_connection
 from pipeline_common.logging import configure_logging, get_logger
 from pipeline_common.settings import ConfigError, FaustWorker, KafkaSettings, WorkerSettings, load_settings
 
@@ -51,7 +52,23 @@ def create_faust_app(settings: KafkaSettings, worker: FaustWorker) -> faust.App:
         broker_session_timeout=worker.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
         logging_config=None,
+        broker_credentials=broker_credentials(settings),
     )
+
+
+def broker_credentials(settings: KafkaSettings) -> faust.types.auth.CredentialsT | None:
+    """The faust form of the one Kafka connection configuration (the aiokafka clients get the same context)."""
+    context = settings.kafka_ssl_context()
+    if settings.kafka_uses_sasl:
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_user,
+            password=settings.kafka_sasl_secret(),
+            ssl_context=context,  # None for SASL_PLAINTEXT; a context makes faust say SASL_SSL
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
 
 
 def recordings_table(app: faust.App) -> TableT[str, Any]:
@@ -77,7 +94,8 @@ def worker_main(service: str, settings_type: type[Settings], create_app: Callabl
             raise ConfigError([f"RECALL_API_KEY: Field required (the {service} calls Recall's API)"])
         configure_logging(settings, service=service)
         app = create_app(settings)
-    except (ConfigError, ValueError) as error:
+        asyncio.run(check_kafka_connection(settings))  # a refused connection never heals: exit now, say why
+    except (ConfigError, ValueError, KafkaConnectionRefused) as error:
         print(f"{service}: {error}", file=sys.stderr)
         return 2
     run_worker(app, settings, log_level=settings.log_level, worker=settings.faust_worker())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import uvicorn
 
 from ingest.app import create_app
 from ingest.settings import IngestSettings
+from pipeline_common.kafka_preflight import KafkaConnectionRefused, check_kafka_connection
 from pipeline_common.logging import configure_logging, get_logger
 from pipeline_common.settings import ConfigError, load_settings
 from pipeline_common.webhooks import WebhookSecretError
@@ -18,7 +20,8 @@ def main() -> int:
         settings = load_settings(IngestSettings)
         configure_logging(settings, service="ingest")
         app = create_app(settings)
-    except (ConfigError, WebhookSecretError) as error:
+        asyncio.run(check_kafka_connection(settings))  # a refused connection never heals: exit now, say why
+    except (ConfigError, WebhookSecretError, KafkaConnectionRefused) as error:
         print(f"ingest: {error}", file=sys.stderr)
         return 2
     get_logger("ingest").info("starting", port=settings.ingest_port, host=settings.ingest_host)

@@ -18,8 +18,8 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT: Final = 30.0
 EPILOG: Final = (
     "Exit codes: 0 done; 1 nothing found or the work failed; 2 usage or configuration error. "
-    "Kafka settings come from KAFKA_BOOTSTRAP_SERVERS (and KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*); Recall settings "
-    "from RECALL_API_KEY and RECALL_API_BASE_URL or RECALL_REGION."
+    "Kafka settings come from KAFKA_BOOTSTRAP_SERVERS (and KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*); "
+    "Recall settings from RECALL_API_KEY and RECALL_API_BASE_URL or RECALL_REGION."
 )
 
 

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from pipeline_common.kafka import durable_producer
+from pipeline_common.kafka_preflight import KafkaConnectionRefused, check_kafka_connection
 from pipeline_common.settings import KafkaSettings
 
 CLIENT_ID: Final = "recall-pipeline-cli"
@@ -65,6 +66,16 @@ def servers(settings: KafkaSettings) -> str:
     return ",".join(settings.kafka_bootstrap_servers)
 
 
+async def unavailable(settings: KafkaSettings, error: BaseException) -> KafkaUnavailable:
+    """The error to show: the broker's refusal when it refused these settings (a wrong password, an untrusted CA,
+    plaintext on a TLS port: the variable to fix), else that it could not be reached."""
+    try:
+        await check_kafka_connection(settings, wait_seconds=5.0)
+    except KafkaConnectionRefused as refused:
+        return KafkaUnavailable(str(refused))
+    return KafkaUnavailable(f"cannot reach Kafka at {servers(settings)}: {error}")
+
+
 class KafkaReader:
     """``async with KafkaReader(settings) as kafka: ...``: one group-less consumer plus the cluster's topic list."""
 
@@ -86,7 +97,7 @@ class KafkaReader:
             cluster = await self._consumer._client.fetch_all_metadata()
         except (KafkaError, OSError) as error:
             await self._consumer.stop()
-            raise KafkaUnavailable(f"cannot reach Kafka at {servers(self.settings)}: {error}") from None
+            raise await unavailable(self.settings, error) from None
         except BaseException:  # cancelled by a deadline while connecting: do not leak the connection
             await self._consumer.stop()
             raise
@@ -166,7 +177,7 @@ class KafkaWriter:
             await self._producer.start()
         except (KafkaError, OSError) as error:
             await self._producer.stop()
-            raise KafkaUnavailable(f"cannot reach Kafka at {servers(self.settings)}: {error}") from None
+            raise await unavailable(self.settings, error) from None
         except BaseException:
             await self._producer.stop()
             raise

@@ -34,6 +34,7 @@ from rich.table import Table
 from devkit import stack
 from devkit.kafka import stop_consumer
 from pipeline_common.contracts import TranscriptFailed, TranscriptReady
+from pipeline_common.kafka import connection_kwargs
 from pipeline_common.topics import TRANSCRIPTS_FAILED, TRANSCRIPTS_READY
 
 PRIMARY, FALLBACK = "recallai_async", "deepgram_async"
@@ -95,7 +96,7 @@ def outcomes_consumer(bootstrap: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         TRANSCRIPTS_READY.name,
         TRANSCRIPTS_FAILED.name,
-        bootstrap_servers=bootstrap,
+        **connection_kwargs(bootstrap),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         metadata_max_age_ms=5000,

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline_common.cloudevents import header_value
+from pipeline_common.kafka import connection_kwargs
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartit
     partitions = await all_partitions(bootstrap, topics)
     if not partitions:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**connection_kwargs(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(partitions))
@@ -39,7 +40,7 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartit
 
 async def all_partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
     """The partitions of those of ``topics`` that exist, as the cluster describes them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(**connection_kwargs(bootstrap), request_timeout_ms=15_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -69,7 +70,7 @@ async def read_topics(
     if not partitions:
         return records
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+        **connection_kwargs(bootstrap), enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
     )
     await consumer.start()
     try:
@@ -106,7 +107,7 @@ async def read_topics(
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**connection_kwargs(bootstrap), request_timeout_ms=10_000)
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
@@ -117,7 +118,7 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[str, int]:
 
 async def group_lag(bootstrap: str, groups: Mapping[str, Iterable[str]]) -> dict[str, int]:
     """Messages each consumer group of ``groups`` (group -> the topics it reads) has not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**connection_kwargs(bootstrap), request_timeout_ms=10_000)
     await admin.start()
     try:
         groups = {group: set(topics) for group, topics in groups.items()}

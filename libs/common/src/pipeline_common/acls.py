@@ -1,0 +1,116 @@
+"""Least-privilege Kafka ACLs per service, derived from the topic registry (``pipeline_common.topics``).
+
+A service may write the topics it produces and read the topics it consumes (``TopicSpec.produced_by`` /
+``consumed_by``); a faust worker also uses its consumer group (the app id) and faust's leader-election topic
+``<app id>-__assignor-__leader``. Nothing else: no topic creation, no cluster rights, no wildcard. Both the secured
+local broker (scripts/kafka-local) and the Strimzi ``KafkaUser`` manifests (deploy/users) are generated from
+:func:`service_acls`, so the ACLs a test proves are the ACLs production gets.
+
+Standard library only: scripts/kafka-local runs ``python -m pipeline_common.acls`` before any virtualenv exists.
+
+    python -m pipeline_common.acls                    # one line per ACL: principal resource pattern name operation
+    python -m pipeline_common.acls --topics           # the topics to create: name partitions key=value...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from pipeline_common.topics import REGISTRY, TRANSCRIPTS_READY, TopicSpec
+
+#: The services that get a Kafka identity (a KafkaUser), in pipeline order.
+SERVICES: Final = ("ingest", "transcriber", "fetcher")
+#: The faust workers and their default app id (consumer group, prefix of their internal topics).
+FAUST_APP_IDS: Final[Mapping[str, str]] = {"transcriber": "transcriber", "fetcher": "fetcher"}
+#: Topics a service reads without being a consumer of record: the fetcher reads back ``transcripts.ready`` (no
+#: consumer group) to find out whether an announcement already went out before a crash (fetcher/announce.py).
+READS_BACK: Final[Mapping[str, tuple[str, ...]]] = {"fetcher": (TRANSCRIPTS_READY.name,)}
+
+READ: Final = ("Read", "Describe")
+WRITE: Final = ("Write", "Describe")
+
+
+@dataclass(frozen=True, order=True)
+class Acl:
+    """One allow rule for one service, in Kafka's vocabulary (resource type, pattern type, operation)."""
+
+    resource_type: str  # "topic" or "group"
+    name: str
+    operation: str  # Read, Write, Describe
+    pattern_type: str = "literal"
+
+
+def faust_leader_topic(app_id: str) -> str:
+    """faust's leader-election topic (faust.assignor.leader_assignor): subscribed to by every faust worker."""
+    return f"{app_id}-__assignor-__leader"
+
+
+def service_acls(
+    service: str,
+    registry: Iterable[TopicSpec] = REGISTRY,
+    app_ids: Mapping[str, str] = FAUST_APP_IDS,
+) -> list[Acl]:
+    """Every ACL ``service`` needs, sorted; an unknown service gets none (and a KafkaUser of its own is refused)."""
+    if service not in SERVICES:
+        raise ValueError(f"{service!r} is not a service with a Kafka identity ({', '.join(SERVICES)})")
+    acls: set[Acl] = set()
+    for spec in registry:
+        if service in spec.produced_by:
+            acls.update(Acl("topic", spec.name, operation) for operation in WRITE)
+        if service in spec.consumed_by or spec.name in READS_BACK.get(service, ()):
+            acls.update(Acl("topic", spec.name, operation) for operation in READ)
+    app_id = app_ids.get(service)
+    if app_id is not None:
+        acls.update(Acl("group", app_id, operation) for operation in READ)
+        leader = faust_leader_topic(app_id)
+        acls.update(Acl("topic", leader, operation) for operation in (*READ, "Write"))
+    return sorted(acls)
+
+
+def all_acls(registry: Iterable[TopicSpec] = REGISTRY) -> dict[str, list[Acl]]:
+    specs = list(registry)
+    return {service: service_acls(service, specs) for service in SERVICES}
+
+
+def grouped(acls: Iterable[Acl]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(resource type, name, pattern type, operations) per resource, in a stable order: the KafkaUser form."""
+    by_resource: dict[tuple[str, str, str], list[str]] = {}
+    for acl in sorted(acls):
+        by_resource.setdefault((acl.resource_type, acl.name, acl.pattern_type), []).append(acl.operation)
+    return [(kind, name, pattern, tuple(sorted(set(ops)))) for (kind, name, pattern), ops in by_resource.items()]
+
+
+def acl_lines(registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
+    """``User:<service> <resource type> <pattern type> <name> <operation>``, the form scripts/kafka/Secure.java reads.
+
+    The principal is the user name for SCRAM and, through the broker's ``ssl.principal.mapping.rules``, the
+    certificate's CN for mutual TLS, as with Strimzi's ``KafkaUser`` (``CN=<user>``)."""
+    return [
+        f"User:{service} {acl.resource_type} {acl.pattern_type} {acl.name} {acl.operation}"
+        for service, acls in all_acls(registry).items()
+        for acl in acls
+    ]
+
+
+def topic_lines(registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
+    """``<name> <partitions> <key=value>...``: the registry's topics, for a broker where no service may create any."""
+    return [
+        " ".join([spec.name, str(spec.partitions), *(f"{k}={v}" for k, v in sorted(spec.config().items()))])
+        for spec in registry
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline_common.acls", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--topics", action="store_true", help="print the registry's topics instead of the ACLs")
+    args = parser.parse_args(argv)
+    sys.stdout.write("\n".join(topic_lines() if args.topics else acl_lines()) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
