@@ -12,6 +12,21 @@ import os
 from aiokafka import AIOKafkaConsumer
 
 
+def describe(topic: str, value: bytes | None) -> str:
+    """One line for one event. A record that is not a valid event is reported and skipped, never a crash: a consumer
+    that stops on one bad record stops the whole partition behind it."""
+    try:
+        event = json.loads(value or b"")
+        if event.get("schema_version", 1) != 1:
+            return f"skipped {event.get('recording_id')}: schema_version {event.get('schema_version')} is not 1"
+        if topic == "transcripts.ready":  # claim check: the transcript itself is at raw.uri
+            line = f"transcript={event['transcript_id']} provider={event['provider']} words={event['word_count']}"
+            return f"ready  {event['recording_id']} {line} raw={event['raw']['uri']}"
+        return f"failed {event['recording_id']} reason={event['reason']} attempts={len(event['attempts'])}"
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return f"skipped a {topic} record that is not a valid event ({type(error).__name__}: {error})"
+
+
 async def consume(args: argparse.Namespace) -> int:
     consumer = AIOKafkaConsumer(
         "transcripts.ready",
@@ -31,18 +46,10 @@ async def consume(args: argparse.Namespace) -> int:
             batches = await consumer.getmany(timeout_ms=500, max_records=min(wanted - len(seen), 500))
             for record in [r for batch in batches.values() for r in batch]:
                 event_id = dict(record.headers).get("ce_id", b"").decode()
-                event = json.loads(record.value)
-                if event_id in seen or event.get("schema_version", 1) != 1:
-                    continue  # a duplicate, or a future major version this consumer does not understand
+                if event_id in seen:
+                    continue  # a duplicate: at-least-once delivery
                 seen.add(event_id)
-                if record.topic == "transcripts.ready":  # claim check: the transcript itself is at raw.uri
-                    line = (
-                        f"transcript={event['transcript_id']} provider={event['provider']} words={event['word_count']}"
-                    )
-                    print(f"ready  {event['recording_id']} {line} raw={event['raw']['uri']}", flush=True)
-                else:
-                    line = f"reason={event['reason']} attempts={len(event['attempts'])}"
-                    print(f"failed {event['recording_id']} {line}", flush=True)
+                print(describe(record.topic, record.value), flush=True)
             await consumer.commit()  # after the work is done: a crash before this redelivers, never loses
     finally:
         await consumer.stop()
