@@ -481,6 +481,25 @@ def create_app(settings: SimSettings | None = None) -> SimulatorApp:
             return _finish(request, call, StreamingResponse(chunks, media_type="application/json"), "ok", endpoint)
         return _finish(request, call, Response(data, media_type="application/json"), "ok", endpoint)
 
+    @app.get("/api/v1/download/{kind}/{transcript_id}")
+    async def download_redirect(kind: str, transcript_id: str, request: Request) -> Response:
+        """A download URL on the API host: the token is the credential (no Authorization), the answer a redirect."""
+        endpoint = Endpoint.DOWNLOAD
+        call = sim.record_call("GET", request.url.path, endpoint)
+        call.transcript_id = transcript_id
+        call.authorization_sent = "authorization" in request.headers
+        if call.authorization_sent:
+            return _finish(
+                request, call, _error(400, "Authorization is not accepted here."), "authorization_sent", endpoint
+            )
+        expires, _, signature = (request.query_params.get("token") or "").partition(".")
+        problem = sim.check_signed(kind, transcript_id, expires, signature)
+        if problem is not None:
+            return _finish(request, call, _error(403, "Invalid or expired token."), problem, endpoint)
+        base = (sim.config.public_url or str(request.base_url)).rstrip("/")
+        location = sim.storage_url(base, kind, transcript_id, expires, signature)
+        return _finish(request, call, Response(status_code=302, headers={"Location": location}), "redirected", endpoint)
+
     # --- admin API (tests and demos; not part of Recall) -----------------------------------------------------------
 
     @app.get("/healthz")

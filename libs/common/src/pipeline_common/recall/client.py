@@ -26,22 +26,17 @@ from pydantic import SecretStr, ValidationError
 
 from pipeline_common.logging import get_logger
 from pipeline_common.recall._base import describe_validation_error
+from pipeline_common.recall.downloads import download_error, open_following_redirects
 from pipeline_common.recall.errors import (
     InvalidRecallPayload,
     RecallApiError,
-    RecallBadRequest,
     RecallConnectionError,
-    RecallDownloadExpired,
-    RecallDownloadNotAllowed,
     RecallDownloadTooLarge,
     RecallInvalidArgument,
     RecallInvalidResponse,
-    RecallNotFound,
     RecallOperatorError,
-    RecallRateLimited,
     RecallRequestTimeout,
     RecallResponseLost,
-    RecallServerError,
     error_for_status,
 )
 from pipeline_common.recall.models import (
@@ -118,18 +113,6 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), port
-
-
-def _host_allowed(host: str, allowed: Collection[str]) -> bool:
-    host = host.lower().rstrip(".")
-    for entry in allowed:
-        pattern = entry.lower().rstrip(".")
-        if pattern.startswith("*."):
-            if host.endswith(pattern[1:]):
-                return True
-        elif host == pattern:
-            return True
-    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,32 +294,18 @@ class RecallClient:
 
     # --- downloads ------------------------------------------------------------------------------------------------
 
-    def _check_download_url(self, url: str) -> None:
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname
-            _ = parts.port
-        except ValueError:
-            raise RecallDownloadNotAllowed("download URL is not a valid URL") from None
-        if parts.scheme not in {"http", "https"} or not host:
-            raise RecallDownloadNotAllowed("download URL must be http(s) with a host")
-        if self._download_hosts is not None and not _host_allowed(host, self._download_hosts):
-            raise RecallDownloadNotAllowed(f"download host {host[:100]!r} is not in the allowed list")
-
     async def stream_download(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
         """Yield the (decoded) body of a pre-signed URL in chunks; RecallDownloadTooLarge past ``max_bytes``.
 
         The whole download, not just each read, must finish within ``download_timeout`` (time spent by the caller
         between chunks counts too). Stopping early? Use ``contextlib.aclosing`` so the connection is released."""
-        self._check_download_url(url)
         path = safe_url(url)
         received = 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._download_timeout
         try:
-            async with asyncio.timeout_at(deadline):
-                stream = self._downloads.stream("GET", url)
-                response = await stream.__aenter__()
+            stream, response = await open_following_redirects(self._downloads, url, self._download_hosts, deadline)
+            path = safe_url(str(response.url))
             try:
                 if response.status_code >= 300:
                     async with asyncio.timeout_at(deadline):
@@ -475,19 +444,8 @@ class RecallClient:
         )
 
     def _download_error(self, response: httpx.Response, body: bytes, path: str) -> RecallApiError:
-        status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        detail = self._detail(body)
-        common: dict[str, Any] = {"status": status, "method": "GET", "path": path, "detail": detail}
-        if status in {401, 403}:
-            return RecallDownloadExpired("download URL refused (expired?): retrieve the transcript again", **common)
-        if status == 404:
-            return RecallNotFound("download URL not found", **common)
-        if status == 429:
-            return RecallRateLimited("download rate limited", retry_after=retry_after, **common)
-        if status >= 500 or status == 408:
-            return RecallServerError("download failed on the server", retry_after=retry_after, **common)
-        return RecallBadRequest("download refused", **common)
+        return download_error(response.status_code, retry_after, self._detail(body), path)
 
     @staticmethod
     def _transport_error(error: httpx.HTTPError, method: str, path: str) -> RecallApiError:
