@@ -28,6 +28,7 @@ class FailureReason(StrEnum):
     RECORDING_DELETED = "recording_deleted"
     TRANSCRIPT_LIMIT = "transcript_limit"
     REJECTED_BY_RECALL = "rejected_by_recall"
+    BLOCKED_BY_FIREWALL = "blocked_by_firewall"  # Recall's firewall answered 403 to every retry of the create
 
 
 class AttemptRecord(ContractModel):

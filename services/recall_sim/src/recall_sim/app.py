@@ -160,9 +160,11 @@ def _validate_create(body: Any) -> tuple[dict[str, Any] | None, dict[str, list[s
             errors["diarization"] = ["use_separate_streams_when_available: Must be a valid boolean."]
     metadata = body.get("metadata")
     if metadata is not None and not (
-        isinstance(metadata, dict) and all(isinstance(value, str | None) for value in metadata.values())
+        isinstance(metadata, dict)
+        and all(isinstance(value, str) and len(value) <= 500 and len(key) <= 500 for key, value in metadata.items())
     ):
-        errors["metadata"] = ["Expected an object of strings."]
+        # Recall's custom metadata: string keys and values, at most 500 characters, no nesting.
+        errors["metadata"] = ["Expected an object of strings of at most 500 characters."]
     return body, errors
 
 

@@ -155,6 +155,21 @@ def on_create_failed(
             return _fail(rejected, FailureReason.TRANSCRIPT_LIMIT, now, "Recall's 10-transcript limit reached")
         return _fail(rejected, FailureReason.REJECTED_BY_RECALL, now, "Recall rejected the create")
     failures = attempt.create_failures + 1
+    if error.kind is ErrorKind.FIREWALL and failures > policy.firewall_max_retries:
+        blocked = state.model_copy(
+            update={
+                "attempts": _replace_attempt(
+                    state,
+                    attempt,
+                    outcome="rejected",
+                    http_status=error.status,
+                    message=str(error)[:500],
+                    updated_at=now,
+                )
+            }
+        )
+        note = f"Recall's firewall blocked the create {failures} times"
+        return _fail(blocked, FailureReason.BLOCKED_BY_FIREWALL, now, note)
     operator = error.kind is ErrorKind.OPERATOR
     delay = (
         operator_retry_delay(failures, policy) if operator else retry_delay(failures, error.retry_after, policy, rng)
@@ -182,6 +197,11 @@ def on_create_failed(
         }
     )
     note = f"create failed ({error.kind.value}); retry in {delay:.1f}s"
+    if error.kind is ErrorKind.FIREWALL:
+        note = (
+            f"create blocked by Recall's firewall (HTTP 403, not a credentials problem); "
+            f"retry {failures} of {policy.firewall_max_retries} in {delay:.1f}s"
+        )
     return Decision(state=scheduled, note=note, retry_scheduled=True, operator_problem=operator)
 
 

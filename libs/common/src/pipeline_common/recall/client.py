@@ -45,6 +45,7 @@ from pipeline_common.recall.models import (
     ProviderConfig,
     RecordingArtifact,
     TranscriptArtifact,
+    check_metadata,
     parse_recording_artifact,
     parse_transcript_artifact,
     parse_transcript_page,
@@ -231,7 +232,10 @@ class RecallClient:
         except ValidationError as error:
             raise RecallInvalidArgument(describe_validation_error(error, "provider configuration")) from None
         if metadata is not None:
-            body["metadata"] = dict(metadata)
+            try:
+                body["metadata"] = check_metadata(metadata)
+            except ValueError as error:
+                raise RecallInvalidArgument(str(error)) from None
         headers = {"Content-Type": "application/json"}
         if idempotency_key is not None:
             if not _IDEMPOTENCY_KEY.match(idempotency_key):
