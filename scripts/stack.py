@@ -168,6 +168,11 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
         "RECALL_WEBHOOK_SECRET": secret,
         "PYTHONUNBUFFERED": "1",
     }
+    if target.simulator:
+        # The simulator enforces no workspace-wide rate limits unless told to: do not pace what nothing limits
+        # (a benchmark would measure the pacing). Pacing per bot stays on; any RECALL_PACE_* set here wins.
+        for name in ("RECALL_PACE_RETRIEVE_PER_MINUTE", "RECALL_PACE_LIST_PER_MINUTE", "RECALL_PACE_DELETE_PER_MINUTE"):
+            common[name] = os.environ.get(name, "0")
     chain = os.environ.get("TRANSCRIBER_PROVIDERS", json.dumps(DEFAULT_CHAIN))
     stack = []
     if not real:

@@ -78,6 +78,12 @@ class TranscriptReady(ContractModel):
     language_codes: list[str] = Field(default_factory=list)
     participants: list[Participant] = Field(default_factory=list)
     word_count: int = Field(ge=0)
+    unnamed_word_count: int = Field(
+        default=0,
+        ge=0,
+        description="words spoken by participants without a name: in the txt, vtt and srt renditions, not in "
+        "readable (which is exactly Recall's convert_to_readable_transcript)",
+    )
     speech_duration_seconds: float = Field(ge=0)
     raw: StoredObject = Field(description="the transcript JSON exactly as Recall served it")
     readable: StoredObject = Field(description="speaker-grouped readable form (JSON)")

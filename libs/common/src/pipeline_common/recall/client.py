@@ -50,6 +50,7 @@ from pipeline_common.recall.models import (
     parse_transcript_artifact,
     parse_transcript_page,
 )
+from pipeline_common.recall.pacing import Operation, RecallPacer
 from pipeline_common.settings import RecallApiSettings, RecallRegion
 
 __all__ = ["RecallClient"]
@@ -150,6 +151,7 @@ class RecallClient:
         download_hosts: Collection[str] | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         transport: httpx.AsyncBaseTransport | None = None,
+        pacer: RecallPacer | None = None,
     ) -> None:
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not key or not key.strip() or any(ch in key for ch in "\r\n"):
@@ -162,6 +164,7 @@ class RecallClient:
         self._key = SecretStr(key.strip())
         self._download_hosts = tuple(download_hosts) if download_hosts is not None else None
         self._download_timeout = download_timeout
+        self._pacer = pacer
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         common: dict[str, Any] = {
             "limits": limits,
@@ -190,6 +193,7 @@ class RecallClient:
     def from_settings(cls, settings: RecallApiSettings, **options: Any) -> RecallClient:
         if settings.recall_api_key is None:
             raise ValueError("RECALL_API_KEY is not set")
+        options.setdefault("pacer", RecallPacer.from_settings(settings))
         return cls(
             api_key=settings.recall_api_key,
             base_url=settings.recall_base_url,
@@ -221,8 +225,11 @@ class RecallClient:
         diarization: Diarization | Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        *,
+        bot_id: str | None = None,
     ) -> TranscriptArtifact:
-        """Create Async Transcript. Pass an ``idempotency_key`` so a retry after a lost response cannot pay twice."""
+        """Create Async Transcript. Pass an ``idempotency_key`` so a retry after a lost response cannot pay twice.
+        Paced per ``bot_id`` (Recall's limit is per bot); without one, per recording."""
         _check_id(recording_id, "recording_id")
         try:
             config = provider if isinstance(provider, ProviderConfig) else ProviderConfig.model_validate(provider)
@@ -246,13 +253,17 @@ class RecallClient:
         except (TypeError, ValueError):
             raise RecallInvalidArgument("metadata must be JSON-serialisable") from None
         response = await self._request(
-            "POST", f"/api/v1/recording/{recording_id}/create_transcript/", content=content, headers=headers
+            "POST",
+            f"/api/v1/recording/{recording_id}/create_transcript/",
+            content=content,
+            headers=headers,
+            pace=(Operation.CREATE, bot_id or recording_id),
         )
         return self._parse(response, parse_transcript_artifact)
 
     async def retrieve_transcript(self, transcript_id: str) -> TranscriptArtifact:
         _check_id(transcript_id, "transcript_id")
-        response = await self._request("GET", f"/api/v1/transcript/{transcript_id}/")
+        response = await self._request("GET", f"/api/v1/transcript/{transcript_id}/", pace=(Operation.RETRIEVE, None))
         return self._parse(response, parse_transcript_artifact)
 
     async def iter_transcripts(
@@ -270,7 +281,7 @@ class RecallClient:
             pages += 1
             if pages > MAX_PAGES:
                 raise RecallInvalidResponse(f"more than {MAX_PAGES} pages", method="GET", path="/api/v1/transcript/")
-            response = await self._request("GET", url, params=request_params)
+            response = await self._request("GET", url, params=request_params, pace=(Operation.LIST, None))
             page = self._parse(response, parse_transcript_page)
             for item in page.results:
                 yield item
@@ -289,7 +300,7 @@ class RecallClient:
 
     async def delete_transcript(self, transcript_id: str) -> None:
         _check_id(transcript_id, "transcript_id")
-        await self._request("DELETE", f"/api/v1/transcript/{transcript_id}/")
+        await self._request("DELETE", f"/api/v1/transcript/{transcript_id}/", pace=(Operation.DELETE, None))
 
     async def retrieve_recording(self, recording_id: str) -> RecordingArtifact:
         _check_id(recording_id, "recording_id")
@@ -358,8 +369,11 @@ class RecallClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        pace: tuple[Operation, str | None] | None = None,
     ) -> _Reply:
         path = safe_url(url) if url.startswith(("http://", "https://")) else url
+        if pace is not None and self._pacer is not None:
+            await self._pacer.wait(*pace)
         started = time.monotonic()
         request = self._api.build_request(method, url, content=content, headers=headers, params=params)
         try:

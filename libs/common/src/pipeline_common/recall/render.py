@@ -1,4 +1,17 @@
-"""Renderers for downloaded transcripts: a readable speaker-grouped form, plain text, WebVTT and SRT.
+"""Renderers for downloaded transcripts: Recall's readable form, plain text, WebVTT and SRT.
+
+Two groupings, on purpose:
+
+- ``readable.json`` (:func:`recall_readable`) is exactly what Recall's own ``convert_to_readable_transcript`` returns
+  (the function Recall's quickstarts link to), so code written against Recall's sample reads ours unchanged: parts
+  whose participant is null or has no name are left out (without breaking a speaker's run), consecutive parts of
+  one participant (``id``, else ``name``) merge, word texts are joined with single spaces and trimmed, the start is
+  the first word with a start timestamp and the end the last word with an end timestamp, ``duration_seconds`` is
+  ``end - start`` unrounded (from the absolute times when a relative one is missing), and absolute timestamps pass
+  through unchanged.
+- The forms people read or watch (``txt``, ``vtt``, ``srt``) keep every spoken word: null and nameless participants
+  are an "Unknown speaker" (or "Speaker <id>"), text is cleaned, punctuation tokens attach to the word before them.
+  :func:`unnamed_word_count` says how many words only these forms carry.
 
 All renderers are deterministic (same parts in, same bytes out) and total: any transcript the models accept renders,
 including null participants, words without timestamps, zero-length words, overlapping speakers, any unicode, and the
@@ -22,12 +35,13 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from pipeline_common.recall.models import Participant, Transcript, TranscriptPart
+from pipeline_common.recall.readable import RawPart, recall_readable
 
 __all__ = [
     "UNKNOWN_SPEAKER",
@@ -42,6 +56,7 @@ __all__ = [
     "paragraph_cues",
     "readable",
     "readable_json",
+    "recall_readable",
     "render_readable_json",
     "render_srt",
     "render_text",
@@ -49,6 +64,7 @@ __all__ = [
     "speaker_label",
     "speakers",
     "speech_duration",
+    "unnamed_word_count",
     "word_count",
 ]
 
@@ -225,18 +241,28 @@ def readable(parts: Parts) -> list[Paragraph]:
     return [_paragraph(participant, language, tokens) for _, participant, language, tokens in groups]
 
 
-def readable_json(parts: Parts) -> list[dict[str, Any]]:
-    """The readable form as JSON-able dicts (one per paragraph)."""
-    return [paragraph.to_dict() for paragraph in readable(parts)]
+def readable_json(parts: Iterable[TranscriptPart | RawPart] | Transcript) -> list[dict[str, Any]]:
+    """The ``readable.json`` form: :func:`recall_readable`."""
+    return recall_readable(parts)
 
 
-def render_readable_json(parts: Parts) -> str:
-    return format_readable_json(readable(parts))
+def render_readable_json(parts: Iterable[TranscriptPart | RawPart] | Transcript) -> str:
+    return format_readable_json(recall_readable(parts))
 
 
-def format_readable_json(paragraphs: Iterable[Paragraph]) -> str:
-    """The readable form's JSON text, from paragraphs computed by :func:`readable`."""
-    return json.dumps([paragraph.to_dict() for paragraph in paragraphs], ensure_ascii=False, indent=2) + "\n"
+def format_readable_json(paragraphs: Iterable[Mapping[str, Any]]) -> str:
+    """``readable.json``'s text, from :func:`recall_readable`'s paragraphs."""
+    return json.dumps(list(paragraphs), ensure_ascii=False, indent=2) + "\n"
+
+
+def unnamed_word_count(parts: Parts) -> int:
+    """Words spoken by null or nameless participants: in ``txt``/``vtt``/``srt``, not in ``readable.json``."""
+    return sum(
+        _words_in(word.text)
+        for part in _parts(parts)
+        if part.participant is None or not part.participant.name
+        for word in part.words
+    )
 
 
 def _clock(seconds: float) -> str:
