@@ -112,6 +112,8 @@ class RecallApiSettings(BaseServiceSettings):
     recall_pace_retrieve_per_minute: int = Field(default=300, ge=0, le=100_000)
     recall_pace_list_per_minute: int = Field(default=60, ge=0, le=100_000)
     recall_pace_delete_per_minute: int = Field(default=300, ge=0, le=100_000)
+    #: At Recall's transcripts-per-recording limit, delete our own failed (else oldest done) transcript and go on.
+    recall_delete_own_transcripts_at_limit: bool = False
 
     @field_validator("recall_api_base_url")
     @classmethod

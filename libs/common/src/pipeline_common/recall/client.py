@@ -34,11 +34,14 @@ from pipeline_common.recall.errors import (
     RecallDownloadTooLarge,
     RecallInvalidArgument,
     RecallInvalidResponse,
+    RecallNotFound,
     RecallOperatorError,
     RecallRequestTimeout,
     RecallResponseLost,
+    RecallTranscriptLimitReached,
     error_for_status,
 )
+from pipeline_common.recall.limit import transcripts_to_delete
 from pipeline_common.recall.models import (
     API_RESPONSE_MAX_BYTES,
     Diarization,
@@ -152,6 +155,7 @@ class RecallClient:
         user_agent: str = DEFAULT_USER_AGENT,
         transport: httpx.AsyncBaseTransport | None = None,
         pacer: RecallPacer | None = None,
+        delete_own_transcripts_at_limit: bool = False,
     ) -> None:
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not key or not key.strip() or any(ch in key for ch in "\r\n"):
@@ -165,6 +169,7 @@ class RecallClient:
         self._download_hosts = tuple(download_hosts) if download_hosts is not None else None
         self._download_timeout = download_timeout
         self._pacer = pacer
+        self._make_room_at_limit = delete_own_transcripts_at_limit
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         common: dict[str, Any] = {
             "limits": limits,
@@ -194,6 +199,7 @@ class RecallClient:
         if settings.recall_api_key is None:
             raise ValueError("RECALL_API_KEY is not set")
         options.setdefault("pacer", RecallPacer.from_settings(settings))
+        options.setdefault("delete_own_transcripts_at_limit", settings.recall_delete_own_transcripts_at_limit)
         return cls(
             api_key=settings.recall_api_key,
             base_url=settings.recall_base_url,
@@ -252,14 +258,36 @@ class RecallClient:
             content = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError):
             raise RecallInvalidArgument("metadata must be JSON-serialisable") from None
-        response = await self._request(
-            "POST",
-            f"/api/v1/recording/{recording_id}/create_transcript/",
-            content=content,
-            headers=headers,
-            pace=(Operation.CREATE, bot_id or recording_id),
-        )
+        path = f"/api/v1/recording/{recording_id}/create_transcript/"
+        pace = (Operation.CREATE, bot_id or recording_id)
+        try:
+            response = await self._request("POST", path, content=content, headers=headers, pace=pace)
+        except RecallTranscriptLimitReached:
+            if not (self._make_room_at_limit and metadata and await self._make_room(recording_id, metadata)):
+                raise
+            # A new key: Recall replays the stored 4xx for the old one. Deterministic, so a retry of this very
+            # create (after a lost response) is still absorbed.
+            if idempotency_key is not None:
+                headers["Idempotency-Key"] = f"{idempotency_key}-after-limit"[:255]
+            response = await self._request("POST", path, content=content, headers=headers, pace=pace)
         return self._parse(response, parse_transcript_artifact)
+
+    async def _make_room(self, recording_id: str, create_metadata: Mapping[str, Any]) -> bool:
+        """Delete our own failed (else oldest done) transcripts of the recording; True if any went."""
+        candidates = transcripts_to_delete(
+            await self.list_transcripts(recording_id=recording_id), create_metadata, recording_id
+        )
+        for transcript_id in candidates:
+            log.warning(
+                "Recall's transcript limit reached: deleting one of our own transcripts of the recording",
+                recording_id=recording_id,
+                transcript_id=transcript_id,
+            )
+            try:
+                await self.delete_transcript(transcript_id)
+            except RecallNotFound:
+                continue
+        return bool(candidates)
 
     async def retrieve_transcript(self, transcript_id: str) -> TranscriptArtifact:
         _check_id(transcript_id, "transcript_id")
