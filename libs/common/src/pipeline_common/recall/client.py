@@ -16,7 +16,6 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
@@ -26,22 +25,20 @@ from pydantic import SecretStr, ValidationError
 
 from pipeline_common.logging import get_logger
 from pipeline_common.recall._base import describe_validation_error
+from pipeline_common.recall._http import parse_retry_after, read_capped, safe_url, transport_error
 from pipeline_common.recall.downloads import download_error, open_following_redirects
 from pipeline_common.recall.errors import (
     InvalidRecallPayload,
     RecallApiError,
-    RecallConnectionError,
     RecallDownloadTooLarge,
     RecallInvalidArgument,
     RecallInvalidResponse,
-    RecallNotFound,
     RecallOperatorError,
     RecallRequestTimeout,
-    RecallResponseLost,
     RecallTranscriptLimitReached,
     error_for_status,
 )
-from pipeline_common.recall.limit import transcripts_to_delete
+from pipeline_common.recall.limit import make_room
 from pipeline_common.recall.models import (
     API_RESPONSE_MAX_BYTES,
     Diarization,
@@ -56,7 +53,7 @@ from pipeline_common.recall.models import (
 from pipeline_common.recall.pacing import Operation, RecallPacer
 from pipeline_common.settings import RecallApiSettings, RecallRegion
 
-__all__ = ["RecallClient"]
+__all__ = ["RecallClient", "parse_retry_after", "safe_url"]
 
 log = get_logger("pipeline_common.recall.client")
 T = TypeVar("T")
@@ -82,38 +79,6 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
-def safe_url(url: str) -> str:
-    """``scheme://host/path`` with the query and fragment (pre-signed credentials) and any userinfo removed."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparseable url>"
-    return f"{parts.scheme}://{host}{port}{parts.path}"[:300]
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date), clamped to [0, 24 h]; None if absent or garbled."""
-    if value is None:
-        return None
-    value = value.strip()
-    seconds: float | None
-    try:
-        seconds = float(value)
-        if seconds != seconds:  # NaN
-            return None
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment is None:  # pragma: no cover - older Pythons
-            return None
-        seconds = moment.timestamp() - (now if now is not None else time.time())
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
@@ -127,16 +92,6 @@ class _Reply:
     body: bytes
     method: str
     path: str
-
-
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    """At most ``limit`` bytes of a streamed body (a hostile or broken server cannot make us hold more)."""
-    body = bytearray()
-    async for piece in response.aiter_bytes():
-        body += piece
-        if len(body) >= limit:
-            break
-    return bytes(body[:limit])
 
 
 class RecallClient:
@@ -263,7 +218,7 @@ class RecallClient:
         try:
             response = await self._request("POST", path, content=content, headers=headers, pace=pace)
         except RecallTranscriptLimitReached:
-            if not (self._make_room_at_limit and metadata and await self._make_room(recording_id, metadata)):
+            if not (self._make_room_at_limit and metadata and await make_room(self, recording_id, metadata)):
                 raise
             # A new key: Recall replays the stored 4xx for the old one. Deterministic, so a retry of this very
             # create (after a lost response) is still absorbed.
@@ -271,23 +226,6 @@ class RecallClient:
                 headers["Idempotency-Key"] = f"{idempotency_key}-after-limit"[:255]
             response = await self._request("POST", path, content=content, headers=headers, pace=pace)
         return self._parse(response, parse_transcript_artifact)
-
-    async def _make_room(self, recording_id: str, create_metadata: Mapping[str, Any]) -> bool:
-        """Delete our own failed (else oldest done) transcripts of the recording; True if any went."""
-        candidates = transcripts_to_delete(
-            await self.list_transcripts(recording_id=recording_id), create_metadata, recording_id
-        )
-        for transcript_id in candidates:
-            log.warning(
-                "Recall's transcript limit reached: deleting one of our own transcripts of the recording",
-                recording_id=recording_id,
-                transcript_id=transcript_id,
-            )
-            try:
-                await self.delete_transcript(transcript_id)
-            except RecallNotFound:
-                continue
-        return bool(candidates)
 
     async def retrieve_transcript(self, transcript_id: str) -> TranscriptArtifact:
         _check_id(transcript_id, "transcript_id")
@@ -352,7 +290,7 @@ class RecallClient:
             try:
                 if response.status_code >= 300:
                     async with asyncio.timeout_at(deadline):
-                        head = await _read_capped(response, _ERROR_BODY_BYTES)
+                        head = await read_capped(response, _ERROR_BODY_BYTES)
                     raise self._download_error(response, head, path)
                 declared = response.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -379,7 +317,7 @@ class RecallClient:
                 f"download did not finish within {self._download_timeout:g}s", method="GET", path=path
             ) from None
         except httpx.HTTPError as error:
-            raise self._transport_error(error, "GET", path) from error
+            raise transport_error(error, "GET", path) from error
         log.debug("recall download", path=path, bytes=received)
 
     async def download(self, url: str, max_bytes: int) -> bytes:
@@ -407,11 +345,11 @@ class RecallClient:
         try:
             response = await self._api.send(request, stream=True)
             try:
-                body = await _read_capped(response, API_RESPONSE_MAX_BYTES + 1)
+                body = await read_capped(response, API_RESPONSE_MAX_BYTES + 1)
             finally:
                 await response.aclose()
         except httpx.HTTPError as error:
-            failure = self._transport_error(error, method, path)
+            failure = transport_error(error, method, path)
             log.warning("recall call failed", method=method, path=path, error=type(failure).__name__)
             raise failure from error
         reply = _Reply(status=response.status_code, headers=response.headers, body=body, method=method, path=path)
@@ -492,20 +430,3 @@ class RecallClient:
     def _download_error(self, response: httpx.Response, body: bytes, path: str) -> RecallApiError:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return download_error(response.status_code, retry_after, self._detail(body), path)
-
-    @staticmethod
-    def _transport_error(error: httpx.HTTPError, method: str, path: str) -> RecallApiError:
-        name = type(error).__name__
-        if isinstance(error, httpx.TimeoutException):
-            return RecallRequestTimeout(f"timed out ({name})", method=method, path=path)
-        if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
-            return RecallResponseLost(
-                f"connection closed before the response arrived ({name}); the request may have been processed",
-                method=method,
-                path=path,
-            )
-        if isinstance(error, httpx.DecodingError):
-            return RecallInvalidResponse(f"response body could not be decoded ({name})", method=method, path=path)
-        if isinstance(error, httpx.TransportError):
-            return RecallConnectionError(f"could not reach Recall ({name})", method=method, path=path)
-        return RecallConnectionError(f"HTTP error ({name})", method=method, path=path)

@@ -11,11 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
+from pipeline_common.logging import get_logger
+from pipeline_common.recall.errors import RecallNotFound
 from pipeline_common.recall.models import TranscriptArtifact
 
-__all__ = ["ours", "transcripts_to_delete"]
+__all__ = ["make_room", "ours", "transcripts_to_delete"]
+
+log = get_logger("pipeline_common.recall.limit")
+
+
+class TranscriptApi(Protocol):
+    async def list_transcripts(self, *, recording_id: str | None = None) -> list[TranscriptArtifact]: ...
+    async def delete_transcript(self, transcript_id: str) -> None: ...
+
 
 _EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
 
@@ -47,3 +57,21 @@ def transcripts_to_delete(
 
 def _created(transcript: TranscriptArtifact) -> datetime:
     return transcript.created_at or _EARLIEST
+
+
+async def make_room(recall: TranscriptApi, recording_id: str, create_metadata: Mapping[str, Any]) -> bool:
+    """Delete our own failed (else oldest done) transcripts of the recording; True if any went."""
+    candidates = transcripts_to_delete(
+        await recall.list_transcripts(recording_id=recording_id), create_metadata, recording_id
+    )
+    for transcript_id in candidates:
+        log.warning(
+            "Recall's transcript limit reached: deleting one of our own transcripts of the recording",
+            recording_id=recording_id,
+            transcript_id=transcript_id,
+        )
+        try:
+            await recall.delete_transcript(transcript_id)
+        except RecallNotFound:
+            continue
+    return bool(candidates)
