@@ -33,15 +33,19 @@ subtitle forms), then ``format_readable_json`` / ``format_text`` from the paragr
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from pipeline_common.recall._text import Parts, clean_text
+from pipeline_common.recall._text import ms as _ms
+from pipeline_common.recall._text import parts_list as _parts
+from pipeline_common.recall._text import speaker_key as _speaker_key
+from pipeline_common.recall._text import words_in as _words_in
 from pipeline_common.recall.models import Participant, Transcript, TranscriptPart
 from pipeline_common.recall.readable import RawPart, recall_readable
+from pipeline_common.recall.stats import language_codes, speakers, speech_duration, unnamed_word_count, word_count
 
 __all__ = [
     "UNKNOWN_SPEAKER",
@@ -72,23 +76,8 @@ UNKNOWN_SPEAKER: Final = "Unknown speaker"
 MIN_CUE_SECONDS: Final = 0.5  # a cue for a zero-length word (or one without timestamps) stays up this long
 DEFAULT_CUE_SECONDS: Final = 7.0
 DEFAULT_CUE_CHARS: Final = 84
-_WHITESPACE: Final = re.compile(r"\s+")
 _CLOSING_PUNCTUATION: Final = frozenset(".,!?;:…)]}»”’%、。，！？；：」』）")
 _SENTENCE_END: Final = frozenset(".!?…。！？")
-
-Parts = Iterable[TranscriptPart] | Transcript
-
-
-def _parts(parts: Parts) -> list[TranscriptPart]:
-    return list(parts.root) if isinstance(parts, Transcript) else list(parts)
-
-
-def clean_text(text: str) -> str:
-    """Drop control characters, collapse whitespace (newlines too) to single spaces, strip."""
-    if text.isprintable():
-        return _WHITESPACE.sub(" ", text).strip()
-    kept = "".join(ch if ch.isspace() or unicodedata.category(ch) != "Cc" else "" for ch in text)
-    return _WHITESPACE.sub(" ", kept).strip()
 
 
 def speaker_label(participant: Participant | None) -> str:
@@ -100,19 +89,6 @@ def speaker_label(participant: Participant | None) -> str:
     if participant.id is not None:
         return f"Speaker {clean_text(str(participant.id)) or '?'}"
     return UNKNOWN_SPEAKER
-
-
-def _speaker_key(participant: Participant | None) -> tuple[str, str]:
-    if participant is None:
-        return ("unknown", "")
-    if participant.id is not None:
-        return ("id", f"{type(participant.id).__name__}:{participant.id}")
-    name = clean_text(participant.name or "")
-    return ("name", name) if name else ("unknown", "")
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +128,6 @@ def _join(tokens: Iterable[_Token]) -> str:
             text += " "
         text += token.text
     return text
-
-
-def _words_in(text: str) -> int:
-    """Words in one token: whitespace-separated pieces with a letter or digit (punctuation alone is no word)."""
-    return sum(1 for piece in text.split() if any(ch.isalnum() for ch in piece))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,16 +224,6 @@ def render_readable_json(parts: Iterable[TranscriptPart | RawPart] | Transcript)
 def format_readable_json(paragraphs: Iterable[Mapping[str, Any]]) -> str:
     """``readable.json``'s text, from :func:`recall_readable`'s paragraphs."""
     return json.dumps(list(paragraphs), ensure_ascii=False, indent=2) + "\n"
-
-
-def unnamed_word_count(parts: Parts) -> int:
-    """Words spoken by null or nameless participants: in ``txt``/``vtt``/``srt``, not in ``readable.json``."""
-    return sum(
-        _words_in(word.text)
-        for part in _parts(parts)
-        if part.participant is None or not part.participant.name
-        for word in part.words
-    )
 
 
 def _clock(seconds: float) -> str:
@@ -385,51 +346,3 @@ def format_srt(cue_list: Iterable[Cue]) -> str:
         for index, cue in enumerate(cue_list, start=1)
     ]
     return "\n\n".join(blocks) + ("\n" if blocks else "")
-
-
-def word_count(parts: Parts) -> int:
-    """Words with at least one letter or digit (punctuation-only tokens do not count; a token holding several
-    space-separated words counts each)."""
-    return sum(_words_in(word.text) for part in _parts(parts) for word in part.words)
-
-
-def speakers(parts: Parts) -> list[Participant]:
-    """Distinct identified participants in order of first appearance (null and anonymous ones left out)."""
-    seen: set[tuple[str, str]] = set()
-    found = []
-    for part in _parts(parts):
-        key = _speaker_key(part.participant)
-        if key[0] == "unknown" or key in seen or part.participant is None:
-            continue
-        seen.add(key)
-        found.append(part.participant)
-    return found
-
-
-def language_codes(parts: Parts) -> list[str]:
-    """Distinct language codes in order of first appearance."""
-    return list(dict.fromkeys(part.language_code for part in _parts(parts) if part.language_code))
-
-
-def speech_duration(parts: Parts) -> float:
-    """Seconds during which at least one word was being spoken (the union of word intervals, so overlapping
-    speakers are not counted twice). Words without both timestamps add nothing."""
-    intervals = sorted(
-        (word.start, max(word.end, word.start))
-        for part in _parts(parts)
-        for word in part.words
-        if word.start is not None and word.end is not None and clean_text(word.text)
-    )
-    total = 0.0
-    current_start: float | None = None
-    current_end = 0.0
-    for start, end in intervals:
-        if current_start is None or start > current_end:
-            if current_start is not None:
-                total += current_end - current_start
-            current_start, current_end = start, end
-        else:
-            current_end = max(current_end, end)
-    if current_start is not None:
-        total += current_end - current_start
-    return _ms(total)
