@@ -97,3 +97,47 @@ def test_debug_events_are_logged_at_debug_level(capsys: pytest.CaptureFixture[st
         "logger": "pipeline.test",
         "timestamp": None,
     }
+
+
+def test_http_client_request_lines_are_quiet_at_info(capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 14 item 10: httpx logs "HTTP Request: GET <full pre-signed URL>" at INFO.
+    configure_logging(LoggingSettings(log_level="INFO", log_format=LogFormat.JSON))
+    logging.getLogger("httpx").info("HTTP Request: GET %s", "https://s3.example/t.json?X-Amz-Signature=abc123")
+    logging.getLogger("httpcore.connection").info("connect_tcp.started host='s3.example'")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://bucket.s3.amazonaws.com/t.json?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=abc123",
+        "http://127.0.0.1:8081/api/v1/download/t-1?token=abc123",
+        "GET https://us-east-1.recall.ai/api/v1/download/x?token=abc123 failed",
+        "Authorization: Token abc123",
+        "headers={'authorization': 'Token abc123'}",
+    ],
+)
+def test_query_strings_and_authorization_are_redacted_wherever_they_appear(
+    capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    configure_logging(LoggingSettings(log_level="INFO", log_format=LogFormat.JSON))
+    get_logger("pipeline.test").warning(text, url=text, nested={"detail": [text]})
+    logging.getLogger("some.library").warning("library: %s", text)
+    err = capsys.readouterr().err
+    assert "abc123" not in err
+    assert "AKIAEXAMPLE" not in err
+    assert len([json.loads(line) for line in err.splitlines()]) == 2
+
+
+def test_faust_worker_logging_setup_keeps_our_json_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 14 item 11: faust's Worker clears the root handlers and installs colorlog after configure_logging.
+    from mode.utils.logging import setup_logging
+
+    configure_logging(LoggingSettings(log_level="INFO", log_format=LogFormat.JSON), service="transcriber")
+    # What faust.Worker does on start with app.conf.logging_config (worker_main sets it to this).
+    setup_logging(loglevel="INFO", logfile=None, logging_config=pipeline_logging.faust_logging_config())
+    logging.getLogger("faust.worker").info("[^Worker]: Ready")
+    get_logger("transcriber").info("ours", n=1)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["event"] for line in lines] == ["[^Worker]: Ready", "ours"]
+    assert all(line["service"] == "transcriber" for line in lines)

@@ -176,3 +176,43 @@ def test_arbitrary_input_never_verifies_and_fails_only_with_the_documented_error
 ) -> None:
     with pytest.raises(WebhookVerificationFailed):
         WebhookVerifier([SECRET]).verify(body, headers)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "999999999999",  # year out of datetime's range
+        "²",  # str.isdigit() is true, int() refuses it
+        "１７００００００００",  # fullwidth digits: int() accepts them, Recall never sends them
+        "٣",
+        "0" * 12,
+    ],
+)
+def test_timestamps_that_used_to_raise_value_error_are_refused(timestamp: str) -> None:
+    headers = sign_webhook([SECRET], "m", BODY) | {"webhook-timestamp": timestamp}
+    assert reason(BODY, headers) in {
+        VerificationFailure.MALFORMED_TIMESTAMP,
+        VerificationFailure.STALE_TIMESTAMP,
+        VerificationFailure.FUTURE_TIMESTAMP,
+    }
+
+
+# Header values as Starlette hands them over: any latin-1 text (each byte of the raw header is one character).
+_latin1_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=40)
+_digitish = st.sampled_from(["²", "³", "¹", "999999999999", "0", "-0", " 1 ", "1" * 12, "\x00", "٣"])
+
+
+@settings(max_examples=400)
+@given(
+    name=st.sampled_from(["webhook-id", "webhook-timestamp", "webhook-signature"]),
+    value=st.one_of(_latin1_text, _digitish, st.tuples(_digitish, _latin1_text).map("".join)),
+)
+def test_any_header_value_of_a_signed_delivery_fails_only_with_the_documented_error(name: str, value: str) -> None:
+    headers = sign_webhook([SECRET], "msg_1", BODY) | {name: value}
+    try:
+        WebhookVerifier([SECRET]).verify(BODY, headers)
+    except WebhookVerificationFailed:
+        return
+    # Only an unchanged (or whitespace-equivalent) value may still verify.
+    original = sign_webhook([SECRET], "msg_1", BODY)[name]
+    assert value.strip() == original

@@ -4,6 +4,8 @@ by the same supervisor as ``make up`` and driven by the same code as ``make demo
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -178,3 +180,65 @@ def test_the_alert_rules_judge_the_real_processes_metrics(
             assert {a["labels"]["alertname"] for a in alerts} == {"RecallCredentialsRefused"}
         finally:
             httpx.delete(f"{simulator}/admin/faults")
+
+
+def _forbidden_strings() -> dict[str, str]:
+    """What must never appear in any log line of any process (issue 14 item 10)."""
+    secret = stack.dev_webhook_secret()
+    forbidden = {
+        "the API key": stack.DEV_API_KEY,
+        "the webhook secret": secret,
+        "the webhook secret's key": secret.removeprefix("whsec_"),
+        "a signed URL's signature": "X-Sim-Signature=",
+        "a signed URL's expiry": "X-Sim-Expires=",
+        "a download token": "token=",
+        "an S3 signature": "X-Amz-Signature=",
+        "an S3 credential": "X-Amz-Credential=",
+    }
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"):
+        value = os.environ.get(name)
+        if value:
+            forbidden[name] = value
+    return forbidden
+
+
+def test_every_log_line_of_every_process_is_json_and_carries_no_secret(
+    finished: tuple[stack.Profile, demo.Demo],
+) -> None:
+    # Issue 14 items 10 and 11: faust workers' lines were "[time] [pid] [INFO] {dict repr}"; httpx logged every
+    # pre-signed download URL at INFO.
+    profile, _ = finished
+    forbidden = _forbidden_strings()
+    files = {path.stem: path.read_text(errors="replace").splitlines() for path in profile.logs.glob("*.log")}
+    assert {"ingest", "transcriber", "fetcher", "recall_sim"} <= set(files), sorted(files)
+    problems: list[str] = []
+    for name, lines in files.items():
+        assert lines, f"{name} logged nothing"
+        for number, line in enumerate(lines, 1):
+            for what, value in forbidden.items():
+                if value in line:
+                    problems.append(f"{name}:{number}: {what} in {line[:200]!r}")
+            try:
+                parsed = json.loads(line)
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, dict):
+                problems.append(f"{name}:{number}: not one JSON object: {line[:200]!r}")
+    assert problems == [], "\n".join(problems[:40])
+
+
+def test_redirecting_downloads_and_legacy_bot_events_were_exercised(
+    finished: tuple[stack.Profile, demo.Demo],
+) -> None:
+    # Issue 14 items 2 and 4: the simulator serves both, as Recall does; the pipeline must take both.
+    profile, _ = finished
+    base = f"http://127.0.0.1:{profile.sim_port}"
+    calls = httpx.get(f"{base}/admin/calls", params={"endpoint": "download"}, timeout=10).json()
+    redirected = [call for call in calls if call["outcome"] == "redirected"]
+    assert redirected, "no download URL redirected"
+    assert not [call for call in calls if call["authorization_sent"]]
+    deliveries = httpx.get(f"{base}/admin/deliveries", params={"event": "bot.status_change"}, timeout=10).json()
+    assert deliveries, "no legacy bot event sent"
+    assert all(delivery["delivered_count"] >= 1 for delivery in deliveries), deliveries[:3]
+    refused = [a for d in deliveries for a in d["attempts"] if a["status"] is not None and a["status"] >= 400]
+    assert refused == []

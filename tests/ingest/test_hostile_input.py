@@ -27,7 +27,12 @@ header_names = st.sampled_from(
 )
 header_values = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=200).map(str.strip),
-    st.sampled_from(["application/json", "v1,AAAA", "0", "-1", "99999999999", "v1," + "A" * 5000]),
+    st.sampled_from(["application/json", "v1,AAAA", "0", "-1", "99999999999", "999999999999", "v1," + "A" * 5000]),
+    # Header values as raw bytes: latin-1 characters such as b"\xb2" ("²", for which str.isdigit() is true).
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_categories=("Cc",)), max_size=20)
+    .map(str.strip)
+    .map(lambda text: text.encode("latin-1")),
+    st.sampled_from([b"\xb2", b"\xb9\xb2\xb3", b"1\xb2", b"v1,\xb2"]),
 )
 
 
@@ -49,7 +54,7 @@ def test_arbitrary_requests_are_refused_cleanly_and_write_nothing(ingest: Ingest
         headers=st.dictionaries(header_names, header_values, max_size=8),
         resign=st.booleans(),
     )
-    def fire(body: bytes, headers: dict[str, str], resign: bool) -> None:
+    def fire(body: bytes, headers: dict[str, str | bytes], resign: bool) -> None:
         if resign and "content-length" not in headers and is_utf8(body):
             # A valid signature over junk: verification passes, parsing must refuse it (or it is a real event).
             headers = {**headers, **signed(body)}

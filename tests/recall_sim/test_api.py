@@ -75,7 +75,10 @@ async def test_auth(recall_sim: RunningSim, headers: dict[str, str], status: int
             {**PROVIDER, "diarization": {"use_separate_streams_when_available": "yes"}},
             {"diarization": ["use_separate_streams_when_available: Must be a valid boolean."]},
         ),
-        ({**PROVIDER, "metadata": {"n": 1}}, {"metadata": ["Expected an object of strings."]}),
+        (
+            {**PROVIDER, "metadata": {"n": 1}},
+            {"metadata": ["Expected an object of strings of at most 500 characters."]},
+        ),
     ],
 )
 async def test_create_validates_the_body(
@@ -105,10 +108,10 @@ async def test_create_refuses_bodies_that_are_not_json_or_too_big(
 
 async def test_a_created_transcript_processes_then_is_done(recall_sim: RunningSim, http: httpx.AsyncClient) -> None:
     recording = await recall_sim.admin.create_recording()
-    created = await http.post(create_path(recording["id"]), json={**PROVIDER, "metadata": {"k": "v", "n": None}})
+    created = await http.post(create_path(recording["id"]), json={**PROVIDER, "metadata": {"k": "v", "n": ""}})
     assert created.status_code == 200
     artifact = parse_transcript_artifact(created.content)
-    assert artifact.is_processing and artifact.download_url is None and artifact.metadata == {"k": "v", "n": None}
+    assert artifact.is_processing and artifact.download_url is None and artifact.metadata == {"k": "v", "n": ""}
     assert artifact.provider == PROVIDER["provider"]  # echoed as given
     assert artifact.expires_at and artifact.created_at and (artifact.expires_at - artifact.created_at).days == 7
 

@@ -259,3 +259,36 @@ def test_next_provider_index_without_a_current_attempt_is_the_primary() -> None:
     p = policy()
     empty = RecordingState(recording_id=REC, created_at=NOW, updated_at=NOW)
     assert next_provider_index(empty, p, None) == 0
+
+
+def test_recalls_firewall_403_is_its_own_kind_retried_a_bounded_number_of_times() -> None:
+    # Issue 14 item 5: 403 means Recall's firewall blocked the request, not bad credentials; it was retried slowly
+    # forever as an operator problem.
+    from pipeline_common.recall.errors import ErrorKind, error_for_status
+
+    error = error_for_status(403, method="POST", path="/api/v1/x", detail="Request blocked", retry_after=None)
+    assert error.kind is ErrorKind.FIREWALL
+    p = policy()
+    state = started(p)
+    for failure in range(1, p.firewall_max_retries + 1):
+        decision = lifecycle.on_create_failed(state, 1, error, p, NOW, random.Random(1))
+        assert decision.state is not None and decision.failed is None, failure
+        assert decision.state.status is Status.RETRY_SCHEDULED
+        assert not decision.operator_problem
+        assert "firewall" in decision.note
+        state = decision.state
+    final = lifecycle.on_create_failed(state, 1, error, p, NOW, random.Random(1))
+    assert final.failed is not None
+    assert final.failed.reason is FailureReason.BLOCKED_BY_FIREWALL
+    assert final.failed.attempts[0].http_status == 403
+
+
+def test_the_metadata_we_send_always_fits_recalls_limits() -> None:
+    # Issue 14 item 7: string keys and values of at most 500 characters, no nesting. The prefix is checked at start-up
+    # (TRANSCRIBER_IDEMPOTENCY_PREFIX, at most 64 characters) and ids are at most 128: the longest still fits.
+    from pipeline_common.recall.models import check_metadata
+
+    p = policy()
+    longest = Policy(**{**vars(p), "idempotency_prefix": "p" * 64})
+    metadata = longest.create_metadata("r" * 128, 10)
+    assert check_metadata(metadata) == metadata

@@ -218,7 +218,7 @@ async def test_per_bot_rate_limit_carries_retry_after(recall_sim: RunningSim) ->
         ({"status": 504}, RecallServerError, ErrorKind.RETRYABLE, None),
         ({"status": 401}, RecallUnauthorized, ErrorKind.OPERATOR, None),
         ({"status": 402}, RecallPaymentRequired, ErrorKind.OPERATOR, None),
-        ({"status": 403}, RecallForbidden, ErrorKind.OPERATOR, None),
+        ({"status": 403}, RecallForbidden, ErrorKind.FIREWALL, None),
         ({"status": 400}, RecallBadRequest, ErrorKind.TERMINAL, None),
         ({"status": 404}, RecallNotFound, ErrorKind.TERMINAL, None),
     ],
@@ -326,3 +326,26 @@ async def test_a_garbled_2xx_is_an_invalid_response(recall_sim: RunningSim) -> N
         with pytest.raises(RecallInvalidResponse, match="not the documented shape") as caught:
             await recall.retrieve_recording(recording["id"])
     assert caught.value.kind is ErrorKind.RETRYABLE and caught.value.status == 200
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ({"team": {"nested": "x"}}, "string"),
+        ({"attempt": 3}, "string"),
+        ({"note": "x" * 501}, "500"),
+        ({"k" * 501: "v"}, "500"),
+        ({"ok": None}, "string"),
+    ],
+)
+async def test_metadata_recall_would_refuse_is_refused_before_the_call(
+    recall_sim: RunningSim, metadata: dict[str, Any], reason: str
+) -> None:
+    # Issue 14 item 7: Recall's custom metadata is string keys and values, at most 500 characters, no nesting.
+    async with recall_sim.client() as recall:
+        recording = await recall_sim.admin.create_recording()
+        with pytest.raises(RecallInvalidArgument, match=reason):
+            await recall.create_transcript(recording["id"], RECALL, metadata=metadata)
+        assert await recall_sim.admin.calls(endpoint="create_transcript") == []
+        created = await recall.create_transcript(recording["id"], RECALL, metadata={"note": "x" * 500})
+        assert created.metadata == {"note": "x" * 500}

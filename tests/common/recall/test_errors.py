@@ -39,7 +39,7 @@ pytestmark = pytest.mark.unit
         (507, None, RecallServerError, ErrorKind.RETRYABLE),
         (401, "Invalid token.", RecallUnauthorized, ErrorKind.OPERATOR),
         (402, None, RecallPaymentRequired, ErrorKind.OPERATOR),
-        (403, None, RecallForbidden, ErrorKind.OPERATOR),
+        (403, None, RecallForbidden, ErrorKind.FIREWALL),
         (404, "Not found.", RecallNotFound, ErrorKind.TERMINAL),
         (400, "provider: unknown provider", RecallBadRequest, ErrorKind.TERMINAL),
         (422, None, RecallBadRequest, ErrorKind.TERMINAL),

@@ -215,11 +215,11 @@ def test_the_reason_never_echoes_the_input() -> None:
 
 def test_oversized_bodies_are_refused_before_parsing() -> None:
     body = recording_event()
-    body["data"]["recording"]["metadata"] = {"pad": "x" * 2_000_000}
+    body["data"]["recording"]["metadata"] = {"pad": "x" * (64 * 1024 * 1024)}
     raw = json.dumps(body).encode()
-    with pytest.raises(InvalidRecallPayload, match="over the 1048576-byte limit"):
+    with pytest.raises(InvalidRecallPayload, match="over the 67108864-byte limit"):
         parse_webhook_event(raw)
-    assert parse_webhook_event(raw, max_bytes=None).recording_metadata["pad"] == "x" * 2_000_000
+    assert parse_webhook_event(raw, max_bytes=None).recording_metadata["pad"] == "x" * (64 * 1024 * 1024)
 
 
 def test_invalid_recall_payload_is_a_value_error() -> None:
@@ -258,3 +258,10 @@ def test_arbitrary_shapes_parse_or_fail_with_the_documented_error(event: str, da
     assert parsed.event == event
     if parsed.family in {"recording", "transcript"}:
         assert parsed.recording_id is not None and parsed.updated_at is not None
+
+
+def test_recalls_bot_status_change_with_bot_id_parses() -> None:
+    # Issue 14 item 2: Recall's v1.10 bot status change and call events carry data.bot_id, not data.bot.
+    raw = json.dumps({"event": "bot.status_change", "data": {"bot_id": "bot-1", "status": {"code": "done"}}})
+    event = parse_webhook_event(raw)
+    assert (event.family, event.bot_id, event.recording_id) == ("bot", "bot-1", None)

@@ -29,6 +29,7 @@ class FailureReason(StrEnum):
     RECORDING_DELETED = "recording_deleted"
     TRANSCRIPT_LIMIT = "transcript_limit"
     REJECTED_BY_RECALL = "rejected_by_recall"
+    BLOCKED_BY_FIREWALL = "blocked_by_firewall"  # Recall's firewall answered 403 to every retry of the create
 
 
 class AttemptRecord(ContractModel):
@@ -78,6 +79,12 @@ class TranscriptReady(ContractModel):
     language_codes: list[str] = Field(default_factory=list)
     participants: list[Participant] = Field(default_factory=list)
     word_count: int = Field(ge=0)
+    unnamed_word_count: int = Field(
+        default=0,
+        ge=0,
+        description="words spoken by participants without a name: in the txt, vtt and srt renditions, not in "
+        "readable (which is exactly Recall's convert_to_readable_transcript)",
+    )
     speech_duration_seconds: float = Field(ge=0)
     raw: StoredObject = Field(description="the transcript JSON exactly as Recall served it")
     readable: StoredObject = Field(description="speaker-grouped readable form (JSON)")

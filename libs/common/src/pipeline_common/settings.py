@@ -243,6 +243,13 @@ class RecallApiSettings(BaseServiceSettings):
     recall_region: RecallRegion = RecallRegion.US_WEST_2
     recall_api_key: SecretStr | None = None
     recall_api_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # Client-side pacing at Recall's documented limits (0 turns one off); per worker process.
+    recall_pace_create_per_bot_per_minute: int = Field(default=5, ge=0, le=100_000)
+    recall_pace_retrieve_per_minute: int = Field(default=300, ge=0, le=100_000)
+    recall_pace_list_per_minute: int = Field(default=60, ge=0, le=100_000)
+    recall_pace_delete_per_minute: int = Field(default=300, ge=0, le=100_000)
+    #: At Recall's transcripts-per-recording limit, delete our own failed (else oldest done) transcript and go on.
+    recall_delete_own_transcripts_at_limit: bool = False
 
     @field_validator("recall_api_base_url")
     @classmethod

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from pipeline_common.dlq import dlq_headers
 from pipeline_common.kafka import ensure_topics_when_reachable
 from pipeline_common.kafka_preflight import KafkaConnectionRefused, check_kafka_connection
-from pipeline_common.logging import configure_logging, get_logger
+from pipeline_common.logging import configure_logging, faust_logging_config, get_logger
 from pipeline_common.settings import ConfigError, FaustWorker, KafkaSettings, WorkerSettings, load_settings
 
 _log = get_logger(__name__)
@@ -94,6 +94,8 @@ def worker_main(service: str, settings_type: type[Settings], create_app: Callabl
             raise ConfigError([f"RECALL_API_KEY: Field required (the {service} calls Recall's API)"])
         configure_logging(settings, service=service)
         app = create_app(settings)
+        # faust's Worker replaces the root handler on start: hand it ours, so every line stays one JSON object.
+        app.conf.logging_config = faust_logging_config()
         asyncio.run(check_kafka_connection(settings))  # a refused connection never heals: exit now, say why
     except (ConfigError, ValueError, KafkaConnectionRefused) as error:
         print(f"{service}: {error}", file=sys.stderr)
@@ -108,6 +110,7 @@ def run_worker(app: faust.App, settings: KafkaSettings, *, log_level: str, worke
         asyncio.run(ensure_topics_when_reachable(settings))
     sys.argv = [
         sys.argv[0],
+        "--quiet",  # no banner table on stdout: every line a process writes is a log record
         "worker",
         "--loglevel",
         FAUST_LOG_LEVELS[log_level],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +27,8 @@ _HEADER_SETS: Final = (
     ("svix-id", "svix-timestamp", "svix-signature"),
 )
 # One or more space-separated "v<version>,<base64>" entries.
-_SIGNATURE_ENTRY = re.compile(r"^v\d+,[A-Za-z0-9+/=]+$")
+_SIGNATURE_ENTRY = re.compile(r"^v[0-9]+,[A-Za-z0-9+/=]+$")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 
 
 class VerificationFailure(StrEnum):
@@ -110,14 +112,16 @@ class WebhookVerifier:
         if triplet is None:
             raise WebhookVerificationFailed(VerificationFailure.MISSING_HEADERS)
         webhook_id, timestamp_header, signature_header, legacy = triplet
-        if not timestamp_header.isdigit() or len(timestamp_header) > 12:
+        # ASCII digits only: str.isdigit() is also true for "²" or "٣", which int() refuses or reads differently.
+        if not _TIMESTAMP.fullmatch(timestamp_header):
             raise WebhookVerificationFailed(VerificationFailure.MALFORMED_TIMESTAMP)
-        timestamp = datetime.fromtimestamp(int(timestamp_header), tz=UTC)
-        skew = (timestamp - datetime.now(UTC)).total_seconds()
+        # Compare as numbers before building a datetime: a far-future value is out of datetime's range.
+        skew = int(timestamp_header) - time.time()
         if skew < -TOLERANCE_SECONDS:
             raise WebhookVerificationFailed(VerificationFailure.STALE_TIMESTAMP)
         if skew > TOLERANCE_SECONDS:
             raise WebhookVerificationFailed(VerificationFailure.FUTURE_TIMESTAMP)
+        timestamp = datetime.fromtimestamp(int(timestamp_header), tz=UTC)
         entries = signature_header.split()
         if not entries or len(entries) > 32 or not all(_SIGNATURE_ENTRY.match(entry) for entry in entries):
             raise WebhookVerificationFailed(VerificationFailure.MALFORMED_SIGNATURE)

@@ -267,6 +267,7 @@ class TranscriptFetcher:
                 language_codes=analysis.language_codes,
                 participants=analysis.participants,
                 word_count=analysis.word_count,
+                unnamed_word_count=analysis.unnamed_word_count,
                 speech_duration_seconds=analysis.speech_duration_seconds,
                 raw=objects["raw"],
                 readable=objects["readable"],

@@ -206,6 +206,9 @@ class Analysis:
     paragraphs: list[render.Paragraph]
     #: ``render.cues(parts)``, computed once for the vtt and srt renditions.
     cues: list[render.Cue]
+    #: ``readable.json``: Recall's own readable form, from the parts as downloaded (absolute times unchanged).
+    readable: list[dict[str, Any]] = field(default_factory=list)
+    unnamed_word_count: int = 0
 
     def renderable(self) -> list[TranscriptPart]:
         # The renderers read only what the compact classes hold (see the module docstring).
@@ -227,6 +230,8 @@ def analyse(path: Path, *, read_bytes: int = READ_BYTES) -> Analysis:
     """Validate the transcript stored at ``path`` and compute its facts (blocking: run it in a thread)."""
     with path.open("rb") as stream:
         parts = list(read_parts(stream, read_bytes=read_bytes))
+    with path.open("rb") as stream:
+        recall_form = render.recall_readable(json.loads(text) for text in _ArrayReader(stream, read_bytes))
     renderable = cast(list[TranscriptPart], parts)
     paragraphs = render.readable(renderable)
     cues = render.paragraph_cues(paragraphs)
@@ -241,11 +246,13 @@ def analyse(path: Path, *, read_bytes: int = READ_BYTES) -> Analysis:
         speech_duration_seconds=render.speech_duration(renderable),
         paragraphs=[replace(paragraph, tokens=()) for paragraph in paragraphs],
         cues=cues,
+        readable=recall_form,
+        unnamed_word_count=render.unnamed_word_count(renderable),
     )
 
 
 def _readable_json(analysis: Analysis) -> str:
-    return render.format_readable_json(analysis.paragraphs)
+    return render.format_readable_json(analysis.readable)
 
 
 def _text(analysis: Analysis) -> str:

@@ -1,7 +1,8 @@
 """The ingest HTTP edge: ``POST /webhooks/recall``, health, readiness and metrics.
 
 2xx means the event is in Kafka. Everything else means Recall will send it again: 401 (not signed by us), 400 (not a
-Recall event), 413 (too large), 415 (not JSON), 503 (Kafka did not acknowledge in time).
+JSON object), 413 (too large, for us or for Kafka), 415 (not JSON), 503 (Kafka did not acknowledge in time). A
+verified JSON object is always accepted: its shape decides only the topic (see ``routing``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest.dedup import RecentDeliveries
 from ingest.metrics import IngestMetrics, event_type_label
-from ingest.publisher import KafkaPublisher, PublishFailed
-from ingest.routing import ROUTED_TOPICS, route
+from ingest.publisher import KafkaPublisher, PublishFailed, RecordTooLarge
+from ingest.routing import ROUTED_TOPICS, NotAJsonObject, route_body
 from ingest.settings import IngestSettings
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.logging import get_logger
-from pipeline_common.recall.events import InvalidRecallPayload, parse_webhook_event
 from pipeline_common.webhooks import WebhookVerificationFailed, WebhookVerifier
 
 _log = get_logger("ingest")
@@ -65,6 +65,7 @@ def create_app(settings: IngestSettings, *, publisher: KafkaPublisher | None = N
         required_topics=ROUTED_TOPICS,
         produce_timeout=settings.ingest_produce_timeout_seconds,
         check_interval=settings.ingest_readiness_interval_seconds,
+        max_request_bytes=settings.ingest_kafka_max_request_bytes,
     )
     retry_after = {"Retry-After": str(settings.ingest_retry_after_seconds)}
 
@@ -84,9 +85,9 @@ def create_app(settings: IngestSettings, *, publisher: KafkaPublisher | None = N
         "/webhooks/recall",
         responses={
             200: {"description": "written to Kafka (or a repeat of a delivery already written)"},
-            400: {"description": "not JSON, or not a Recall event"},
+            400: {"description": "not a JSON object"},
             401: {"description": "signature, timestamp or headers invalid; nothing written"},
-            413: {"description": "body over the size limit"},
+            413: {"description": "body over the size limit, or a record Kafka refuses as too large"},
             415: {"description": "content type is not JSON"},
             503: {"description": "Kafka did not acknowledge in time; retry later (Retry-After)"},
         },
@@ -124,20 +125,27 @@ def create_app(settings: IngestSettings, *, publisher: KafkaPublisher | None = N
             return _problem(401, failure.reason.value, str(failure)), "unauthorized"
 
         try:
-            event = parse_webhook_event(body, max_bytes=None)
-        except InvalidRecallPayload as invalid:
-            _log.warning("webhook is not a Recall event", webhook_id=delivery.webhook_id, reason=str(invalid))
+            routed = route_body(body)
+        except NotAJsonObject as invalid:
+            _log.warning("webhook is not a JSON object", webhook_id=delivery.webhook_id, reason=str(invalid))
             return _problem(400, "invalid_event", str(invalid)), "invalid"
 
         if recent.seen(delivery.webhook_id):
             return JSONResponse({"status": "duplicate", "webhook_id": delivery.webhook_id}), "duplicate"
 
-        destination = route(event)
+        destination = routed.route
+        if not routed.recognised:
+            _log.info(
+                "webhook of an unrecognised shape accepted",
+                webhook_id=delivery.webhook_id,
+                event_type=routed.event_type,
+                topic=destination.topic,
+            )
         headers = build_headers(
             CloudEventAttributes(
                 id=delivery.webhook_id,
                 source=settings.ingest_event_source,
-                type=event.event,
+                type=routed.event_type,
                 time=delivery.timestamp,
                 subject=destination.key,
                 traceparent=request.headers.get("traceparent"),
@@ -146,19 +154,22 @@ def create_app(settings: IngestSettings, *, publisher: KafkaPublisher | None = N
         key = destination.key.encode() if destination.key is not None else None
         try:
             latency = await kafka.publish(destination.topic, key, body, headers)
+        except RecordTooLarge as failure:
+            _log.error("webhook too large for Kafka", webhook_id=delivery.webhook_id, bytes=len(body))
+            return _problem(413, "too_large_for_kafka", str(failure)), "too_large"
         except PublishFailed as failure:
             _log.error(
-                "webhook not written", webhook_id=delivery.webhook_id, event_type=event.event, reason=str(failure)
+                "webhook not written", webhook_id=delivery.webhook_id, event_type=routed.event_type, reason=str(failure)
             )
             return _problem(503, "kafka_unavailable", str(failure), retry_after), "unavailable"
         metrics.produce_latency.observe(latency)
-        metrics.events.labels(event_type=event_type_label(event.event)).inc()
+        metrics.events.labels(event_type=event_type_label(routed.event_type)).inc()
         recent.remember(delivery.webhook_id)
         # DEBUG: one line per accepted webhook costs measurable CPU at load; the metrics count them.
         _log.debug(
             "webhook accepted",
             webhook_id=delivery.webhook_id,
-            event_type=event.event,
+            event_type=routed.event_type,
             topic=destination.topic,
             key=destination.key,
         )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from pipeline_common.kafka import durable_producer, ensure_topics
 from pipeline_common.logging import get_logger
@@ -26,6 +26,10 @@ class PublishFailed(Exception):
     """The event was not acknowledged by Kafka in time (or at all): it must not be reported as accepted."""
 
 
+class RecordTooLarge(PublishFailed):
+    """Kafka will never take this record (producer or topic size limit): not an outage, and retrying cannot help."""
+
+
 class KafkaPublisher:
     def __init__(
         self,
@@ -34,8 +38,10 @@ class KafkaPublisher:
         required_topics: Sequence[str],
         produce_timeout: float,
         check_interval: float,
+        max_request_bytes: int | None = None,
     ) -> None:
         self._settings = settings
+        self._max_request_bytes = max_request_bytes
         self._required_topics = frozenset(required_topics)
         self._produce_timeout = produce_timeout
         self._check_interval = check_interval
@@ -84,6 +90,9 @@ class KafkaPublisher:
         except TimeoutError:
             self._mark_unready("produce timed out")
             raise PublishFailed(f"no acknowledgement from Kafka within {self._produce_timeout:g}s") from None
+        except (MessageSizeTooLargeError, RecordTooLargeError) as error:
+            # One record too large says nothing about the cluster: stay ready.
+            raise RecordTooLarge(f"Kafka refused the record as too large: {type(error).__name__}") from None
         except KafkaError as error:
             self._mark_unready(f"produce failed: {type(error).__name__}")
             raise PublishFailed(f"Kafka refused the write: {type(error).__name__}") from None
@@ -112,7 +121,10 @@ class KafkaPublisher:
                 backoff = min(backoff * 2, 10.0)
 
     async def _connect(self) -> None:
-        producer = durable_producer(self._settings, request_timeout_ms=max(int(self._produce_timeout * 1000), 1000))
+        options: dict[str, int] = {"request_timeout_ms": max(int(self._produce_timeout * 1000), 1000)}
+        if self._max_request_bytes is not None:
+            options["max_request_size"] = self._max_request_bytes
+        producer = durable_producer(self._settings, **options)
         try:
             await producer.start()
         except BaseException:

@@ -91,6 +91,10 @@ class RuntimeConfig(_Strict):
     download_chunked: bool = Field(
         default=False, description="serve downloads chunked, without Content-Length (S3 never does; proxies may)"
     )
+    download_redirect_ratio: float = Field(
+        default=0.0, ge=0, le=1, description="share of download URLs on the API host (/api/v1/download/...?token=)"
+    )
+    bot_events: bool = Field(default=False, description="send Recall's legacy bot.status_change (data.bot_id)")
     seed: int = 0
 
     @field_validator("webhook_secrets")

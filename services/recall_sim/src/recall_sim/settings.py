@@ -56,6 +56,10 @@ class SimSettings(LoggingSettings):
     recall_sim_transcript_words: int = Field(default=400, ge=0)
     recall_sim_transcript_bytes: int | None = Field(default=None, ge=0)
     recall_sim_empty_transcript_ratio: float = Field(default=0.0, ge=0, le=1)
+    recall_sim_download_redirect_ratio: float = Field(
+        default=0.0, ge=0, le=1, description="share of download URLs on the API host that redirect to storage"
+    )
+    recall_sim_bot_events: bool = Field(default=False, description="also send legacy bot.status_change events")
     recall_sim_seed: int = 0
     recall_sim_faults: Faults = Field(default_factory=Faults, description="JSON, the body of PUT /admin/faults")
 
@@ -97,6 +101,8 @@ class SimSettings(LoggingSettings):
             webhook_events=self.recall_sim_webhook_events,
             processing_webhooks=self.recall_sim_processing_webhooks,
             transcript_limit=self.recall_sim_transcript_limit,
+            download_redirect_ratio=self.recall_sim_download_redirect_ratio,
+            bot_events=self.recall_sim_bot_events,
             idempotency_ttl_seconds=self.recall_sim_idempotency_ttl_seconds,
             create_per_bot_per_window=self.recall_sim_create_per_bot_per_window,
             retrieve_per_window=self.recall_sim_retrieve_per_window,

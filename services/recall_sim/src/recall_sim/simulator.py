@@ -266,8 +266,21 @@ class Simulator:
         )
         self.recordings[recording.id] = recording
         if webhooks:
+            if recording.bot_id and self.config.bot_events:
+                self.emit_legacy_bot_event(recording)
             self.emit_recording_event(recording)
         return recording
+
+    def emit_legacy_bot_event(self, recording: Recording) -> None:
+        """Recall's v1.10 bot status change: the bot by ``data.bot_id``, its status in ``data.status``."""
+        body = {
+            "event": "bot.status_change",
+            "data": {
+                "bot_id": recording.bot_id,
+                "status": {"code": "done", "sub_code": None, "message": None, "created_at": iso(recording.updated_at)},
+            },
+        }
+        self.webhooks.send(body, recording_id=recording.id, bot_id=recording.bot_id)
 
     def set_recording_status(self, recording: Recording, status: str, sub_code: str | None) -> None:
         recording.status, recording.sub_code = status, sub_code
@@ -417,7 +430,22 @@ class Simulator:
         expires = int(self.clock.time() + self.config.download_url_ttl_seconds)
         signature = self._signature(kind, transcript_id, expires)
         base = (self.config.public_url or base_url).rstrip("/")
+        if self._redirects(transcript_id):
+            # Recall's download URLs can live on the regional API host and redirect to storage.
+            return f"{base}/api/v1/download/{kind}/{transcript_id}?token={expires}.{signature}"
+        return self.storage_url(base, kind, transcript_id, expires, signature)
+
+    @staticmethod
+    def storage_url(base: str, kind: str, transcript_id: str, expires: int | str, signature: str) -> str:
         return f"{base}/files/{kind}/{transcript_id}.json?X-Sim-Expires={expires}&X-Sim-Signature={signature}"
+
+    def _redirects(self, transcript_id: str) -> bool:
+        ratio = self.config.download_redirect_ratio
+        if ratio <= 0:
+            return False
+        # Deterministic per transcript: every retrieve of one transcript gives the same kind of URL.
+        digest = hashlib.sha256(f"{self.config.seed}:{transcript_id}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < ratio
 
     def check_signed(self, kind: str, transcript_id: str, expires: str | None, signature: str | None) -> str | None:
         """None if the URL is valid now; else S3's error code for it."""

@@ -25,6 +25,7 @@ class Policy:
     operator_retry_seconds: float
     operator_retry_max_seconds: float
     idempotency_prefix: str
+    firewall_max_retries: int = 3
 
     @classmethod
     def from_settings(cls, settings: TranscriberSettings) -> Policy:
@@ -38,6 +39,7 @@ class Policy:
             operator_retry_seconds=settings.transcriber_operator_retry_seconds,
             operator_retry_max_seconds=settings.transcriber_operator_retry_max_seconds,
             idempotency_prefix=settings.transcriber_idempotency_prefix,
+            firewall_max_retries=settings.transcriber_firewall_max_retries,
         )
 
     def idempotency_key(self, recording_id: str, attempt: int) -> str:
@@ -78,5 +80,5 @@ def retry_delay(failures: int, retry_after: float | None, policy: Policy, rng: r
 
 
 def operator_retry_delay(failures: int, policy: Policy) -> float:
-    """Credentials or billing refused (401/402/403): a slow, capped pace until an operator fixes it."""
+    """Credentials or billing refused (401/402): a slow, capped pace until an operator fixes it."""
     return float(min(policy.operator_retry_max_seconds, policy.operator_retry_seconds * 2 ** min(failures - 1, 30)))

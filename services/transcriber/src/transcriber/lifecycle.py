@@ -138,7 +138,10 @@ def on_create_failed(
     attempt = state.attempt(attempt_number)
     if attempt is None or state.terminal:
         return _nothing("create failed for an attempt that no longer matters")
-    if error.kind is ErrorKind.TERMINAL:
+    failures = attempt.create_failures + 1
+    if error.kind is ErrorKind.TERMINAL or (
+        error.kind is ErrorKind.FIREWALL and failures > policy.firewall_max_retries
+    ):
         rejected = state.model_copy(
             update={
                 "attempts": _replace_attempt(
@@ -151,10 +154,12 @@ def on_create_failed(
                 )
             }
         )
+        if error.kind is ErrorKind.FIREWALL:
+            note = f"Recall's firewall blocked the create {failures} times"
+            return _fail(rejected, FailureReason.BLOCKED_BY_FIREWALL, now, note)
         if isinstance(error, RecallTranscriptLimitReached):
             return _fail(rejected, FailureReason.TRANSCRIPT_LIMIT, now, "Recall's 10-transcript limit reached")
         return _fail(rejected, FailureReason.REJECTED_BY_RECALL, now, "Recall rejected the create")
-    failures = attempt.create_failures + 1
     operator = error.kind is ErrorKind.OPERATOR
     delay = (
         operator_retry_delay(failures, policy) if operator else retry_delay(failures, error.retry_after, policy, rng)
@@ -182,6 +187,11 @@ def on_create_failed(
         }
     )
     note = f"create failed ({error.kind.value}); retry in {delay:.1f}s"
+    if error.kind is ErrorKind.FIREWALL:
+        note = (
+            f"create blocked by Recall's firewall (HTTP 403, not a credentials problem); "
+            f"retry {failures} of {policy.firewall_max_retries} in {delay:.1f}s"
+        )
     return Decision(state=scheduled, note=note, retry_scheduled=True, operator_problem=operator)
 
 

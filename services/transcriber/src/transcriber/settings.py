@@ -31,6 +31,8 @@ class TranscriberSettings(WorkerSettings):
     transcriber_retry_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
     transcriber_operator_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
     transcriber_operator_retry_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    #: Recall's firewall (403) blocked the create: retries of the same request before the recording fails.
+    transcriber_firewall_max_retries: int = Field(default=3, ge=0, le=20)
     transcriber_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
     transcriber_recording_deadline_seconds: float = Field(
         default=3600.0,

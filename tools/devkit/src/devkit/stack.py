@@ -8,8 +8,10 @@ A small Procfile-style supervisor (each process's output goes to its own log fil
     python -m devkit.stack logs [-f]               the logs, prefixed with the process name
     python -m devkit.stack status                  what runs, and whether it is ready
 
-With ``RECALL_API_KEY`` set and ``RECALL_API_BASE_URL`` not pointing at the simulator, the simulator is not started
-and the services talk to real Recall (``RECALL_WEBHOOK_SECRET`` must then be your workspace's real secret).
+With ``RECALL_API_BASE_URL`` set (Recall, or any Recall-compatible server, loopback included) the simulator is not
+started and the services talk to that URL with ``RECALL_API_KEY``, verifying webhooks with ``RECALL_WEBHOOK_SECRET``
+(all three required). Without it the simulator is started; it signs with ``RECALL_WEBHOOK_SECRET`` when that is set,
+else with its development secret. ``up`` says which Recall and which secret source it uses.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,9 +103,37 @@ def dev_webhook_secret() -> str:
     return str(DEV_WEBHOOK_SECRET)
 
 
-def uses_real_recall() -> bool:
-    base = os.environ.get("RECALL_API_BASE_URL", "")
-    return bool(os.environ.get("RECALL_API_KEY")) and bool(base) and "127.0.0.1" not in base and "localhost" not in base
+@dataclass(frozen=True)
+class RecallTarget:
+    """Which Recall the stack talks to, and where the webhook secret comes from (said at start-up, never shown)."""
+
+    simulator: bool
+    base_url: str
+    api_key: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+    secret_source: str
+
+    def describe(self) -> str:
+        recall = f"the Recall simulator at {self.base_url}" if self.simulator else f"Recall at {self.base_url}"
+        return f"stack: using {recall}; webhook secret from {self.secret_source}"
+
+
+def recall_target(env: Mapping[str, str], sim_url: str) -> RecallTarget:
+    """``RECALL_API_BASE_URL`` set (any URL, loopback included): that server, with ``RECALL_API_KEY`` and
+    ``RECALL_WEBHOOK_SECRET``. Unset: the simulator, signing with ``RECALL_WEBHOOK_SECRET`` when it is set."""
+    base = env.get("RECALL_API_BASE_URL", "").strip()
+    secret = env.get("RECALL_WEBHOOK_SECRET", "").strip()
+    if base:
+        key = env.get("RECALL_API_KEY", "").strip()
+        if not key:
+            raise SystemExit(f"stack: RECALL_API_BASE_URL is {base}: set RECALL_API_KEY for it too")
+        if not secret:
+            raise SystemExit(f"stack: RECALL_API_BASE_URL is {base}: set RECALL_WEBHOOK_SECRET to verify its webhooks")
+        return RecallTarget(False, base.rstrip("/"), key, secret, "RECALL_WEBHOOK_SECRET")
+    if secret:
+        return RecallTarget(True, sim_url, DEV_API_KEY, secret, "RECALL_WEBHOOK_SECRET")
+    source = "the simulator's development secret (RECALL_WEBHOOK_SECRET is not set)"
+    return RecallTarget(True, sim_url, DEV_API_KEY, dev_webhook_secret(), source)
 
 
 def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Process]:
@@ -111,21 +141,25 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
     inherited = {
         k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "INGEST_", "TRANSCRIBER_", "FETCHER_"))
     }
-    real = uses_real_recall()
     sim_url = f"http://127.0.0.1:{profile.sim_port}"
-    secret = os.environ.get("RECALL_WEBHOOK_SECRET") if real else dev_webhook_secret()
-    if real and not secret:
-        raise SystemExit("stack: RECALL_WEBHOOK_SECRET is required to receive real Recall webhooks")
+    target = recall_target(os.environ, sim_url)
+    real = not target.simulator
+    secret = target.webhook_secret
     common = {
         **inherited,
         "KAFKA_BOOTSTRAP_SERVERS": profile.bootstrap,
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "json"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
-        "RECALL_API_BASE_URL": os.environ["RECALL_API_BASE_URL"] if real else sim_url,
-        "RECALL_API_KEY": os.environ["RECALL_API_KEY"] if real else DEV_API_KEY,
-        "RECALL_WEBHOOK_SECRET": secret or "",
+        "RECALL_API_BASE_URL": target.base_url,
+        "RECALL_API_KEY": target.api_key,
+        "RECALL_WEBHOOK_SECRET": secret,
         "PYTHONUNBUFFERED": "1",
     }
+    if target.simulator:
+        # The simulator enforces no workspace-wide rate limits unless told to: do not pace what nothing limits
+        # (a benchmark would measure the pacing). Pacing per bot stays on; any RECALL_PACE_* set here wins.
+        for name in ("RECALL_PACE_RETRIEVE_PER_MINUTE", "RECALL_PACE_LIST_PER_MINUTE", "RECALL_PACE_DELETE_PER_MINUTE"):
+            common[name] = os.environ.get(name, "0")
     chain = os.environ.get("TRANSCRIBER_PROVIDERS", json.dumps(DEFAULT_CHAIN))
     stack = []
     if not real:
@@ -138,9 +172,13 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
                     "RECALL_SIM_HOST": "127.0.0.1",
                     "RECALL_SIM_PORT": str(profile.sim_port),
                     "RECALL_SIM_API_KEY": DEV_API_KEY,
-                    "RECALL_SIM_WEBHOOK_SECRET": secret or "",
+                    "RECALL_SIM_WEBHOOK_SECRET": secret,
                     "RECALL_SIM_WEBHOOK_URL": f"http://127.0.0.1:{profile.ingest_port}/webhooks/recall",
                     "RECALL_SIM_TRANSCRIPT_DELAY_SECONDS": os.environ.get("RECALL_SIM_TRANSCRIPT_DELAY_SECONDS", "1"),
+                    # As Recall does: some download URLs redirect from the API host to storage, and bots report
+                    # in the legacy bot.status_change shape (data.bot_id).
+                    "RECALL_SIM_DOWNLOAD_REDIRECT_RATIO": os.environ.get("RECALL_SIM_DOWNLOAD_REDIRECT_RATIO", "0.5"),
+                    "RECALL_SIM_BOT_EVENTS": os.environ.get("RECALL_SIM_BOT_EVENTS", "true"),
                     **(sim_env or {}),
                 },
                 f"{sim_url}/admin/config",
@@ -250,8 +288,9 @@ def wait_ready(profile: Profile, stack: list[Process], timeout: float = 180) -> 
 
 
 def up(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Process]:
-    kafka(profile, "start")
     stack = processes(profile, sim_env=sim_env)
+    print(recall_target(os.environ, f"http://127.0.0.1:{profile.sim_port}").describe(), flush=True)
+    kafka(profile, "start")
     for process in stack:
         start(profile, process)
     wait_ready(profile, stack)

@@ -15,6 +15,7 @@ import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
@@ -24,47 +25,44 @@ from pydantic import SecretStr, ValidationError
 
 from pipeline_common.logging import get_logger
 from pipeline_common.recall._base import describe_validation_error
+from pipeline_common.recall._http import parse_retry_after, read_capped, safe_url, transport_error
+from pipeline_common.recall.downloads import download_error, open_following_redirects
 from pipeline_common.recall.errors import (
     InvalidRecallPayload,
-    RecallDownloadNotAllowed,
+    RecallApiError,
     RecallDownloadTooLarge,
     RecallInvalidArgument,
     RecallInvalidResponse,
+    RecallOperatorError,
     RecallRequestTimeout,
+    RecallTranscriptLimitReached,
+    error_for_status,
 )
+from pipeline_common.recall.limit import make_room
 from pipeline_common.recall.models import (
     API_RESPONSE_MAX_BYTES,
     Diarization,
     ProviderConfig,
     RecordingArtifact,
     TranscriptArtifact,
+    check_metadata,
     parse_recording_artifact,
     parse_transcript_artifact,
     parse_transcript_page,
 )
-from pipeline_common.recall.transport import (
-    ERROR_BODY_BYTES,
-    MAX_RETRY_AFTER_SECONDS,
-    Reply,
-    download_error,
-    host_allowed,
-    origin,
-    parse_retry_after,
-    read_capped,
-    safe_url,
-    scrub,
-    status_error,
-    transport_error,
-)
+from pipeline_common.recall.pacing import Operation, RecallPacer
 from pipeline_common.settings import RecallApiSettings, RecallRegion
 
-__all__ = ["MAX_RETRY_AFTER_SECONDS", "RecallClient", "parse_retry_after", "safe_url"]
+__all__ = ["RecallClient", "parse_retry_after", "safe_url"]
 
 log = get_logger("pipeline_common.recall.client")
 T = TypeVar("T")
 
 _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _IDEMPOTENCY_KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
+_DETAIL_CHARS: Final = 300
+_ERROR_BODY_BYTES: Final = 4096
+MAX_RETRY_AFTER_SECONDS: Final = 24 * 3600.0
 MAX_PAGES: Final = 1000
 DEFAULT_USER_AGENT: Final = "recall-kafka-pipeline/0.1 (+httpx)"
 
@@ -79,6 +77,21 @@ def _check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise RecallInvalidArgument(f"{what} must be 1-128 letters, digits, '-' or '_'")
     return value
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    method: str
+    path: str
 
 
 class RecallClient:
@@ -96,6 +109,8 @@ class RecallClient:
         download_hosts: Collection[str] | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         transport: httpx.AsyncBaseTransport | None = None,
+        pacer: RecallPacer | None = None,
+        delete_own_transcripts_at_limit: bool = False,
     ) -> None:
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not key or not key.strip() or any(ch in key for ch in "\r\n"):
@@ -108,6 +123,8 @@ class RecallClient:
         self._key = SecretStr(key.strip())
         self._download_hosts = tuple(download_hosts) if download_hosts is not None else None
         self._download_timeout = download_timeout
+        self._pacer = pacer
+        self._make_room_at_limit = delete_own_transcripts_at_limit
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         common: dict[str, Any] = {
             "limits": limits,
@@ -136,6 +153,8 @@ class RecallClient:
     def from_settings(cls, settings: RecallApiSettings, **options: Any) -> RecallClient:
         if settings.recall_api_key is None:
             raise ValueError("RECALL_API_KEY is not set")
+        options.setdefault("pacer", RecallPacer.from_settings(settings))
+        options.setdefault("delete_own_transcripts_at_limit", settings.recall_delete_own_transcripts_at_limit)
         return cls(
             api_key=settings.recall_api_key,
             base_url=settings.recall_base_url,
@@ -167,8 +186,11 @@ class RecallClient:
         diarization: Diarization | Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        *,
+        bot_id: str | None = None,
     ) -> TranscriptArtifact:
-        """Create Async Transcript. Pass an ``idempotency_key`` so a retry after a lost response cannot pay twice."""
+        """Create Async Transcript. Pass an ``idempotency_key`` so a retry after a lost response cannot pay twice.
+        Paced per ``bot_id`` (Recall's limit is per bot); without one, per recording."""
         _check_id(recording_id, "recording_id")
         try:
             config = provider if isinstance(provider, ProviderConfig) else ProviderConfig.model_validate(provider)
@@ -178,7 +200,10 @@ class RecallClient:
         except ValidationError as error:
             raise RecallInvalidArgument(describe_validation_error(error, "provider configuration")) from None
         if metadata is not None:
-            body["metadata"] = dict(metadata)
+            try:
+                body["metadata"] = check_metadata(metadata)
+            except ValueError as error:
+                raise RecallInvalidArgument(str(error)) from None
         headers = {"Content-Type": "application/json"}
         if idempotency_key is not None:
             if not _IDEMPOTENCY_KEY.match(idempotency_key):
@@ -188,14 +213,23 @@ class RecallClient:
             content = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError):
             raise RecallInvalidArgument("metadata must be JSON-serialisable") from None
-        response = await self._request(
-            "POST", f"/api/v1/recording/{recording_id}/create_transcript/", content=content, headers=headers
-        )
+        path = f"/api/v1/recording/{recording_id}/create_transcript/"
+        pace = (Operation.CREATE, bot_id or recording_id)
+        try:
+            response = await self._request("POST", path, content=content, headers=headers, pace=pace)
+        except RecallTranscriptLimitReached:
+            if not (self._make_room_at_limit and metadata and await make_room(self, recording_id, metadata)):
+                raise
+            # A new key: Recall replays the stored 4xx for the old one. Deterministic, so a retry of this very
+            # create (after a lost response) is still absorbed.
+            if idempotency_key is not None:
+                headers["Idempotency-Key"] = f"{idempotency_key}-after-limit"[:255]
+            response = await self._request("POST", path, content=content, headers=headers, pace=pace)
         return self._parse(response, parse_transcript_artifact)
 
     async def retrieve_transcript(self, transcript_id: str) -> TranscriptArtifact:
         _check_id(transcript_id, "transcript_id")
-        response = await self._request("GET", f"/api/v1/transcript/{transcript_id}/")
+        response = await self._request("GET", f"/api/v1/transcript/{transcript_id}/", pace=(Operation.RETRIEVE, None))
         return self._parse(response, parse_transcript_artifact)
 
     async def iter_transcripts(
@@ -213,13 +247,13 @@ class RecallClient:
             pages += 1
             if pages > MAX_PAGES:
                 raise RecallInvalidResponse(f"more than {MAX_PAGES} pages", method="GET", path="/api/v1/transcript/")
-            response = await self._request("GET", url, params=request_params)
+            response = await self._request("GET", url, params=request_params, pace=(Operation.LIST, None))
             page = self._parse(response, parse_transcript_page)
             for item in page.results:
                 yield item
             url, request_params = page.next, None
             if url is not None:
-                if origin(url) != origin(self.base_url):
+                if _origin(url) != _origin(self.base_url):
                     raise RecallInvalidResponse(
                         "pagination 'next' points outside the API", method="GET", path="/api/v1/transcript/"
                     )
@@ -232,7 +266,7 @@ class RecallClient:
 
     async def delete_transcript(self, transcript_id: str) -> None:
         _check_id(transcript_id, "transcript_id")
-        await self._request("DELETE", f"/api/v1/transcript/{transcript_id}/")
+        await self._request("DELETE", f"/api/v1/transcript/{transcript_id}/", pace=(Operation.DELETE, None))
 
     async def retrieve_recording(self, recording_id: str) -> RecordingArtifact:
         _check_id(recording_id, "recording_id")
@@ -241,37 +275,23 @@ class RecallClient:
 
     # --- downloads ------------------------------------------------------------------------------------------------
 
-    def _check_download_url(self, url: str) -> None:
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname
-            _ = parts.port
-        except ValueError:
-            raise RecallDownloadNotAllowed("download URL is not a valid URL") from None
-        if parts.scheme not in {"http", "https"} or not host:
-            raise RecallDownloadNotAllowed("download URL must be http(s) with a host")
-        if self._download_hosts is not None and not host_allowed(host, self._download_hosts):
-            raise RecallDownloadNotAllowed(f"download host {host[:100]!r} is not in the allowed list")
-
     async def stream_download(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
         """Yield the (decoded) body of a pre-signed URL in chunks; RecallDownloadTooLarge past ``max_bytes``.
 
         The whole download, not just each read, must finish within ``download_timeout`` (time spent by the caller
         between chunks counts too). Stopping early? Use ``contextlib.aclosing`` so the connection is released."""
-        self._check_download_url(url)
         path = safe_url(url)
         received = 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._download_timeout
         try:
-            async with asyncio.timeout_at(deadline):
-                stream = self._downloads.stream("GET", url)
-                response = await stream.__aenter__()
+            stream, response = await open_following_redirects(self._downloads, url, self._download_hosts, deadline)
+            path = safe_url(str(response.url))
             try:
                 if response.status_code >= 300:
                     async with asyncio.timeout_at(deadline):
-                        head = await read_capped(response, ERROR_BODY_BYTES)
-                    raise download_error(response, head, path, self._key.get_secret_value())
+                        head = await read_capped(response, _ERROR_BODY_BYTES)
+                    raise self._download_error(response, head, path)
                 declared = response.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                     raise RecallDownloadTooLarge(
@@ -315,8 +335,11 @@ class RecallClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> Reply:
+        pace: tuple[Operation, str | None] | None = None,
+    ) -> _Reply:
         path = safe_url(url) if url.startswith(("http://", "https://")) else url
+        if pace is not None and self._pacer is not None:
+            await self._pacer.wait(*pace)
         started = time.monotonic()
         request = self._api.build_request(method, url, content=content, headers=headers, params=params)
         try:
@@ -329,12 +352,12 @@ class RecallClient:
             failure = transport_error(error, method, path)
             log.warning("recall call failed", method=method, path=path, error=type(failure).__name__)
             raise failure from error
-        reply = Reply(status=response.status_code, headers=response.headers, body=body, method=method, path=path)
+        reply = _Reply(status=response.status_code, headers=response.headers, body=body, method=method, path=path)
         elapsed_ms = round((time.monotonic() - started) * 1000)
         if 200 <= reply.status < 300:
             log.debug("recall call", method=method, path=path, status=reply.status, elapsed_ms=elapsed_ms)
             return reply
-        failure = status_error(reply, self._key.get_secret_value())
+        failure = self._status_error(reply)
         log.info(
             "recall call rejected",
             method=method,
@@ -347,7 +370,7 @@ class RecallClient:
         )
         raise failure
 
-    def _parse(self, reply: Reply, parser: Callable[[bytes], T]) -> T:
+    def _parse(self, reply: _Reply, parser: Callable[[bytes], T]) -> T:
         if len(reply.body) > API_RESPONSE_MAX_BYTES:
             raise RecallInvalidResponse(
                 "response body too large", status=reply.status, method=reply.method, path=reply.path
@@ -360,5 +383,50 @@ class RecallClient:
                 status=reply.status,
                 method=reply.method,
                 path=reply.path,
-                detail=scrub(str(error), self._key.get_secret_value()),
+                detail=self._scrub(str(error)),
             ) from None
+
+    def _scrub(self, text: str) -> str:
+        key = self._key.get_secret_value()
+        if key:
+            text = text.replace(key, "**********")
+        return " ".join(text.split())[:_DETAIL_CHARS]
+
+    def _detail(self, content: bytes) -> str | None:
+        body = content[:_ERROR_BODY_BYTES]
+        if not body:
+            return None
+        text = body.decode("utf-8", errors="replace")
+        try:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, dict):
+            if isinstance(parsed.get("detail"), str):
+                text = parsed["detail"]
+            else:
+                text = "; ".join(
+                    f"{field}: {' '.join(map(str, value)) if isinstance(value, list) else value}"
+                    for field, value in list(parsed.items())[:5]
+                )
+        elif isinstance(parsed, list):
+            text = " ".join(map(str, parsed[:5]))
+        return self._scrub(text) or None
+
+    def _status_error(self, reply: _Reply) -> RecallApiError:
+        status, method, path = reply.status, reply.method, reply.path
+        retry_after = parse_retry_after(reply.headers.get("Retry-After"))
+        if 300 <= status < 400:
+            return RecallOperatorError(
+                "unexpected redirect: check RECALL_API_BASE_URL (scheme, host, trailing slash)",
+                status=status,
+                method=method,
+                path=path,
+            )
+        return error_for_status(
+            status, method=method, path=path, detail=self._detail(reply.body), retry_after=retry_after
+        )
+
+    def _download_error(self, response: httpx.Response, body: bytes, path: str) -> RecallApiError:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return download_error(response.status_code, retry_after, self._detail(body), path)

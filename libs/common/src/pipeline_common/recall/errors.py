@@ -5,7 +5,10 @@ about it, so services decide policy from data rather than from status codes scat
 
 - ``retryable``: 429 (with its ``Retry-After``), 408, 409 from a duplicate ``Idempotency-Key`` still in flight, 5xx,
   timeouts, connection errors, a response lost in flight, an unreadable 2xx body, an expired download URL.
-- ``operator``: 401, 402, 403 from the API. Retry slowly and make it loud; a person has to fix a key or a bill.
+- ``operator``: 401, 402 from the API. Retry slowly and make it loud; a person has to fix a key or a bill.
+- ``firewall``: 403 from the API. Recall's firewall blocked the request (its errors reference: e.g. a body that
+  contains localhost or an IP address), not our credentials. Retrying the same request rarely helps: retry a few
+  times, then give up on it, loudly.
 - ``terminal``: any other 4xx, including the 10-transcripts-per-recording limit; retrying the same request will not
   help.
 
@@ -27,6 +30,7 @@ class InvalidRecallPayload(ValueError):
 class ErrorKind(StrEnum):
     RETRYABLE = "retryable"
     OPERATOR = "operator"
+    FIREWALL = "firewall"
     TERMINAL = "terminal"
 
 
@@ -133,8 +137,14 @@ class RecallPaymentRequired(RecallOperatorError):
     """402: the workspace's billing needs attention."""
 
 
-class RecallForbidden(RecallOperatorError):
-    """403: the key may not do this."""
+class RecallFirewallBlocked(RecallApiError):
+    """403 from the API: Recall's firewall blocked the request (not bad credentials). Its own kind: bounded retries."""
+
+    kind = ErrorKind.FIREWALL
+
+
+#: The name this error had when 403 was taken for a credentials problem.
+RecallForbidden = RecallFirewallBlocked
 
 
 # Terminal
@@ -198,7 +208,7 @@ def error_for_status(
     elif status == 402:
         cls, message = RecallPaymentRequired, "payment required"
     elif status == 403:
-        cls, message = RecallForbidden, "forbidden"
+        cls, message = RecallFirewallBlocked, "blocked by Recall's firewall (not a credentials problem)"
     elif status == 404:
         cls, message = RecallNotFound, "not found"
     elif 400 <= status < 500:

@@ -12,7 +12,8 @@ Shape (Recall's "artifact status change" webhook)::
 Fields Recall adds later are kept. An event of a family nobody here consumes still parses (ingest routes it to the
 "other" topic) as long as ``event`` is a well-formed ``<family>.<name>`` and ``data`` is an object. What we rely on is
 checked: the ids we key Kafka messages by are strings, ``recording.*`` events carry ``data.recording`` and the status
-block, ``transcript.*`` events also carry ``data.transcript``, ``bot.*`` events carry ``data.bot``.
+block, ``transcript.*`` events also carry ``data.transcript``, ``bot.*`` events carry ``data.bot`` or (Recall's
+``bot.status_change`` and call events) ``data.bot_id``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ __all__ = [
     "parse_webhook_event",
 ]
 
-WEBHOOK_MAX_BYTES: Final = 1024 * 1024
+# The largest body ingest may be configured to accept (INGEST_MAX_BODY_BYTES): what ingest writes, consumers read.
+WEBHOOK_MAX_BYTES: Final = 64 * 1024 * 1024
 EVENT_NAME_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){1,4}$"
 # Families whose events we consume and whose shape we therefore insist on.
 ARTIFACT_FAMILIES: Final = frozenset({"recording", "transcript"})
@@ -61,6 +63,13 @@ class WebhookData(RecallModel):
     transcript: ArtifactRef | None = None
     bot: ArtifactRef | None = None
 
+    @property
+    def bot_id(self) -> str | None:
+        """Recall's bot status change (v1.10) and call events name the bot by ``data.bot_id`` alone. Read from the
+        extra fields, not declared, so a body without it dumps exactly as it came."""
+        value = (self.model_extra or {}).get("bot_id")
+        return value if isinstance(value, str) and 0 < len(value) <= 256 else None
+
 
 class WebhookEvent(RecallModel):
     event: Annotated[StrictStr, StringConstraints(pattern=EVENT_NAME_PATTERN)]
@@ -79,8 +88,8 @@ class WebhookEvent(RecallModel):
                 raise ValueError(f"a {family}.* event needs data.recording")
         if family == "transcript" and self.data.transcript is None:
             raise ValueError("a transcript.* event needs data.transcript")
-        if family == "bot" and self.data.bot is None:
-            raise ValueError("a bot.* event needs data.bot")
+        if family == "bot" and self.data.bot is None and self.data.bot_id is None:
+            raise ValueError("a bot.* event needs data.bot or data.bot_id (a string id)")
         if family not in {"recording", "transcript", "bot"}:
             artifact = (self.data.model_extra or {}).get(family)
             if artifact is not None and not (
@@ -109,7 +118,7 @@ class WebhookEvent(RecallModel):
 
     @property
     def bot_id(self) -> str | None:
-        return self.data.bot.id if self.data.bot else None
+        return self.data.bot.id if self.data.bot else self.data.bot_id
 
     @property
     def artifact_id(self) -> str | None:

@@ -6,6 +6,7 @@ URLs, word text and timestamps): a wrong type there is an :class:`InvalidRecallP
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final
 
@@ -50,6 +51,24 @@ Metadata = dict[str, Any]
 Seconds = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 API_RESPONSE_MAX_BYTES: Final = 8 * 1024 * 1024
+#: Recall's custom metadata: string keys and string values, no nesting, at most this many characters.
+METADATA_MAX_CHARS: Final = 500
+
+
+def check_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The metadata as Recall accepts it, or ValueError naming the first problem (never echoing a value)."""
+    checked: dict[str, str] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError("metadata keys must be non-empty strings")
+        if len(key) > METADATA_MAX_CHARS:
+            raise ValueError(f"metadata key {key[:40]!r}... is over {METADATA_MAX_CHARS} characters")
+        if not isinstance(value, str):
+            raise ValueError(f"metadata value of {key[:40]!r} must be a string (no numbers, null or nesting)")
+        if len(value) > METADATA_MAX_CHARS:
+            raise ValueError(f"metadata value of {key[:40]!r} is over {METADATA_MAX_CHARS} characters")
+        checked[key] = value
+    return checked
 
 
 class Diarization(PassThroughModel):

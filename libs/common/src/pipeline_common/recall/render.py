@@ -1,4 +1,17 @@
-"""Renderers for downloaded transcripts: a readable speaker-grouped form, plain text, WebVTT and SRT.
+"""Renderers for downloaded transcripts: Recall's readable form, plain text, WebVTT and SRT.
+
+Two groupings, on purpose:
+
+- ``readable.json`` (:func:`recall_readable`) is exactly what Recall's own ``convert_to_readable_transcript`` returns
+  (the function Recall's quickstarts link to), so code written against Recall's sample reads ours unchanged: parts
+  whose participant is null or has no name are left out (without breaking a speaker's run), consecutive parts of
+  one participant (``id``, else ``name``) merge, word texts are joined with single spaces and trimmed, the start is
+  the first word with a start timestamp and the end the last word with an end timestamp, ``duration_seconds`` is
+  ``end - start`` unrounded (from the absolute times when a relative one is missing), and absolute timestamps pass
+  through unchanged.
+- The forms people read or watch (``txt``, ``vtt``, ``srt``) keep every spoken word: null and nameless participants
+  are an "Unknown speaker" (or "Speaker <id>"), text is cleaned, punctuation tokens attach to the word before them.
+  :func:`unnamed_word_count` says how many words only these forms carry.
 
 All renderers are deterministic (same parts in, same bytes out) and total: any transcript the models accept renders,
 including null participants, words without timestamps, zero-length words, overlapping speakers, any unicode, and the
@@ -20,25 +33,19 @@ subtitle forms), then ``format_readable_json`` / ``format_text`` from the paragr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from pipeline_common.recall.models import Participant
-from pipeline_common.recall.words import (
-    UNKNOWN_SPEAKER,
-    Parts,
-    Token,
-    as_parts,
-    clean_text,
-    join_tokens,
-    ms,
-    speaker_key,
-    speaker_label,
-    tokens_of,
-    words_in,
-)
+from pipeline_common.recall._text import Parts, clean_text
+from pipeline_common.recall._text import ms as _ms
+from pipeline_common.recall._text import parts_list as _parts
+from pipeline_common.recall._text import speaker_key as _speaker_key
+from pipeline_common.recall._text import words_in as _words_in
+from pipeline_common.recall.models import Participant, Transcript, TranscriptPart
+from pipeline_common.recall.readable import RawPart, recall_readable
+from pipeline_common.recall.stats import language_codes, speakers, speech_duration, unnamed_word_count, word_count
 
 __all__ = [
     "UNKNOWN_SPEAKER",
@@ -53,6 +60,7 @@ __all__ = [
     "paragraph_cues",
     "readable",
     "readable_json",
+    "recall_readable",
     "render_readable_json",
     "render_srt",
     "render_text",
@@ -60,13 +68,66 @@ __all__ = [
     "speaker_label",
     "speakers",
     "speech_duration",
+    "unnamed_word_count",
     "word_count",
 ]
 
+UNKNOWN_SPEAKER: Final = "Unknown speaker"
 MIN_CUE_SECONDS: Final = 0.5  # a cue for a zero-length word (or one without timestamps) stays up this long
 DEFAULT_CUE_SECONDS: Final = 7.0
 DEFAULT_CUE_CHARS: Final = 84
+_CLOSING_PUNCTUATION: Final = frozenset(".,!?;:…)]}»”’%、。，！？；：」』）")
 _SENTENCE_END: Final = frozenset(".!?…。！？")
+
+
+def speaker_label(participant: Participant | None) -> str:
+    if participant is None:
+        return UNKNOWN_SPEAKER
+    name = clean_text(participant.name or "")
+    if name:
+        return name
+    if participant.id is not None:
+        return f"Speaker {clean_text(str(participant.id)) or '?'}"
+    return UNKNOWN_SPEAKER
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str
+    start: float | None
+    end: float | None
+    start_absolute: datetime | None
+    end_absolute: datetime | None
+
+
+def _tokens(part: TranscriptPart) -> list[_Token]:
+    tokens = []
+    for word in part.words:
+        text = clean_text(word.text)
+        if not text:
+            continue
+        start, end = word.start, word.end
+        if start is not None and end is not None and end < start:
+            end = start  # a word cannot end before it starts; keep its start
+        tokens.append(
+            _Token(
+                text=text,
+                start=start,
+                end=end,
+                start_absolute=word.start_timestamp.absolute if word.start_timestamp else None,
+                end_absolute=word.end_timestamp.absolute if word.end_timestamp else None,
+            )
+        )
+    return tokens
+
+
+def _join(tokens: Iterable[_Token]) -> str:
+    text = ""
+    for token in tokens:
+        if text and not (set(token.text) <= _CLOSING_PUNCTUATION):
+            text += " "
+        text += token.text
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +143,13 @@ class Paragraph:
     start_absolute: datetime | None
     end_absolute: datetime | None
     word_count: int
-    tokens: tuple[Token, ...] = field(repr=False, compare=False)
+    tokens: tuple[_Token, ...] = field(repr=False, compare=False)
 
     @property
     def duration(self) -> float | None:
         if self.start is None or self.end is None:
             return None
-        return ms(max(0.0, self.end - self.start))
+        return _ms(max(0.0, self.end - self.start))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,12 +168,12 @@ def _timestamp(relative: float | None, absolute: datetime | None) -> dict[str, A
     if relative is None and absolute is None:
         return None
     return {
-        "relative": ms(relative) if relative is not None else None,
+        "relative": _ms(relative) if relative is not None else None,
         "absolute": absolute.isoformat() if absolute else None,
     }
 
 
-def _paragraph(participant: Participant | None, language_code: str | None, tokens: list[Token]) -> Paragraph:
+def _paragraph(participant: Participant | None, language_code: str | None, tokens: list[_Token]) -> Paragraph:
     timed_starts = [t for t in tokens if t.start is not None]
     timed_ends = [t for t in tokens if (t.end if t.end is not None else t.start) is not None]
     first = min(timed_starts, key=lambda t: t.start or 0.0) if timed_starts else None
@@ -125,24 +186,24 @@ def _paragraph(participant: Participant | None, language_code: str | None, token
         speaker=speaker_label(participant),
         participant=participant,
         language_code=language_code,
-        text=join_tokens(tokens),
+        text=_join(tokens),
         start=start,
         end=end,
         start_absolute=first.start_absolute if first else None,
         end_absolute=last.end_absolute if last else None,
-        word_count=sum(words_in(t.text) for t in tokens),
+        word_count=sum(_words_in(t.text) for t in tokens),
         tokens=tuple(tokens),
     )
 
 
 def readable(parts: Parts) -> list[Paragraph]:
     """Speaker-grouped paragraphs in transcript order. Parts without words add nothing (and do not split a turn)."""
-    groups: list[tuple[tuple[str, str], Participant | None, str | None, list[Token]]] = []
-    for part in as_parts(parts):
-        tokens = tokens_of(part)
+    groups: list[tuple[tuple[str, str], Participant | None, str | None, list[_Token]]] = []
+    for part in _parts(parts):
+        tokens = _tokens(part)
         if not tokens:
             continue
-        key = speaker_key(part.participant)
+        key = _speaker_key(part.participant)
         if groups and groups[-1][0] == key:
             _, participant, language, existing = groups[-1]
             groups[-1] = (key, participant, language or part.language_code, existing + tokens)
@@ -151,18 +212,18 @@ def readable(parts: Parts) -> list[Paragraph]:
     return [_paragraph(participant, language, tokens) for _, participant, language, tokens in groups]
 
 
-def readable_json(parts: Parts) -> list[dict[str, Any]]:
-    """The readable form as JSON-able dicts (one per paragraph)."""
-    return [paragraph.to_dict() for paragraph in readable(parts)]
+def readable_json(parts: Iterable[TranscriptPart | RawPart] | Transcript) -> list[dict[str, Any]]:
+    """The ``readable.json`` form: :func:`recall_readable`."""
+    return recall_readable(parts)
 
 
-def render_readable_json(parts: Parts) -> str:
-    return format_readable_json(readable(parts))
+def render_readable_json(parts: Iterable[TranscriptPart | RawPart] | Transcript) -> str:
+    return format_readable_json(recall_readable(parts))
 
 
-def format_readable_json(paragraphs: Iterable[Paragraph]) -> str:
-    """The readable form's JSON text, from paragraphs computed by :func:`readable`."""
-    return json.dumps([paragraph.to_dict() for paragraph in paragraphs], ensure_ascii=False, indent=2) + "\n"
+def format_readable_json(paragraphs: Iterable[Mapping[str, Any]]) -> str:
+    """``readable.json``'s text, from :func:`recall_readable`'s paragraphs."""
+    return json.dumps(list(paragraphs), ensure_ascii=False, indent=2) + "\n"
 
 
 def _clock(seconds: float) -> str:
@@ -206,13 +267,13 @@ def paragraph_cues(
     result: list[Cue] = []
     previous_end = 0.0
     for paragraph in paragraphs:
-        chunk: list[Token] = []
+        chunk: list[_Token] = []
         for token in paragraph.tokens:
             if chunk and _should_break(chunk, token, max_seconds, max_chars):
                 previous_end = _emit(result, paragraph.speaker, chunk, previous_end)
                 chunk = []
             chunk.append(token)
-            if token.text[-1] in _SENTENCE_END and len(join_tokens(chunk)) >= max_chars // 3:
+            if token.text[-1] in _SENTENCE_END and len(_join(chunk)) >= max_chars // 3:
                 previous_end = _emit(result, paragraph.speaker, chunk, previous_end)
                 chunk = []
         if chunk:
@@ -220,20 +281,20 @@ def paragraph_cues(
     return sorted(result, key=lambda cue: cue.start)
 
 
-def _chunk_start(chunk: list[Token]) -> float | None:
+def _chunk_start(chunk: list[_Token]) -> float | None:
     starts = [t.start for t in chunk if t.start is not None]
     return min(starts) if starts else None
 
 
-def _should_break(chunk: list[Token], token: Token, max_seconds: float, max_chars: int) -> bool:
-    if len(join_tokens(chunk)) + 1 + len(token.text) > max_chars:
+def _should_break(chunk: list[_Token], token: _Token, max_seconds: float, max_chars: int) -> bool:
+    if len(_join(chunk)) + 1 + len(token.text) > max_chars:
         return True
     start = _chunk_start(chunk)
     token_end = token.end if token.end is not None else token.start
     return start is not None and token_end is not None and token_end - start > max_seconds
 
 
-def _emit(result: list[Cue], speaker: str, chunk: list[Token], previous_end: float) -> float:
+def _emit(result: list[Cue], speaker: str, chunk: list[_Token], previous_end: float) -> float:
     starts = [t.start for t in chunk if t.start is not None]
     ends = [t.end if t.end is not None else t.start for t in chunk]
     known_ends = [end for end in ends if end is not None]
@@ -241,7 +302,7 @@ def _emit(result: list[Cue], speaker: str, chunk: list[Token], previous_end: flo
     end = max(known_ends) if known_ends else start
     start = max(0.0, start)
     end = max(end, start + MIN_CUE_SECONDS)
-    result.append(Cue(start=ms(start), end=ms(end), speaker=speaker, text=join_tokens(chunk)))
+    result.append(Cue(start=_ms(start), end=_ms(end), speaker=speaker, text=_join(chunk)))
     return end
 
 
@@ -285,51 +346,3 @@ def format_srt(cue_list: Iterable[Cue]) -> str:
         for index, cue in enumerate(cue_list, start=1)
     ]
     return "\n\n".join(blocks) + ("\n" if blocks else "")
-
-
-def word_count(parts: Parts) -> int:
-    """Words with at least one letter or digit (punctuation-only tokens do not count; a token holding several
-    space-separated words counts each)."""
-    return sum(words_in(word.text) for part in as_parts(parts) for word in part.words)
-
-
-def speakers(parts: Parts) -> list[Participant]:
-    """Distinct identified participants in order of first appearance (null and anonymous ones left out)."""
-    seen: set[tuple[str, str]] = set()
-    found = []
-    for part in as_parts(parts):
-        key = speaker_key(part.participant)
-        if key[0] == "unknown" or key in seen or part.participant is None:
-            continue
-        seen.add(key)
-        found.append(part.participant)
-    return found
-
-
-def language_codes(parts: Parts) -> list[str]:
-    """Distinct language codes in order of first appearance."""
-    return list(dict.fromkeys(part.language_code for part in as_parts(parts) if part.language_code))
-
-
-def speech_duration(parts: Parts) -> float:
-    """Seconds during which at least one word was being spoken (the union of word intervals, so overlapping
-    speakers are not counted twice). Words without both timestamps add nothing."""
-    intervals = sorted(
-        (word.start, max(word.end, word.start))
-        for part in as_parts(parts)
-        for word in part.words
-        if word.start is not None and word.end is not None and clean_text(word.text)
-    )
-    total = 0.0
-    current_start: float | None = None
-    current_end = 0.0
-    for start, end in intervals:
-        if current_start is None or start > current_end:
-            if current_start is not None:
-                total += current_end - current_start
-            current_start, current_end = start, end
-        else:
-            current_end = max(current_end, end)
-    if current_start is not None:
-        total += current_end - current_start
-    return ms(total)

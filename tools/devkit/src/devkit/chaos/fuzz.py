@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,6 +160,19 @@ def run_hypothesis(ingest_url: str, options: Options) -> dict[str, Any]:
             st.tuples(st.just("signed_then_broken"), recall_event(consumed=True), st.just({}), mutations),
             st.tuples(st.just("signed_then_broken"), recall_event(consumed=False), st.just({}), mutations),
             st.tuples(st.just("signed_not_recall"), json_values, st.just({}), st.none()),
+            # A valid delivery with one header value replaced by raw latin-1 bytes ("\xb2" is "²": isdigit(), not
+            # int()) or an out-of-range timestamp: always a 4xx, never a 5xx (issue 14).
+            st.tuples(
+                st.just("signed_bad_header_value"),
+                recall_event(consumed=False),
+                st.sampled_from(("webhook-id", "webhook-timestamp", "webhook-signature")),
+                st.one_of(
+                    st.sampled_from((b"\xb2", b"\xb9\xb2\xb3", b"999999999999", b"1\xb2", b"v1,\xb2")),
+                    st.binary(min_size=1, max_size=20).filter(
+                        lambda raw: all(0x20 <= b < 0x7F or b >= 0xA0 for b in raw)
+                    ),
+                ),
+            ),
             st.tuples(st.just("signed_valid"), recall_event(consumed=False), st.just({}), st.none()),
             st.tuples(st.just("replay_accepted"), st.integers(0, 2**31), st.just({}), st.none()),
             st.tuples(st.just("too_large"), st.integers(1, 3), st.just({}), st.none()),
@@ -212,9 +226,15 @@ def run_hypothesis(ingest_url: str, options: Options) -> dict[str, Any]:
                 headers["webhook-timestamp"] = "soon"
             return body, headers
 
-        def send(kind: str, method: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response | None:
+        def send(
+            kind: str, method: str, path: str, body: bytes, headers: Mapping[str, str | bytes]
+        ) -> httpx.Response | None:
             try:
-                response = client.request(method, path, content=body, headers=headers)
+                raw = [
+                    (name.encode(), value if isinstance(value, bytes) else value.encode("latin-1"))
+                    for name, value in headers.items()
+                ]
+                response = client.request(method, path, content=body, headers=raw)
             except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError):
                 counts["not_sent"] += 1  # the client itself refused to send it (invalid header bytes, path)
                 return None
@@ -252,10 +272,24 @@ def run_hypothesis(ingest_url: str, options: Options) -> dict[str, Any]:
                 if response is not None and response.is_success:
                     problems.append(f"{kind}:{third}: accepted ({response.status_code})")
             elif kind == "signed_not_recall":
+                # A verified JSON object is always accepted (routed to recall.other.events); anything else is not.
                 body = json.dumps(first).encode()
-                response = send(kind, "POST", "/webhooks/recall", body, sign(body, f"msg_fuzz_{uuid.uuid4().hex}"))
+                webhook_id = f"msg_fuzz_{uuid.uuid4().hex}"
+                response = send(kind, "POST", "/webhooks/recall", body, sign(body, webhook_id))
+                if isinstance(first, dict):
+                    signed_ok[webhook_id] = body
+                    if response is not None and response.status_code == 200:
+                        counts["accepted"] += 1
+                    elif response is not None and response.status_code != 503:
+                        problems.append(f"{kind}: a verified JSON object was refused ({response.status_code})")
+                elif response is not None and response.is_success:
+                    problems.append(f"{kind}: not a JSON object, accepted: {body[:80]!r}")
+            elif kind == "signed_bad_header_value":
+                body = json.dumps(first).encode()
+                headers = {**sign(body, f"msg_fuzz_{uuid.uuid4().hex}"), second: third}
+                response = send(kind, "POST", "/webhooks/recall", body, headers)
                 if response is not None and response.is_success:
-                    problems.append(f"{kind}: not a Recall event, accepted: {body[:80]!r}")
+                    problems.append(f"{kind}: {second}={third!r} accepted ({response.status_code})")
             elif kind == "signed_valid":
                 body = json.dumps(first).encode()
                 webhook_id = f"msg_fuzz_{uuid.uuid4().hex}"

@@ -84,7 +84,8 @@ async def recall_bytes(api: httpx.AsyncClient, transcript_id: str) -> bytes | No
     url = response.json()["data"]["download_url"]
     if not url:
         return None
-    async with httpx.AsyncClient(timeout=30) as downloads:
+    # Recall's API-host download URLs redirect to storage (the simulator serves both kinds).
+    async with httpx.AsyncClient(timeout=30, follow_redirects=True) as downloads:
         download = await downloads.get(url)
     return download.content if download.status_code == 200 else None
 

@@ -1,0 +1,1 @@
+"""The simulator's routers: Recall's API, downloads, and the admin API."""
