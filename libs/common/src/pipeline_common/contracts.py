@@ -28,6 +28,13 @@ class FailureReason(StrEnum):
     RECORDING_DELETED = "recording_deleted"
     TRANSCRIPT_LIMIT = "transcript_limit"
     REJECTED_BY_RECALL = "rejected_by_recall"
+    #: Recall kept answering a create with retryable errors (5xx, 409, unparseable) past the retry bounds.
+    RECALL_UNAVAILABLE = "recall_unavailable"
+    #: The transcript was made but the fetcher could not store it (invalid, over the size cap, a download host it may
+    #: not use, or out of attempts); the source event is in fetcher.dlq for an operator.
+    TRANSCRIPT_REJECTED = "transcript_rejected"
+    #: A worker hit unforeseen errors on this recording past its bound; the events are in the worker's DLQ.
+    INTERNAL_ERROR = "internal_error"
 
 
 class AttemptRecord(ContractModel):

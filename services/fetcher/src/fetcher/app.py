@@ -54,6 +54,7 @@ from pipeline_common.streaming import (
     add_operational_pages,
     create_faust_app,
     dead_letter,
+    inbound,
     raw_topic,
     recordings_table,
     send_durably,
@@ -381,7 +382,7 @@ def create_app(
                 else:
                     await on_done(event, webhook)
             except (PoisonMessage, ValidationError) as poison:
-                await dead_letter(dlq, event, reason=str(poison), service=SERVICE)
+                await dead_letter(dlq, inbound(event), reason=str(poison), service=SERVICE)
                 metrics.dlq.inc()
 
     @app.agent(retries, name="retries", concurrency=settings.fetcher_concurrency)
@@ -398,7 +399,7 @@ def create_app(
                     save(due.recording_id, working)
                     await attempt(due.recording_id, working)
             except (PoisonMessage, ValidationError) as poison:
-                await dead_letter(dlq, event, reason=str(poison), service=SERVICE)
+                await dead_letter(dlq, inbound(event), reason=str(poison), service=SERVICE)
                 metrics.dlq.inc()
 
     @app.timer(interval=settings.fetcher_retry_scan_seconds, on_leader=False)  # type: ignore[untyped-decorator]
