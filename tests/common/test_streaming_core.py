@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 WORKER = FaustWorker(
     app_id="streaming-core-test",
-    data_dir="/tmp/streaming-core-test",  # noqa: S108 - never written: the app is not started
+    data_dir="/tmp/streaming-core-test",
     partitions=4,
     auto_offset_reset="earliest",
     web_host="127.0.0.1",

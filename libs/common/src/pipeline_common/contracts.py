@@ -17,6 +17,12 @@ READY_EVENT_TYPE = "ai.recall.pipeline.transcript.ready"
 FAILED_EVENT_TYPE = "ai.recall.pipeline.transcript.failed"
 
 
+def failed_event_id(recording_id: str) -> str:
+    """The ``ce_id`` of a recording's TranscriptFailed, whichever worker sends it and however often: consumers keep
+    the first and drop the rest."""
+    return f"transcript-failed:{recording_id}"
+
+
 class ContractModel(BaseModel):
     # Consumers should ignore fields they do not know (extra="ignore" when they parse); we never emit unknown ones.
     model_config = ConfigDict(extra="forbid", frozen=True)

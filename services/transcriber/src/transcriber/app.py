@@ -9,7 +9,7 @@ from typing import Any
 import faust
 
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
-from pipeline_common.contracts import FAILED_EVENT_TYPE, TranscriptFailed
+from pipeline_common.contracts import FAILED_EVENT_TYPE, TranscriptFailed, failed_event_id
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.retries import RetryDue
 from pipeline_common.streaming import (
@@ -53,7 +53,7 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
         headers = build_headers(
             CloudEventAttributes(
                 # Deterministic: a re-emission after a crash carries the same id, so consumers can drop it.
-                id=f"transcript-failed:{failed.recording_id}",
+                id=failed_event_id(failed.recording_id),
                 source=f"urn:recall-pipeline:{SERVICE}",
                 type=FAILED_EVENT_TYPE,
                 time=failed.failed_at,
