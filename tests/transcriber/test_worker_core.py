@@ -295,3 +295,17 @@ async def test_a_create_repeated_within_the_window_relies_on_the_idempotency_key
     await h.worker.on_recall_event(h.event("recording.done"))
     assert await h.wake_up(after=60) == 1
     assert h.recall.lists == [] and len(h.recall.creates) == 2
+
+
+# --- the chaos fault hook -------------------------------------------------------------------------------------------
+
+
+async def test_an_injected_fault_is_parked_like_any_unforeseen_exception() -> None:
+    h = Harness()
+    h.worker.faults.probability = 1.0
+    await h.worker.on_recall_event(h.event("recording.done"))
+    assert "InjectedFault" in h.table[REC]["supervision"]["last_error"]
+    h.worker.faults.probability = 0.0
+    await h.wake_up()
+    state = h.worker.load(REC)
+    assert state is not None and state.status is Status.TRANSCRIBING and h.worker.faults.raised == 1
