@@ -309,3 +309,15 @@ async def test_an_injected_fault_is_parked_like_any_unforeseen_exception() -> No
     await h.wake_up()
     state = h.worker.load(REC)
     assert state is not None and state.status is Status.TRANSCRIBING and h.worker.faults.raised == 1
+
+
+async def test_a_recording_done_replayed_after_its_state_expired_adopts_the_transcript_recall_has() -> None:
+    h = Harness()
+    await h.worker.on_recall_event(h.event("recording.done"))  # created; the state later expires
+    h.table.clear()
+    h.clock.advance(LIMITS.retention_seconds + 1)
+    await h.worker.on_recall_event(h.event("recording.done"))  # an operator replays the DLQ, days later
+    assert len(h.recall.creates) == 1 and h.recall.lists == [REC]
+    state = h.worker.load(REC)
+    assert state is not None and state.current is not None
+    assert state.current.transcript_id == "tr-test-rec-core-1-attempt-1"

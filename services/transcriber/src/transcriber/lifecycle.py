@@ -28,6 +28,8 @@ class CreateCall:
     provider: ProviderConfig
     idempotency_key: str
     metadata: dict[str, str]
+    #: Look for the transcript at Recall before creating it (the event is older than Recall's replay window).
+    look_first: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ only wires this to Kafka. The decisions themselves are :mod:`transcriber.lifecyc
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
@@ -174,7 +175,13 @@ class Transcriber:
             await self._handle_webhook(self._parse(inbound))
 
     async def _handle_webhook(self, webhook: WebhookEvent) -> None:
-        await self.carry_out(self.decide(webhook), webhook.event)
+        decision = self.decide(webhook)
+        sent_at = webhook.updated_at
+        if decision.create is not None and sent_at is not None and self._older_than_replay_window(sent_at):
+            # A replay, a backlog or a DLQ replay of an old recording.done: its first create may be long done
+            # (and its state since removed after the retention).
+            decision = dataclasses.replace(decision, create=dataclasses.replace(decision.create, look_first=True))
+        await self.carry_out(decision, webhook.event)
 
     async def _handle_retry(self, due: RetryDue) -> None:
         if not due.target.isdigit():
@@ -229,7 +236,7 @@ class Transcriber:
         operation = "create_transcript"
         attempt = state.attempt(call.attempt)
         try:
-            if attempt is not None and self._beyond_replay_window(attempt):
+            if attempt is not None and (call.look_first or self._older_than_replay_window(attempt.requested_at)):
                 existing = await self._find_ours(state, attempt)
                 if existing is not None:
                     _log.info("adopting the transcript Recall already made", recording_id=call.recording_id)
@@ -254,11 +261,10 @@ class Transcriber:
         self.metrics.creates.labels(provider=call.provider.provider_name, outcome="created").inc()
         return lifecycle.on_create_succeeded(state, call.attempt, artifact.id, self.clock())
 
-    def _beyond_replay_window(self, attempt: Attempt) -> bool:
+    def _older_than_replay_window(self, moment: datetime) -> bool:
         """Recall replays an Idempotency-Key's answer for an hour: later, the same key may create a second transcript
         (and a second bill), so we look first."""
-        age = (self.clock() - attempt.requested_at).total_seconds()
-        return age >= self.policy.idempotency_window_seconds
+        return (self.clock() - moment).total_seconds() >= self.policy.idempotency_window_seconds
 
     async def _find_ours(self, state: RecordingState, attempt: Attempt) -> TranscriptArtifact | None:
         found: list[TranscriptArtifact] = []
