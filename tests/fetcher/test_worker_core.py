@@ -170,7 +170,7 @@ class Harness:
 async def test_a_full_disk_parks_the_transcript_until_space_comes_back(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     h.store.full = True
-    await h.worker.on_transcript_event(h.done())
+    await h.worker.on_event(h.done())
     assert h.table[REC]["supervision"]["parked"]
     assert "No space left on device" in h.table[REC]["supervision"]["last_error"]
     h.store.full = False
@@ -183,7 +183,7 @@ async def test_a_disk_that_stays_full_ends_in_a_dead_letter_and_a_failure(tmp_pa
     h = Harness(tmp_path)
     h.store.full = True
     done = h.done()
-    await h.worker.on_transcript_event(done)
+    await h.worker.on_event(done)
     while await h.wake_up():
         pass
     ((dead, reason),) = h.out.dead
@@ -200,7 +200,7 @@ async def test_a_dead_lettered_transcript_publishes_transcripts_failed(tmp_path:
     h = Harness(tmp_path)
     h.recall.body = b'{"not": "a transcript"}'
     done = h.done()
-    await h.worker.on_transcript_event(done)
+    await h.worker.on_event(done)
     ((dead, _reason),) = h.out.dead
     assert dead.value == done.value
     (failed,) = h.out.failed
@@ -214,7 +214,7 @@ async def test_a_failure_lost_in_a_crash_is_emitted_by_the_sweep(tmp_path: Path)
     h.recall.body = b"[[[["
     h.out.failed_errors = [Killed()]
     with pytest.raises(Killed):
-        await h.worker.on_transcript_event(h.done())
+        await h.worker.on_event(h.done())
     h.restart()
     await h.worker.sweep()
     assert [f.reason for f in h.out.failed] == [FailureReason.TRANSCRIPT_REJECTED]
@@ -229,7 +229,7 @@ async def test_a_transcript_left_fetching_is_resumed_after_the_deadline(tmp_path
     h = Harness(tmp_path)
     h.recall.download_error = Killed()
     with pytest.raises(Killed):
-        await h.worker.on_transcript_event(h.done())  # dies mid-download; the offset was committed (lost event)
+        await h.worker.on_event(h.done())  # dies mid-download; the offset was committed (lost event)
     h.recall.download_error = None
     h.restart()
     h.clock.advance(LIMITS.deadline_seconds - 1)
@@ -246,7 +246,7 @@ async def test_a_transcript_left_fetching_is_resumed_after_the_deadline(tmp_path
 
 async def test_a_finished_recording_keeps_no_source_event_and_is_removed_after_the_retention(tmp_path: Path) -> None:
     h = Harness(tmp_path)
-    await h.worker.on_transcript_event(h.done())
+    await h.worker.on_event(h.done())
     assert h.status() == "ready"
     stored = h.table[REC]["transcripts"][TID]
     assert stored["source"] is None and stored["traceparent"] is None
@@ -270,7 +270,7 @@ class CountingTable(dict[str, Any]):
 async def test_the_retry_timer_reads_the_due_index_not_the_table(tmp_path: Path) -> None:
     h = Harness(tmp_path, CountingTable())
     h.recall.download_error = RecallServerError("503 from the file host", status=503)
-    await h.worker.on_transcript_event(h.done())
+    await h.worker.on_event(h.done())
     assert h.status() == "retry_scheduled"
     h.recall.download_error = None
     assert await h.wake_up() == 1

@@ -96,7 +96,7 @@ async def let_the_other_task_run() -> None:
 async def test_an_unforeseen_exception_parks_the_event_and_its_wake_up_finishes_it() -> None:
     h = Harness()
     h.recall.create_errors = [RecursionError("maximum recursion depth exceeded")]
-    await h.worker.on_recall_event(h.event("recording.done"))
+    await h.worker.on_event(h.event("recording.done"))
     parked = h.table[REC]["supervision"]
     assert parked["failures"] == 1 and len(parked["parked"]) == 1
     assert "RecursionError" in parked["last_error"]
@@ -112,7 +112,7 @@ async def test_unforeseen_exceptions_end_in_a_dead_letter_and_an_internal_error_
     h = Harness()
     h.recall.always_raise = OSError(28, "No space left on device")
     done = h.event("recording.done")
-    await h.worker.on_recall_event(done)
+    await h.worker.on_event(done)
     while await h.wake_up():
         pass
     assert len(h.recall.creates) == LIMITS.max_internal_errors
@@ -128,9 +128,9 @@ async def test_unforeseen_exceptions_end_in_a_dead_letter_and_an_internal_error_
 async def test_a_later_event_waits_behind_a_parked_one() -> None:
     h = Harness()
     h.recall.create_errors = [KeyError("shape never seen")]
-    await h.worker.on_recall_event(h.event("recording.done"))
+    await h.worker.on_event(h.event("recording.done"))
     tid = "tr-test-rec-core-1-attempt-1"
-    await h.worker.on_recall_event(h.event("transcript.done", transcript_id=tid, pipeline="test", pipeline_attempt="1"))
+    await h.worker.on_event(h.event("transcript.done", transcript_id=tid, pipeline="test", pipeline_attempt="1"))
     assert len(h.table[REC]["supervision"]["parked"]) == 2  # not handled before the recording.done it follows
     await h.wake_up()
     state = h.worker.load(REC)
@@ -143,9 +143,9 @@ async def test_a_later_event_waits_behind_a_parked_one() -> None:
 async def test_a_recording_deleted_while_its_create_is_in_flight_stays_failed() -> None:
     h = Harness()
     h.recall.gate = asyncio.Event()
-    creating = asyncio.create_task(h.worker.on_recall_event(h.event("recording.done")))
+    creating = asyncio.create_task(h.worker.on_event(h.event("recording.done")))
     await h.recall.entered.wait()
-    deleting = asyncio.create_task(h.worker.on_recall_event(h.event("recording.deleted")))
+    deleting = asyncio.create_task(h.worker.on_event(h.event("recording.deleted")))
     await let_the_other_task_run()
     h.recall.gate.set()
     await asyncio.gather(creating, deleting)
@@ -167,12 +167,12 @@ async def test_a_failure_lost_in_a_crash_is_emitted_when_the_event_is_redelivere
     h.out.failed_errors = [Killed()]
     deleted = h.event("recording.deleted")
     with pytest.raises(Killed):
-        await h.worker.on_recall_event(deleted)
+        await h.worker.on_event(deleted)
     assert h.out.failed == []
     h.restart()
-    await h.worker.on_recall_event(deleted)  # never committed, so delivered again
+    await h.worker.on_event(deleted)  # never committed, so delivered again
     assert [f.reason for f in h.out.failed] == [FailureReason.RECORDING_DELETED]
-    await h.worker.on_recall_event(deleted)  # recorded as emitted now: not again
+    await h.worker.on_event(deleted)  # recorded as emitted now: not again
     assert len(h.out.failed) == 1
 
 
@@ -181,7 +181,7 @@ async def test_a_failure_lost_in_a_crash_is_emitted_when_the_event_is_redelivere
 
 async def test_a_transcript_whose_webhook_never_came_is_reconciled_at_the_deadline() -> None:
     h = Harness()
-    await h.worker.on_recall_event(h.event("recording.done"))
+    await h.worker.on_event(h.event("recording.done"))
     tid = "tr-test-rec-core-1-attempt-1"
     h.clock.advance(LIMITS.deadline_seconds - 1)
     await h.worker.sweep()
@@ -192,14 +192,14 @@ async def test_a_transcript_whose_webhook_never_came_is_reconciled_at_the_deadli
     ((key, body, headers),) = h.out.transcript_events
     assert key == REC and json.loads(body)["event"] == "transcript.done"
     assert dict(headers)["ce_id"] == f"reconciled:{tid}:done".encode()
-    await h.worker.on_recall_event(h.offsets.inbound(TRANSCRIPT_EVENTS.name, key, body))
+    await h.worker.on_event(h.offsets.inbound(TRANSCRIPT_EVENTS.name, key, body))
     state = h.worker.load(REC)
     assert state is not None and state.status is Status.DONE
 
 
 async def test_a_transcript_still_processing_at_the_deadline_is_waited_for() -> None:
     h = Harness()
-    await h.worker.on_recall_event(h.event("recording.done"))
+    await h.worker.on_event(h.event("recording.done"))
     h.clock.advance(LIMITS.deadline_seconds + 1)
     await h.worker.sweep()
     await h.worker.sweep()
@@ -213,7 +213,7 @@ async def test_a_transcript_still_processing_at_the_deadline_is_waited_for() -> 
 async def test_a_create_that_never_reached_recall_is_repeated_at_the_deadline() -> None:
     h = Harness()
     h.recall.gate = asyncio.Event()
-    crashed = asyncio.create_task(h.worker.on_recall_event(h.event("recording.done")))
+    crashed = asyncio.create_task(h.worker.on_event(h.event("recording.done")))
     await h.recall.entered.wait()
     crashed.cancel()  # the process died mid-call; the event's offset was committed by an earlier bug, or lost
     with pytest.raises(asyncio.CancelledError):
@@ -231,7 +231,7 @@ async def test_a_create_that_never_reached_recall_is_repeated_at_the_deadline() 
 async def test_retryable_create_failures_are_bounded() -> None:
     h = Harness()
     h.recall.always_raise = RecallServerError("503", status=503)
-    await h.worker.on_recall_event(h.event("recording.done"))
+    await h.worker.on_event(h.event("recording.done"))
     for _ in range(100):
         if not await h.wake_up(after=120):
             break
@@ -254,7 +254,7 @@ class CountingTable(dict[str, Any]):
 async def test_the_retry_timer_reads_the_due_index_not_the_table() -> None:
     h = Harness(CountingTable())
     h.recall.create_errors = [RecallServerError("503", status=503)]
-    await h.worker.on_recall_event(h.event("recording.done"))
+    await h.worker.on_event(h.event("recording.done"))
     assert await h.wake_up() == 1
     assert h.table.scans == 0  # type: ignore[attr-defined]
     assert len(h.recall.creates) == 2
@@ -262,7 +262,7 @@ async def test_the_retry_timer_reads_the_due_index_not_the_table() -> None:
 
 async def test_a_finished_recording_is_removed_after_the_retention() -> None:
     h = Harness()
-    await h.worker.on_recall_event(h.event("recording.deleted"))
+    await h.worker.on_event(h.event("recording.deleted"))
     h.clock.advance(LIMITS.retention_seconds - 1)
     await h.worker.sweep()
     assert REC in h.table
@@ -277,7 +277,7 @@ async def test_a_finished_recording_is_removed_after_the_retention() -> None:
 async def test_a_create_repeated_after_the_replay_window_adopts_the_transcript_recall_has() -> None:
     h = Harness()
     h.recall.create_errors = [RecallServerError("503 after the transcript was created", status=503)]
-    await h.worker.on_recall_event(h.event("recording.done"))
+    await h.worker.on_event(h.event("recording.done"))
     # Recall did create it (the 503 came from a proxy after): our metadata names the attempt.
     meta = {"pipeline": "test", "pipeline_attempt": "1", "recording_id": REC}
     h.recall.transcripts["tr-made-earlier"] = artifact("tr-made-earlier", REC, meta)
@@ -292,7 +292,7 @@ async def test_a_create_repeated_after_the_replay_window_adopts_the_transcript_r
 async def test_a_create_repeated_within_the_window_relies_on_the_idempotency_key() -> None:
     h = Harness()
     h.recall.create_errors = [RecallServerError("503", status=503)]
-    await h.worker.on_recall_event(h.event("recording.done"))
+    await h.worker.on_event(h.event("recording.done"))
     assert await h.wake_up(after=60) == 1
     assert h.recall.lists == [] and len(h.recall.creates) == 2
 
@@ -303,7 +303,7 @@ async def test_a_create_repeated_within_the_window_relies_on_the_idempotency_key
 async def test_an_injected_fault_is_parked_like_any_unforeseen_exception() -> None:
     h = Harness()
     h.worker.faults.probability = 1.0
-    await h.worker.on_recall_event(h.event("recording.done"))
+    await h.worker.on_event(h.event("recording.done"))
     assert "InjectedFault" in h.table[REC]["supervision"]["last_error"]
     h.worker.faults.probability = 0.0
     await h.wake_up()
@@ -313,10 +313,10 @@ async def test_an_injected_fault_is_parked_like_any_unforeseen_exception() -> No
 
 async def test_a_recording_done_replayed_after_its_state_expired_adopts_the_transcript_recall_has() -> None:
     h = Harness()
-    await h.worker.on_recall_event(h.event("recording.done"))  # created; the state later expires
+    await h.worker.on_event(h.event("recording.done"))  # created; the state later expires
     h.table.clear()
     h.clock.advance(LIMITS.retention_seconds + 1)
-    await h.worker.on_recall_event(h.event("recording.done"))  # an operator replays the DLQ, days later
+    await h.worker.on_event(h.event("recording.done"))  # an operator replays the DLQ, days later
     assert len(h.recall.creates) == 1 and h.recall.lists == [REC]
     state = h.worker.load(REC)
     assert state is not None and state.current is not None

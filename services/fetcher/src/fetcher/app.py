@@ -102,7 +102,7 @@ def create_app(
     @app.agent(transcript_events, name="transcript-events", concurrency=settings.fetcher_concurrency)
     async def handle_transcript_events(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await fetcher.on_transcript_event(inbound(event))
+            await fetcher.on_event(inbound(event))
 
     @app.agent(retries, name="retries", concurrency=settings.fetcher_concurrency)
     async def handle_retries(stream: faust.StreamT[bytes]) -> None:

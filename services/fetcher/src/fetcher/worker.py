@@ -38,20 +38,10 @@ from pipeline_common.contracts import FailureReason, TranscriptFailed
 from pipeline_common.logging import get_logger
 from pipeline_common.recall.errors import InvalidRecallPayload
 from pipeline_common.recall.events import WebhookEvent, parse_webhook_event
-from pipeline_common.retries import PoisonMessage, RetryDispatcher, RetryDue
+from pipeline_common.retries import PoisonMessage, RetryDue
 from pipeline_common.topics import FETCHER_RETRIES
-from pipeline_common.worker import (
-    PARKED_TARGET,
-    Backoff,
-    FaultHook,
-    Inbound,
-    KeyedLocks,
-    RecordingTable,
-    Supervisor,
-    WorkerLimits,
-    now,
-)
-from pipeline_common.worker.supervisor import describe
+from pipeline_common.worker import Backoff, FaultHook, Inbound, WorkerLimits, now
+from pipeline_common.worker.base import Routed, SupervisedWorker
 
 _log = get_logger("fetcher")
 
@@ -63,7 +53,7 @@ class Senders:
     failed: Callable[[TranscriptFailed], Awaitable[None]]
 
 
-class Fetcher:
+class Fetcher(SupervisedWorker):
     """One worker's fetcher logic. Every handler of a recording runs under the recording's lock (both agents and the
     sweep) and inside the supervisor: whatever it raises ends in a retry, then a dead letter and a failure."""
 
@@ -82,29 +72,24 @@ class Fetcher:
         pause_after_send: float = 0.0,
         faults: FaultHook | None = None,
     ) -> None:
-        self.table = RecordingTable(table, pending_retries)
         self.fetcher = fetcher
         self.publisher = publisher
         self.policy = policy
         self.senders = senders
-        self.limits = limits or WorkerLimits()
         self.metrics = metrics or fetcher.metrics
-        self.clock = clock
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.pause_after_send = pause_after_send
-        self.faults = faults or FaultHook(self.limits.fault_probability)
-        self.dispatcher = RetryDispatcher(senders.retry)
-        self.locks = KeyedLocks()
-        self.supervisor = Supervisor(
-            self.table,
-            self.locks,
-            limits=self.limits,
+        super().__init__(
+            table=table,
+            pending_of=pending_retries,
+            retries_topic=FETCHER_RETRIES.name,
+            send_retry=senders.retry,
+            send_dead_letter=senders.dead_letter,
+            metrics=self.metrics,
+            limits=limits or WorkerLimits(),
             backoff=Backoff(policy.base_seconds, policy.max_seconds),
-            dead_letter=self.to_dlq,
-            give_up=self.give_up,
             clock=clock,
-            rng=self.rng,
-            on_internal_error=self.metrics.internal_errors.inc,
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+            faults=faults,
         )
 
     # --- the Table ------------------------------------------------------------------------------------------------
@@ -123,44 +108,12 @@ class Fetcher:
 
     # --- events in ------------------------------------------------------------------------------------------------
 
-    async def on_transcript_event(self, inbound: Inbound) -> None:
-        try:
-            webhook = self._parse(inbound)
-        except PoisonMessage as poison:
-            await self.to_dlq(inbound, str(poison))
-            return
-        except Exception as error:  # parsing is deterministic: no retry would help
-            await self.to_dlq(inbound, f"internal error reading the event: {describe(error)}")
-            return
-        if webhook is not None:
-            assert webhook.recording_id is not None
-            await self.supervisor.run(webhook.recording_id, inbound, lambda: self._handle(inbound, webhook))
-
-    async def on_retry(self, inbound: Inbound) -> None:
-        try:
-            due = RetryDue.loads(inbound.value)
-        except PoisonMessage as poison:
-            await self.to_dlq(inbound, str(poison))
-            return
-        if due.target == PARKED_TARGET:
-            await self.supervisor.resume(due.recording_id, due.sequence, self._redo)
-            return
-        await self.supervisor.run(due.recording_id, inbound, lambda: self._on_retry(due))
-
-    async def dispatch_due_retries(self) -> int:
-        """The retry timer: wake, through the retries topic, every retry that is due (read from the due-index)."""
-        backlog = await self.dispatcher.dispatch(self.table.pending(), self.clock())
-        self.metrics.retry_backlog.set(backlog)
-        return backlog
-
-    async def _redo(self, inbound: Inbound) -> None:
-        """A parked event, handled again (the supervisor holds the recording's lock)."""
-        if inbound.topic == FETCHER_RETRIES.name:
-            await self._on_retry(RetryDue.loads(inbound.value))
-            return
+    def route(self, inbound: Inbound) -> Routed:
         webhook = self._parse(inbound)
-        if webhook is not None:
-            await self._handle(inbound, webhook)
+        if webhook is None:
+            return None
+        assert webhook.recording_id is not None
+        return webhook.recording_id, lambda: self._handle(inbound, webhook)
 
     async def _handle(self, inbound: Inbound, webhook: WebhookEvent) -> None:
         if webhook.name == "deleted":
@@ -206,7 +159,7 @@ class Fetcher:
             self.save(recording_id, ended(state, Status.GONE, "transcript.deleted", self.clock()))
             self.metrics.gone.inc()
 
-    async def _on_retry(self, due: RetryDue) -> None:
+    async def handle_retry(self, due: RetryDue) -> None:
         state = self.get(due.recording_id, due.target)
         if not due_retry(state, due.sequence):
             return
@@ -350,22 +303,8 @@ class Fetcher:
 
     # --- the sweep: deadlines, unsent failures, retention ---------------------------------------------------------
 
-    async def sweep(self) -> None:
-        """Start-up and periodic: rebuild the due-index, then look at every local recording once."""
-        self.table.reindex()
-        for recording_id, _value in self.table.items():
-            if self.locks.busy(recording_id):
-                continue  # in hand right now (a download may take minutes); the next sweep looks again
-            async with self.locks.hold(recording_id):
-                try:
-                    await self._sweep_one(recording_id)
-                except Exception as error:  # one recording's trouble does not stop the sweep
-                    self.metrics.internal_errors.inc()
-                    _log.error("sweep failed for a recording", recording_id=recording_id, error=describe(error))
-
-    async def _sweep_one(self, recording_id: str) -> None:
-        if self.supervisor.supervision(recording_id) is not None:
-            return  # parked events: the supervisor's wake-up comes first
+    async def sweep_one(self, key: str) -> None:
+        recording_id = key
         doc = self.load(recording_id)
         moment = self.clock()
         if expired(doc, moment, self.limits.retention_seconds):
@@ -388,7 +327,3 @@ class Fetcher:
     async def _dead_letter_source(self, recording_id: str, state: TranscriptState, reason: str) -> None:
         if state.source is not None:
             await self.to_dlq(state.source.inbound(recording_id), reason)
-
-    async def to_dlq(self, inbound: Inbound, reason: str) -> None:
-        await self.senders.dead_letter(inbound, reason)
-        self.metrics.dlq.inc()

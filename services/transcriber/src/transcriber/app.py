@@ -83,7 +83,7 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
     @app.agent(recall_events, name="recall-events")
     async def handle_recall_events(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await transcriber.on_recall_event(inbound(event))
+            await transcriber.on_event(inbound(event))
 
     @app.agent(retries, name="retries")
     async def handle_retries(stream: faust.StreamT[bytes]) -> None:

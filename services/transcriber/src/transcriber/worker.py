@@ -20,20 +20,10 @@ from pipeline_common.recall.errors import InvalidRecallPayload, RecallApiError, 
 from pipeline_common.recall.events import WebhookEvent, parse_webhook_event
 from pipeline_common.recall.models import Diarization, TranscriptArtifact
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDispatcher, RetryDue
+from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDue
 from pipeline_common.topics import TRANSCRIBER_RETRIES
-from pipeline_common.worker import (
-    PARKED_TARGET,
-    Backoff,
-    FaultHook,
-    Inbound,
-    KeyedLocks,
-    RecordingTable,
-    Supervisor,
-    WorkerLimits,
-    now,
-)
-from pipeline_common.worker.supervisor import describe
+from pipeline_common.worker import Backoff, FaultHook, Inbound, WorkerLimits, now
+from pipeline_common.worker.base import Routed, SupervisedWorker
 from transcriber import lifecycle, reconcile
 from transcriber.fallback import Policy
 from transcriber.metrics import TranscriberMetrics
@@ -77,7 +67,7 @@ def pending_retries(recording_id: str, value: Mapping[str, Any]) -> Iterator[Pen
         yield PendingRetry(due, datetime.fromisoformat(retry["due_at"]))
 
 
-class Transcriber:
+class Transcriber(SupervisedWorker):
     """One worker's transcriber logic. Every handler of a recording runs under that recording's lock (agents and the
     sweep alike) and inside the supervisor, so it reads the state, awaits Recall and writes the state back with
     nobody else in between, and whatever it raises ends in a retry, then a dead letter."""
@@ -95,27 +85,22 @@ class Transcriber:
         rng: random.Random | None = None,
         faults: FaultHook | None = None,
     ) -> None:
-        self.table = RecordingTable(table, pending_retries)
         self.recall = recall
         self.policy = policy
         self.senders = senders
-        self.limits = limits or WorkerLimits()
         self.metrics = metrics or TranscriberMetrics()
-        self.clock = clock
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.faults = faults or FaultHook(self.limits.fault_probability)
-        self.dispatcher = RetryDispatcher(senders.retry)
-        self.locks = KeyedLocks()
-        self.supervisor = Supervisor(
-            self.table,
-            self.locks,
-            limits=self.limits,
+        super().__init__(
+            table=table,
+            pending_of=pending_retries,
+            retries_topic=TRANSCRIBER_RETRIES.name,
+            send_retry=senders.retry,
+            send_dead_letter=senders.dead_letter,
+            metrics=self.metrics,
+            limits=limits or WorkerLimits(),
             backoff=Backoff(policy.retry_base_seconds, policy.retry_max_seconds),
-            dead_letter=self.to_dlq,
-            give_up=self.give_up,
             clock=clock,
-            rng=self.rng,
-            on_internal_error=self.metrics.internal_errors.inc,
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+            faults=faults,
         )
 
     # --- the Table ------------------------------------------------------------------------------------------------
@@ -128,35 +113,11 @@ class Transcriber:
 
     # --- events in ------------------------------------------------------------------------------------------------
 
-    async def on_recall_event(self, inbound: Inbound) -> None:
-        try:
-            webhook = self._parse(inbound)
-        except PoisonMessage as poison:
-            await self.to_dlq(inbound, str(poison))
-            return
-        except Exception as error:  # parsing is deterministic: no retry would help
-            await self.to_dlq(inbound, f"internal error reading the event: {describe(error)}")
-            return
+    def route(self, inbound: Inbound) -> Routed:
+        webhook = self._parse(inbound)
         assert webhook.recording_id is not None
         self.metrics.events.labels(event_type=webhook.event).inc()
-        await self.supervisor.run(webhook.recording_id, inbound, lambda: self._handle_webhook(webhook))
-
-    async def on_retry(self, inbound: Inbound) -> None:
-        try:
-            due = RetryDue.loads(inbound.value)
-        except PoisonMessage as poison:
-            await self.to_dlq(inbound, str(poison))
-            return
-        if due.target == PARKED_TARGET:
-            await self.supervisor.resume(due.recording_id, due.sequence, self._redo)
-            return
-        await self.supervisor.run(due.recording_id, inbound, lambda: self._handle_retry(due))
-
-    async def dispatch_due_retries(self) -> int:
-        """The retry timer: wake, through the retries topic, every retry that is due (read from the due-index)."""
-        backlog = await self.dispatcher.dispatch(self.table.pending(), self.clock())
-        self.metrics.retry_backlog.set(backlog)
-        return backlog
+        return webhook.recording_id, lambda: self._handle_webhook(webhook)
 
     def _parse(self, inbound: Inbound) -> WebhookEvent:
         try:
@@ -167,13 +128,6 @@ class Transcriber:
             raise PoisonMessage(f"{webhook.event} carries no recording id")
         return webhook
 
-    async def _redo(self, inbound: Inbound) -> None:
-        """A parked event, handled again (the supervisor holds the recording's lock)."""
-        if inbound.topic == TRANSCRIBER_RETRIES.name:
-            await self._handle_retry(RetryDue.loads(inbound.value))
-        else:
-            await self._handle_webhook(self._parse(inbound))
-
     async def _handle_webhook(self, webhook: WebhookEvent) -> None:
         decision = self.decide(webhook)
         sent_at = webhook.updated_at
@@ -183,7 +137,7 @@ class Transcriber:
             decision = dataclasses.replace(decision, create=dataclasses.replace(decision.create, look_first=True))
         await self.carry_out(decision, webhook.event)
 
-    async def _handle_retry(self, due: RetryDue) -> None:
+    async def handle_retry(self, due: RetryDue) -> None:
         if not due.target.isdigit():
             raise PoisonMessage(f"retry target {due.target[:40]!r} is not an attempt number")
         state = self.load(due.recording_id)
@@ -287,22 +241,8 @@ class Transcriber:
 
     # --- the sweep: deadlines, unsent failures, retention ---------------------------------------------------------
 
-    async def sweep(self) -> None:
-        """Start-up and periodic: rebuild the due-index, then look at every local recording once."""
-        self.table.reindex()
-        for recording_id, _value in self.table.items():
-            if self.locks.busy(recording_id):
-                continue  # in hand right now; the next sweep looks again
-            async with self.locks.hold(recording_id):
-                try:
-                    await self._sweep_one(recording_id)
-                except Exception as error:  # one recording's trouble does not stop the sweep; it is looked at again
-                    self.metrics.internal_errors.inc()
-                    _log.error("sweep failed for a recording", recording_id=recording_id, error=describe(error))
-
-    async def _sweep_one(self, recording_id: str) -> None:
-        if self.supervisor.supervision(recording_id) is not None:
-            return  # parked events: the supervisor's wake-up comes first
+    async def sweep_one(self, key: str) -> None:
+        recording_id = key
         state = self.load(recording_id)
         if state is None:
             return
@@ -348,7 +288,3 @@ class Transcriber:
         state = self.load(failed.recording_id)
         if state is not None and not state.failed_emitted:
             self.store(state.model_copy(update={"failed_emitted": True}))
-
-    async def to_dlq(self, inbound: Inbound, reason: str) -> None:
-        await self.senders.dead_letter(inbound, reason)
-        self.metrics.dlq.inc()

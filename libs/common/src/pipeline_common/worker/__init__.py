@@ -6,6 +6,7 @@ worker's whole per-event logic in-process with a dict for its Table and lists fo
 - :mod:`.locks`: :class:`KeyedLocks`, one lock per recording across every agent and timer of a worker;
 - :mod:`.table`: :class:`RecordingTable`, the Table behind one door that keeps the due-index of scheduled retries;
 - :mod:`.supervisor`: :class:`Supervisor`, which turns any exception into a scheduled retry, then a dead letter;
+- :mod:`.base`: :class:`SupervisedWorker`, what both workers do the same way around their own logic;
 - :mod:`.limits`: :class:`WorkerLimits`, the bounds every worker keeps (attempts, deadlines, retention);
 - :mod:`.faults`: :class:`FaultHook`, the chaos harness's "raise here with probability p";
 - :mod:`.faust_patches`: the faust-streaming fixes, applied by the app factory.
