@@ -321,3 +321,19 @@ async def test_a_recording_done_replayed_after_its_state_expired_adopts_the_tran
     state = h.worker.load(REC)
     assert state is not None and state.current is not None
     assert state.current.transcript_id == "tr-test-rec-core-1-attempt-1"
+
+
+async def test_a_fallback_create_interrupted_by_an_error_is_made_on_the_wake_up() -> None:
+    # Found by the chaos harness with the fault hook on: the redone transcript.failed found attempt 1 already failed
+    # and did nothing, so attempt 2 stayed "requested" with no create ever made.
+    h = Harness()
+    await h.worker.on_event(h.event("recording.done"))
+    h.recall.create_errors = [KeyError("shape never seen")]
+    failed = h.event(
+        "transcript.failed", transcript_id="tr-test-rec-core-1-attempt-1", pipeline="test", pipeline_attempt="1"
+    )
+    await h.worker.on_event(failed)
+    await h.wake_up()
+    state = h.worker.load(REC)
+    assert state is not None and state.current is not None and state.current.number == 2
+    assert state.current.transcript_id == "tr-test-rec-core-1-attempt-2"

@@ -321,3 +321,15 @@ def repeat_create(state: RecordingState, policy: Policy, note: str) -> Decision:
 def checked(state: RecordingState, now: datetime, note: str) -> Decision:
     """Recall still works on it: look again a deadline later."""
     return Decision(state=state.model_copy(update={"checked_at": now}), note=note)
+
+
+def resume_unanswered(state: RecordingState | None, policy: Policy) -> Decision | None:
+    """The current attempt was requested but its create's answer never recorded (the handler died or raised between
+    storing "requested" and the answer): whatever event comes next repeats the create, with the same key. Safe only
+    under the recording's lock, where no other create for it can be in flight."""
+    if state is None or state.status is not Status.TRANSCRIBING or state.retry is not None:
+        return None
+    current = state.current
+    if current is None or current.outcome != "requested" or current.transcript_id is not None:
+        return None
+    return Decision(state=None, note="repeating an unanswered create", create=_create_call(state, current, policy))

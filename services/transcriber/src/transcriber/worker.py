@@ -130,6 +130,9 @@ class Transcriber(SupervisedWorker):
 
     async def _handle_webhook(self, webhook: WebhookEvent) -> None:
         decision = self.decide(webhook)
+        if decision.state is None and decision.create is None and decision.failed is None:
+            assert webhook.recording_id is not None
+            decision = lifecycle.resume_unanswered(self.load(webhook.recording_id), self.policy) or decision
         sent_at = webhook.updated_at
         if decision.create is not None and sent_at is not None and self._older_than_replay_window(sent_at):
             # A replay, a backlog or a DLQ replay of an old recording.done: its first create may be long done
