@@ -47,7 +47,14 @@ def add_pages(
         value = recordings.get(recording_id)
         if value is None:
             return web.json({"error": "not_found", "recording_id": recording_id}, status=404)
-        return web.json(RecordingDoc.from_table(recording_id, value).public())
+        public = RecordingDoc.from_table(recording_id, value).public()
+        supervision = value.get("supervision")
+        if supervision:  # events parked after unforeseen errors: what an operator looks for first (not their bodies)
+            public["supervision"] = {
+                "parked": len(supervision.get("parked") or []),
+                **{name: supervision.get(name) for name in ("failures", "last_error", "due_at", "first_failed_at")},
+            }
+        return web.json(public)
 
     @app.page("/transcripts/{transcript_id}")
     async def transcript_content(web: Any, request: Any, transcript_id: str) -> Any:
