@@ -137,3 +137,38 @@ async def test_abandoning_keeps_the_events_parked_while_the_dlq_is_unreachable()
     await h.supervisor.resume("k", kept.sequence, redo)
     assert [d.offset for d, _ in h.dead] == [1] and h.given_up and h.given_up[0][0] == "k"
     assert h.supervisor.supervision("k") is None
+
+
+class Unwritable(dict[str, Any]):
+    """A Table whose writes fail for a while (faust raised PartitionsMismatch while the changelog's metadata was not
+    yet known to a freshly started worker)."""
+
+    failures = 2
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("PartitionsMismatch: the changelog topic has 0 partitions")
+        super().__setitem__(key, value)
+
+
+async def test_an_event_whose_outcome_cannot_be_written_is_held_and_tried_again() -> None:
+    # Found by tests/fetcher/test_crash.py: the park itself failed (the Table unwritable), the exception left the
+    # agent, and faust acked the event into nothing.
+    h = Harness()
+    h.backing = Unwritable()
+    h.table = RecordingTable(h.backing, scheduled)
+    h.supervisor.table = h.table
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    h.supervisor._sleep = sleep
+
+    async def work() -> None:
+        h.table.put("k", {"done": True})
+
+    await h.supervisor.run("k", message(1), work)
+    assert h.backing["k"] == {"done": True}
+    assert len(slept) == 1  # the work failed, its park failed: held, then the work again (and the park) succeeded

@@ -14,6 +14,7 @@ Nothing is acked into nothing: the offset is committed only after the event was 
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -67,6 +68,7 @@ class Supervisor:
         clock: Callable[[], datetime],
         rng: random.Random,
         on_internal_error: Callable[[], None] = lambda: None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.table = table
         self.locks = locks
@@ -77,6 +79,7 @@ class Supervisor:
         self._clock = clock
         self._rng = rng
         self._on_internal_error = on_internal_error
+        self._sleep = sleep
 
     def supervision(self, key: str) -> Supervision | None:
         value = self.table.get(key)
@@ -84,19 +87,40 @@ class Supervisor:
         return Supervision.model_validate(raw) if raw else None
 
     async def run(self, key: str, inbound: Inbound, work: Work) -> None:
-        """Handle one event of ``key`` under its lock, and end it in a decision whatever happens."""
+        """Handle one event of ``key`` under its lock, and end it in a decision whatever happens. When not even the
+        decision can be written (the Table refuses writes), the event is held, not acked: the handling is tried
+        again after a backoff, keeping this recording's partition waiting (every recording on it would fail alike)."""
         async with self.locks.hold(key):
-            waiting = self.supervision(key)
-            if waiting is not None and waiting.parked:
-                # Behind the recording's parked events, never before them.
-                await self._park(key, waiting, [inbound], error=None)
-                return
-            try:
-                await work()
-            except (PoisonMessage, ValidationError) as poison:
-                await self._poison(key, inbound, str(poison))
-            except Exception as error:  # the point: no exception loses the event
-                await self._park(key, Supervision(), [inbound], error=error)
+            held = 0
+            while True:
+                try:
+                    await self._run_once(key, inbound, work)
+                    return
+                except Exception as error:
+                    held += 1
+                    self._on_internal_error()
+                    delay = self.backoff.delay(held, self._rng)
+                    _log.error(
+                        "could not record an event's outcome; holding it and trying again",
+                        key=key,
+                        error=describe(error),
+                        attempts=held,
+                        retry_in_seconds=round(delay, 2),
+                    )
+                    await self._sleep(delay)
+
+    async def _run_once(self, key: str, inbound: Inbound, work: Work) -> None:
+        waiting = self.supervision(key)
+        if waiting is not None and waiting.parked:
+            # Behind the recording's parked events, never before them.
+            await self._park(key, waiting, [inbound], error=None)
+            return
+        try:
+            await work()
+        except (PoisonMessage, ValidationError) as poison:
+            await self._poison(key, inbound, str(poison))
+        except Exception as error:  # the point: no exception loses the event
+            await self._park(key, Supervision(), [inbound], error=error)
 
     async def _poison(self, key: str, inbound: Inbound, reason: str) -> None:
         try:
