@@ -67,6 +67,9 @@ class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
     fetcher_operator_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
     fetcher_operator_retry_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
     fetcher_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
+    fetcher_give_up_seconds: float = Field(
+        default=6 * 3600.0, gt=0, le=30 * 86_400, description="how long retryable failures of a transcript are retried"
+    )
     fetcher_max_internal_errors: int = Field(default=5, ge=1, le=100)
     fetcher_deadline_seconds: float = Field(
         default=900.0, ge=1, le=7 * 86_400, description="a transcript left fetching this long is resumed"
@@ -94,6 +97,7 @@ class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
             deadline_seconds=self.fetcher_deadline_seconds,
             sweep_seconds=self.fetcher_sweep_seconds,
             retention_seconds=self.fetcher_retention_seconds,
+            give_up_seconds=self.fetcher_give_up_seconds,
             fault_probability=self.fetcher_fault_probability,
         )
 

@@ -105,6 +105,8 @@ class TranscriptState(BaseModel):
     word_count: int | None = None
     #: Outbox of the TranscriptFailed a rejection publishes: False between storing REJECTED and the broker's ack.
     failed_emitted: bool = True
+    #: When the current round of work began (a replayed transcript.done for an ended transcript begins a new one).
+    working_since: AwareDatetime | None = None
     failure_reason: FailureReason | None = None
     #: Only while the transcript is in work: what a later dead letter needs. Dropped once it ends.
     source: Source | None = None
@@ -148,6 +150,8 @@ class RetryPolicy:
     max_seconds: float
     operator_seconds: float
     operator_max_seconds: float
+    #: Retryable failures are bounded in time as well as in count (from the transcript's first sight).
+    give_up_seconds: float = 6 * 3600.0
 
     @classmethod
     def from_settings(cls, settings: FetcherSettings) -> RetryPolicy:
@@ -157,6 +161,7 @@ class RetryPolicy:
             max_seconds=settings.fetcher_retry_max_seconds,
             operator_seconds=settings.fetcher_operator_retry_seconds,
             operator_max_seconds=settings.fetcher_operator_retry_max_seconds,
+            give_up_seconds=settings.fetcher_give_up_seconds,
         )
 
 
@@ -196,13 +201,16 @@ def on_retryable_failure(
     Operator problems (Recall refusing our key or bill) never give up: they retry slowly until someone fixes them."""
     failures = state.attempts + 1
     operator = kind is ErrorKind.OPERATOR
-    if not operator and failures >= policy.max_attempts:
+    trying_for = (now - (state.working_since or state.first_seen_at)).total_seconds()
+    if not operator and (failures >= policy.max_attempts or trying_for >= policy.give_up_seconds):
         rejected = state.model_copy(
             update={
                 "status": Status.REJECTED,
                 "attempts": failures,
                 "retry": None,
-                "last_error": f"gave up after {failures} attempts: {reason}",
+                "last_error": f"gave up after {failures} attempts"
+                + (f" over {trying_for:.0f}s" if failures < policy.max_attempts else "")
+                + f": {reason}",
                 "updated_at": now,
             }
         )
@@ -332,8 +340,12 @@ def start_work(
     except CloudEventHeaderError:
         received_at, traceparent = None, None
     base = state or TranscriptState(transcript_id=webhook.transcript_id, first_seen_at=now, updated_at=now)
+    fresh: dict[str, object] = {}
+    if state is None or state.status in ENDED:  # a first sight, or a replay after the transcript ended: a new round
+        fresh = {"working_since": now, "attempts": 0}
     return base.model_copy(
         update={
+            **fresh,
             "status": Status.FETCHING,
             "bot_id": webhook.bot_id,
             "completed_at": webhook.updated_at,
