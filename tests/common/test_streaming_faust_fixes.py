@@ -1,4 +1,5 @@
-"""Two faust-streaming 0.15 bugs found by ``make chaos``, each fixed by a wrapper in ``pipeline_common.streaming``.
+"""Two faust-streaming 0.15 bugs found by ``make chaos``, each fixed by a wrapper in
+``pipeline_common.worker.faust_patches``.
 
 1. ``never_commit_past_in_flight``: faust committed a partition's offset past a transcript.done the fetcher was still
    processing (agent concurrency 2: a slow transcript next to fast ones), so a SIGKILL lost it for good. These tests
@@ -26,6 +27,9 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from intervaltree import IntervalTree
 
 from pipeline_common import streaming
+
+# The app factory applies the patches (create_faust_app); the classes below capture the patched methods.
+streaming.apply_faust_patches()
 
 pytestmark = pytest.mark.unit
 

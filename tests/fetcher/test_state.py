@@ -70,6 +70,29 @@ def test_retryable_failures_back_off_then_give_up() -> None:
     assert third.state.last_error == "gave up after 3 attempts: 503"
 
 
+def test_retryable_failures_are_bounded_in_time_too() -> None:
+    policy = RetryPolicy(
+        max_attempts=100,
+        base_seconds=1,
+        max_seconds=60,
+        operator_seconds=60,
+        operator_max_seconds=900,
+        give_up_seconds=3600,
+    )
+    later = NOW + timedelta(seconds=3601)
+    decision = on_retryable_failure(
+        state(),
+        kind=ErrorKind.RETRYABLE,
+        reason="503",
+        retry_after=None,
+        policy=policy,
+        now=later,
+        rng=random.Random(1),
+    )
+    assert decision.dead_letter and decision.state.status is Status.REJECTED
+    assert decision.state.last_error is not None and "gave up after 1 attempts over 3601s" in decision.state.last_error
+
+
 def test_operator_problems_never_give_up() -> None:
     current = state()
     for _ in range(10):

@@ -11,7 +11,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.contracts import TranscriptFailed
-from pipeline_common.topics import RECORDING_EVENTS
+from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIPT_EVENTS
 from tests.support.kafka import KafkaTestClient
 from tests.support.waiting import wait_for
 from tests.transcriber.conftest import Pipeline
@@ -198,3 +198,32 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_event_is_processed(
     assert b"not valid JSON" in headers["dlq-reason"]
     assert headers["dlq-source-topic"] == RECORDING_EVENTS.name.encode()
     assert "transcriber_dlq_total" in pipeline.worker.metric("transcriber_dlq_total")
+
+
+@pytest.mark.worker_env(TRANSCRIBER_DEADLINE_SECONDS="2", TRANSCRIBER_SWEEP_SECONDS="0.5")
+async def test_lost_transcript_webhooks_are_reconciled_and_a_slow_transcript_is_waited_for(
+    pipeline: Pipeline, kafka: KafkaTestClient
+) -> None:
+    # Recall never delivers transcript.* (as if its retries gave up), and the transcript stays processing until told.
+    await pipeline.sim.admin.configure(webhook_events=["recording.done"], transcript_delay_seconds=None)
+    recording = await pipeline.sim.admin.create_recording()
+
+    def checked_while_processing() -> bool:
+        lines = pipeline.worker.metric("transcriber_reconciled_total").splitlines()
+        return any('outcome="processing"' in line and float(line.rsplit(" ", 1)[1]) >= 2 for line in lines)
+
+    await wait_for(checked_while_processing, timeout=60, message="the sweep found the transcript still processing")
+    state = pipeline.worker.state(recording["id"])
+    assert state is not None and state["status"] == "transcribing"  # waited for, not failed
+    ((transcript),) = await pipeline.sim.admin.transcripts(recording["id"])
+    await pipeline.sim.admin.finish_transcript(transcript["id"])
+    pipeline.worker.wait_status(recording["id"], "done", timeout=60)
+    records = await kafka.consume(
+        TRANSCRIPT_EVENTS.name,
+        until=lambda rs: any(r.key == recording["id"].encode() for r in rs),
+        timeout=30,
+    )
+    (reconciled,) = [r for r in records if r.key == recording["id"].encode()]
+    assert dict(reconciled.headers)["ce_id"] == f"reconciled:{transcript['id']}:done".encode()
+    assert json.loads(reconciled.value)["event"] == "transcript.done"
+    assert len(await pipeline.create_transcript_calls(recording["id"])) == 1

@@ -18,6 +18,12 @@ READY_EVENT_TYPE = "ai.recall.pipeline.transcript.ready"
 FAILED_EVENT_TYPE = "ai.recall.pipeline.transcript.failed"
 
 
+def failed_event_id(recording_id: str) -> str:
+    """The ``ce_id`` of a recording's TranscriptFailed, whichever worker sends it and however often: consumers keep
+    the first and drop the rest."""
+    return f"transcript-failed:{recording_id}"
+
+
 class ContractModel(BaseModel):
     # Consumers should ignore fields they do not know (extra="ignore" when they parse); we never emit unknown ones.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -30,6 +36,13 @@ class FailureReason(StrEnum):
     TRANSCRIPT_LIMIT = "transcript_limit"
     REJECTED_BY_RECALL = "rejected_by_recall"
     BLOCKED_BY_FIREWALL = "blocked_by_firewall"  # Recall's firewall answered 403 to every retry of the create
+    #: Recall kept answering a create with retryable errors (5xx, 409, unparseable) past the retry bounds.
+    RECALL_UNAVAILABLE = "recall_unavailable"
+    #: The transcript was made but the fetcher could not store it (invalid, over the size cap, a download host it may
+    #: not use, or out of attempts); the source event is in fetcher.dlq for an operator.
+    TRANSCRIPT_REJECTED = "transcript_rejected"
+    #: A worker hit unforeseen errors on this recording past its bound; the events are in the worker's DLQ.
+    INTERNAL_ERROR = "internal_error"
 
 
 class AttemptRecord(ContractModel):

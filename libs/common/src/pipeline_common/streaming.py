@@ -5,14 +5,12 @@ health, readiness and metrics. Needs the ``streaming`` extra (``pipeline-common[
 from __future__ import annotations
 
 import asyncio
-import functools
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import faust
-from faust.transport.consumer import Consumer as FaustConsumer
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import EventT, TableT, TopicT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -23,6 +21,26 @@ from pipeline_common.kafka import ensure_topics_when_reachable
 from pipeline_common.kafka_preflight import KafkaConnectionRefused, check_kafka_connection
 from pipeline_common.logging import configure_logging, faust_logging_config, get_logger
 from pipeline_common.settings import ConfigError, FaustWorker, KafkaSettings, WorkerSettings, load_settings
+from pipeline_common.worker.faust_patches import (
+    apply_faust_patches,
+    never_commit_past_in_flight,
+    no_stale_records_across_a_seek,
+)
+from pipeline_common.worker.message import Inbound
+
+__all__ = [
+    "add_operational_pages",
+    "add_worker_timers",
+    "apply_faust_patches",
+    "create_faust_app",
+    "dead_letter",
+    "inbound",
+    "never_commit_past_in_flight",
+    "no_stale_records_across_a_seek",
+    "raw_topic",
+    "recordings_table",
+    "send_durably",
+]
 
 _log = get_logger(__name__)
 
@@ -32,8 +50,10 @@ FAUST_LOG_LEVELS = {"CRITICAL": "crit", "ERROR": "error", "WARNING": "warn", "IN
 
 
 def create_faust_app(settings: KafkaSettings, worker: FaustWorker) -> faust.App:
-    """A faust app configured the way every worker here needs it: durable writes, Table state rebuilt from its
-    changelog, our own logging, and a session timeout that moves a crashed worker's partitions on soon."""
+    """A faust app configured the way every worker here needs it: durable, idempotent writes, Table state rebuilt from
+    its changelog, our own logging, and a session timeout that moves a crashed worker's partitions on soon. Applies
+    the faust patches first (refusing a faust version they were not written for)."""
+    apply_faust_patches()
     return faust.App(
         worker.app_id,
         broker=faust_broker_urls(settings),
@@ -141,19 +161,34 @@ async def send_durably(topic: TopicT, key: bytes | None, value: bytes, headers: 
     await topic.app.producer.send_and_wait(topic.get_topic_name(), key, value, None, None, headers)
 
 
-async def dead_letter(dlq: TopicT, event: EventT[Any], *, reason: str, service: str) -> None:
-    """Send the event's message unchanged to ``dlq`` with the reason and its origin in headers."""
+def inbound(event: EventT[Any]) -> Inbound:
+    """faust's event as the per-event logic sees it."""
     message = event.message
-    original = message.headers or []
+    raw = message.headers or []
+    pairs = list(raw.items()) if isinstance(raw, Mapping) else list(raw)
+    return Inbound(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value or b"",
+        headers=[
+            (str(name), value if isinstance(value, bytes) else str(value or "").encode()) for name, value in pairs
+        ],
+    )
+
+
+async def dead_letter(dlq: TopicT, message: Inbound, *, reason: str, service: str) -> None:
+    """Send the message unchanged to ``dlq`` with the reason and its origin in headers."""
     headers = dlq_headers(
-        list(original.items()) if isinstance(original, Mapping) else list(original),
+        list(message.headers),
         reason=reason,
         service=service,
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
     )
-    await send_durably(dlq, message.key, message.value or b"", headers)
+    await send_durably(dlq, message.key, message.value, headers)
     _log.error(
         "message sent to the dead-letter queue",
         dlq=dlq.get_topic_name(),
@@ -220,98 +255,27 @@ class ReadinessCollector(Collector):
         yield family
 
 
-def never_commit_past_in_flight() -> None:
-    """Make faust never commit a partition's offset past a message an agent is still processing.
+def add_worker_timers(
+    app: faust.App,
+    *,
+    scan_seconds: float,
+    sweep_seconds: float,
+    dispatch: Callable[[], Awaitable[Any]],
+    sweep: Callable[[], Awaitable[None]],
+) -> None:
+    """One timer per worker, every ``scan_seconds``: wake the due retries (read from the due-index), and sweep the
+    Table (deadlines, unsent terminal events, retention, and a rebuilt due-index) at start-up, after every change of
+    the partitions this worker owns, and every ``sweep_seconds``. Nothing runs while the Table is being recovered or
+    a rebalance is under way: the state is incomplete then."""
+    last: dict[str, Any] = {"at": None, "assigned": frozenset()}
 
-    faust-streaming 0.15's ``Consumer._new_offset`` (upstream issue faust-streaming/faust#606, fix proposed in #707)
-    computes the offset to commit from the acked offsets, and lets one missing offset at their head through: with the
-    committed offset N (the next to read) and N+1, N+2 acked while N is still being processed (agent concurrency > 1:
-    a slow transcript next to fast ones), it commits N+3. A crash before N is done then loses N for good: it is never
-    redelivered. Found by ``make chaos`` (a fetcher SIGKILL lost a transcript.done). The wrapper commits nothing for
-    the partition while one of its messages at or after the committed offset, below the acked ones, is in flight.
-    Idempotent; applied when this module is imported, so by every service and test that builds a faust app here.
-    """
-    original = FaustConsumer._new_offset
-    if getattr(original, "_never_past_in_flight", False):
-        return
-
-    @functools.wraps(original)
-    def _new_offset(self: Any, tp: Any) -> int | None:
-        acked = self._acked[tp]
-        if acked:
-            head = min(acked)
-            committed = self._committed_offset[tp]
-            for message in list(self._unacked_messages):
-                if (
-                    message.tp == tp
-                    and not message.acked
-                    and message.offset < head
-                    and (committed is None or message.offset >= committed)
-                ):
-                    return None
-        offset: int | None = original(self, tp)
-        return offset
-
-    _new_offset._never_past_in_flight = True  # type: ignore[attr-defined]
-    FaustConsumer._new_offset = _new_offset  # type: ignore[method-assign]
-
-
-def no_stale_records_across_a_seek() -> None:
-    """Stop faust's consumer flow while it seeks its partitions back to their committed offsets.
-
-    A restarted faust-streaming 0.15 worker resumes its stream partitions, then seeks them to the committed offsets
-    (``Recovery.on_recovery_completed``), with the flow already running for the table recovery. Records fetched in
-    between keep flowing into the agents while the seek runs, and the consumer's read-offset bookkeeping then goes
-    wrong: a stale record above the new read offset is taken for a gap and the offsets below it are acked unprocessed
-    (``Consumer._add_gap``), and the records fetched again from the committed offset are dropped as already read
-    ("DROPPED MESSAGE ROFF"). Found by ``make chaos``: a SIGKILLed transcriber, restarted while webhooks were arriving,
-    never handled one ``recording.done``. With the flow stopped no record is handed over during the seek, so the
-    agents see every record from the committed offset on, each once more at most. The flow is resumed only when
-    nothing else (a rebalance) stopped it in the meantime.
-
-    Records the stopped flow discards are read again only if the seek moves the partition back to them, and
-    aiokafka's ``seek_to_committed`` leaves a partition with no committed offset (or 0) where it is: such a partition
-    is sought to its beginning too (with ``auto_offset_reset=earliest``, ours; with ``latest`` the worker has chosen
-    not to read what it did not see). Idempotent; applied on import like the one above.
-    """
-    original_seek = FaustConsumer.perform_seek
-    if getattr(original_seek, "_stops_the_flow", False):
-        return
-    original_stop = FaustConsumer.stop_flow
-    original_seek_to_committed = AIOKafkaConsumerThread.seek_to_committed
-
-    @functools.wraps(original_seek_to_committed)
-    async def seek_to_committed(self: Any) -> Mapping[Any, int]:
-        committed: Mapping[Any, int] = await original_seek_to_committed(self)
-        if self.app.conf.consumer_auto_offset_reset == "earliest":
-            changelogs = self.app.tables.changelog_topics
-            unmoved = [tp for tp, offset in committed.items() if not offset or offset < 0]
-            unmoved = [tp for tp in unmoved if tp.topic not in changelogs]  # recovery positions those itself
-            if unmoved:
-                await self.seek_to_beginning(*unmoved)
-        return committed
-
-    @functools.wraps(original_stop)
-    def stop_flow(self: Any) -> None:
-        self._flow_stops = getattr(self, "_flow_stops", 0) + 1
-        original_stop(self)
-
-    @functools.wraps(original_seek)
-    async def perform_seek(self: Any) -> None:
-        was_flowing = self.flow_active
-        self.stop_flow()
-        stops = self._flow_stops
-        try:
-            await original_seek(self)
-        finally:
-            if was_flowing and self._flow_stops == stops:
-                self.resume_flow()
-
-    perform_seek._stops_the_flow = True  # type: ignore[attr-defined]
-    FaustConsumer.stop_flow = stop_flow  # type: ignore[method-assign]
-    FaustConsumer.perform_seek = perform_seek  # type: ignore[method-assign]
-    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
-
-
-never_commit_past_in_flight()
-no_stale_records_across_a_seek()
+    @app.timer(interval=scan_seconds, on_leader=False)  # type: ignore[untyped-decorator]
+    async def worker_timer() -> None:
+        if not app.tables.recovery.completed.is_set() or app.rebalancing:  # type: ignore[attr-defined]
+            return
+        assigned = frozenset(app.assignor.assigned_actives())
+        clock = time.monotonic()
+        if last["at"] is None or assigned != last["assigned"] or clock - last["at"] >= sweep_seconds:
+            last.update(at=clock, assigned=assigned)
+            await sweep()
+        await dispatch()

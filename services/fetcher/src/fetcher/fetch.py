@@ -1,5 +1,6 @@
 """One transcript, from Recall to the store: retrieve (fresh URL), download (streamed, capped, allowlisted), validate,
-render, store, and prepare the ``TranscriptReady`` event in the manifest. Kafka is not touched here.
+render and store its objects. Returns what it stored and the analysis; :mod:`fetcher.publish` takes it from there
+(the event, the manifest, the announcement). Kafka is not touched here.
 
 Nothing reaches the store before the transcript has been downloaded completely and validated: the download goes to
 a spool file, and a failure at any point before the manifest leaves at most complete objects without a manifest,
@@ -13,17 +14,17 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from fetcher.metrics import FetcherMetrics
 from fetcher.transcript import RENDITIONS, Analysis, analyse, render_one
-from pipeline_common.contracts import StoredObject, TranscriptReady
+from pipeline_common.contracts import StoredObject
 from pipeline_common.logging import get_logger
-from pipeline_common.recall.client import RecallClient, safe_url
+from pipeline_common.recall.client import safe_url
 from pipeline_common.recall.errors import (
     ErrorKind,
     InvalidRecallPayload,
@@ -34,15 +35,7 @@ from pipeline_common.recall.errors import (
     RecallNotFound,
 )
 from pipeline_common.recall.models import TranscriptArtifact
-from pipeline_common.store import (
-    Announcement,
-    Manifest,
-    StoreError,
-    TranscriptKeys,
-    TranscriptStore,
-    read_manifest,
-    write_manifest,
-)
+from pipeline_common.store import Manifest, StoreError, TranscriptKeys, TranscriptStore, read_manifest
 
 _log = get_logger("fetcher.fetch")
 RAW_CONTENT_TYPE: Final = "application/json"
@@ -84,17 +77,28 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Stored:
+class Fetched:
+    """Downloaded, validated and stored object by object; not announced yet (no manifest: readers ignore it)."""
+
+    keys: TranscriptKeys
+    artifact: TranscriptArtifact
+    objects: dict[str, StoredObject]
+    analysis: Analysis
+
+
+@dataclass(frozen=True)
+class AlreadyStored:
+    """Found complete in the store (manifest and its event) from an earlier attempt: only the announcement is left."""
+
     manifest: Manifest
-    fresh: bool  # written by this attempt (False: found complete in the store, from an earlier attempt)
 
 
-def _attempt_number(metadata: dict[str, object]) -> int | None:
-    """The transcriber puts ``pipeline_attempt`` in the metadata of the transcripts it creates."""
-    value = metadata.get("pipeline_attempt")
-    if isinstance(value, int | str) and str(value).isdigit() and 1 <= int(value) <= 10:
-        return int(value)
-    return None
+class RecallDownloads(Protocol):
+    """What the fetcher needs of :class:`~pipeline_common.recall.client.RecallClient`."""
+
+    async def retrieve_transcript(self, transcript_id: str) -> TranscriptArtifact: ...
+
+    def stream_download(self, url: str, max_bytes: int) -> AsyncIterator[bytes]: ...
 
 
 def _classify(error: RecallApiError) -> Exception:
@@ -109,13 +113,12 @@ class TranscriptFetcher:
     def __init__(
         self,
         *,
-        recall: RecallClient,
+        recall: RecallDownloads,
         store: TranscriptStore,
         metrics: FetcherMetrics,
         max_bytes: int,
         expired_url_retries: int,
         store_provider_data: bool,
-        prepare_announcement: Callable[[str, str], Awaitable[Announcement]],
     ) -> None:
         self.recall = recall
         self.store = store
@@ -123,9 +126,8 @@ class TranscriptFetcher:
         self.max_bytes = max_bytes
         self.expired_url_retries = expired_url_retries
         self.store_provider_data = store_provider_data
-        self.prepare_announcement = prepare_announcement
 
-    async def fetch(self, job: Job) -> Stored:
+    async def fetch(self, job: Job) -> Fetched | AlreadyStored:
         try:
             keys = TranscriptKeys(job.recording_id, job.transcript_id)
         except ValueError as error:
@@ -136,14 +138,14 @@ class TranscriptFetcher:
             raise RetryLater(f"store: {error}") from None
         if existing is not None and existing.event is not None and existing.announcement is not None:
             _log.info("transcript already stored", transcript_id=job.transcript_id, manifest=keys.manifest)
-            return Stored(existing, fresh=False)
+            return AlreadyStored(existing)
         artifact, spool, sha256 = await self._download_fresh(job)
         try:
             analysis = await self._analyse(spool)
-            manifest = await self._store(job, keys, artifact, spool, sha256, analysis)
+            objects = await self._store(job, keys, artifact, spool, sha256, analysis)
         finally:
             await asyncio.to_thread(spool.unlink, missing_ok=True)
-        return Stored(manifest, fresh=True)
+        return Fetched(keys, artifact, objects, analysis)
 
     # --- Recall ---------------------------------------------------------------------------------------------------
 
@@ -245,7 +247,7 @@ class TranscriptFetcher:
         spool: Path,
         sha256: str,
         analysis: Analysis,
-    ) -> Manifest:
+    ) -> dict[str, StoredObject]:
         started = time.perf_counter()
         try:
             objects: dict[str, StoredObject] = {}
@@ -257,51 +259,18 @@ class TranscriptFetcher:
                 objects["provider_data"] = await self._store_provider_data(artifact.provider_data_download_url, keys)
             # Last of the objects, so a consumed spool file is only gone once everything else is in place.
             objects["raw"] = await self.store.put_file(keys.raw, spool, RAW_CONTENT_TYPE, sha256=sha256, consume=True)
-            transcript_metadata = dict(job.transcript_metadata) or artifact.metadata_dict
-            event = TranscriptReady(
-                recording_id=job.recording_id,
-                transcript_id=job.transcript_id,
-                bot_id=job.bot_id or artifact.bot_id,
-                provider=artifact.provider_name,
-                attempt=_attempt_number(transcript_metadata),
-                language_codes=analysis.language_codes,
-                participants=analysis.participants,
-                word_count=analysis.word_count,
-                unnamed_word_count=analysis.unnamed_word_count,
-                speech_duration_seconds=analysis.speech_duration_seconds,
-                raw=objects["raw"],
-                readable=objects["readable"],
-                renditions={name: objects[name] for name in ("txt", "vtt", "srt")},
-                provider_data=objects.get("provider_data"),
-                recording_metadata=dict(job.recording_metadata)
-                or (artifact.recording.metadata or {} if artifact.recording else {}),
-                transcript_metadata=transcript_metadata,
-                completed_at=job.completed_at or (artifact.status.updated_at or datetime.now(UTC)),
-                ready_at=datetime.now(UTC),
-            )
-            announcement = await self.prepare_announcement(job.recording_id, job.transcript_id)
-            manifest = Manifest(
-                recording_id=job.recording_id,
-                transcript_id=job.transcript_id,
-                objects=objects,
-                stored_at=event.ready_at,
-                event=event,
-                announcement=announcement,
-            )
-            await write_manifest(self.store, manifest)
         except StoreError as error:
             raise RetryLater(f"store: {error}") from None
         self.metrics.store_seconds.observe(time.perf_counter() - started)
         for name, stored in objects.items():
             self.metrics.stored_bytes.labels(object=name).inc(stored.size_bytes)
         _log.info(
-            "transcript stored",
+            "transcript objects stored",
             transcript_id=job.transcript_id,
             recording_id=job.recording_id,
             words=analysis.word_count,
-            manifest=keys.manifest,
         )
-        return manifest
+        return objects
 
     async def _store_provider_data(self, url: str, keys: TranscriptKeys) -> StoredObject:
         try:

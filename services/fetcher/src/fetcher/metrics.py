@@ -65,6 +65,13 @@ class FetcherMetrics:
             registry=r,
         )
         self.dlq = Counter("fetcher_dlq", "Messages sent to fetcher.dlq", registry=r)
+        self.failed = Counter(
+            "fetcher_failed", "TranscriptFailed published for transcripts the fetcher gave up", ["reason"], registry=r
+        )
+        self.internal_errors = Counter(
+            "fetcher_internal_errors", "Unforeseen exceptions caught by the supervisor (and the sweep)", registry=r
+        )
+        self.expired = Counter("fetcher_expired", "Finished recordings removed after the retention", registry=r)
         self.recall_calls = Counter(
             "fetcher_recall_calls", "Recall API calls by operation and outcome", ["operation", "outcome"], registry=r
         )

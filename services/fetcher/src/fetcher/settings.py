@@ -10,8 +10,10 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
 
 from pipeline_common.settings import FaustWorker, TranscriptStoreSettings, WorkerSettings
+from pipeline_common.settings import _split_csv as split_csv
 from pipeline_common.store import TranscriptStore, open_store
 from pipeline_common.topics import TRANSCRIPT_EVENTS
+from pipeline_common.worker.limits import WorkerLimits
 
 #: Recall's regions and the storage its pre-signed download URLs point at (S3, virtual-hosted or path style).
 DEFAULT_DOWNLOAD_HOSTS = (
@@ -65,11 +67,17 @@ class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
     fetcher_operator_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
     fetcher_operator_retry_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
     fetcher_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
-    fetcher_transcript_deadline_seconds: float = Field(
-        default=3600.0,
-        ge=60,
-        le=7 * 86_400,
-        description="a transcript unfinished this long after transcript.done counts as past deadline (metrics, alerts)",
+    fetcher_give_up_seconds: float = Field(
+        default=6 * 3600.0, gt=0, le=30 * 86_400, description="how long retryable failures of a transcript are retried"
+    )
+    fetcher_max_internal_errors: int = Field(default=5, ge=1, le=100)
+    fetcher_deadline_seconds: float = Field(
+        default=900.0, ge=1, le=7 * 86_400, description="a transcript left fetching this long is resumed"
+    )
+    fetcher_sweep_seconds: float = Field(default=60.0, gt=0, le=3600)
+    fetcher_retention_seconds: float = Field(default=3 * 86_400.0, ge=0, le=365 * 86_400)
+    fetcher_fault_probability: float = Field(
+        default=0.0, ge=0, le=1, description="chaos only: probability a handler raises in its middle"
     )
 
     # Fault injection for the crash tests only (never set in production): hold the transcript in hand this long
@@ -82,6 +90,16 @@ class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
     )
     transcript_store_s3_region: str | None = None
     transcript_store_s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+
+    def limits(self) -> WorkerLimits:
+        return WorkerLimits(
+            max_internal_errors=self.fetcher_max_internal_errors,
+            deadline_seconds=self.fetcher_deadline_seconds,
+            sweep_seconds=self.fetcher_sweep_seconds,
+            retention_seconds=self.fetcher_retention_seconds,
+            give_up_seconds=self.fetcher_give_up_seconds,
+            fault_probability=self.fetcher_fault_probability,
+        )
 
     def faust_worker(self) -> FaustWorker:
         return FaustWorker(
@@ -97,9 +115,7 @@ class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
     @field_validator("fetcher_download_hosts", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+        return split_csv(value)
 
     @field_validator("fetcher_download_hosts")
     @classmethod

@@ -7,6 +7,7 @@ No Kafka, no HTTP, no clock of their own: the app passes ``now`` and a random ge
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -15,7 +16,13 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fetcher.settings import FetcherSettings
+from pipeline_common.cloudevents import CloudEventHeaderError, parse_headers
+from pipeline_common.contracts import AttemptRecord, FailureReason, TranscriptFailed
 from pipeline_common.recall.errors import ErrorKind
+from pipeline_common.recall.events import WebhookEvent
+from pipeline_common.retries import PendingRetry, RetryDue
+from pipeline_common.worker.backoff import Backoff
+from pipeline_common.worker.message import Inbound
 
 
 class Status(StrEnum):
@@ -26,6 +33,9 @@ class Status(StrEnum):
     GONE = "gone"  # deleted at Recall (404, transcript.deleted): nothing to announce
     REJECTED = "rejected"  # invalid, over the size cap, a disallowed host, or out of attempts: in fetcher.dlq
 
+
+#: A transcript in one of these has ended (for now: a replayed transcript.done tries a rejected or gone one again).
+ENDED = frozenset({Status.READY, Status.GONE, Status.REJECTED})
 
 #: A transcript.done for a transcript in one of these needs no work now.
 SETTLED_OR_WAITING = frozenset({Status.READY, Status.RETRY_SCHEDULED, Status.BLOCKED})
@@ -41,6 +51,27 @@ class Source(BaseModel):
     offset: int
     body: str
     headers: list[tuple[str, str]] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, inbound: Inbound) -> Source:
+        return cls(
+            topic=inbound.topic,
+            partition=inbound.partition,
+            offset=inbound.offset,
+            body=inbound.value.decode("latin-1"),
+            headers=[(name, value.decode("latin-1")) for name, value in inbound.headers],
+        )
+
+    def inbound(self, key: str) -> Inbound:
+        """The event again, as it came (for the DLQ)."""
+        return Inbound(
+            topic=self.topic,
+            partition=self.partition,
+            offset=self.offset,
+            key=key.encode(),
+            value=self.body.encode("latin-1"),
+            headers=[(name, value.encode("latin-1")) for name, value in self.headers],
+        )
 
 
 class Retry(BaseModel):
@@ -72,6 +103,12 @@ class TranscriptState(BaseModel):
     ready_partition: int | None = None
     ready_offset: int | None = None
     word_count: int | None = None
+    #: Outbox of the TranscriptFailed a rejection publishes: False between storing REJECTED and the broker's ack.
+    failed_emitted: bool = True
+    #: When the current round of work began (a replayed transcript.done for an ended transcript begins a new one).
+    working_since: AwareDatetime | None = None
+    failure_reason: FailureReason | None = None
+    #: Only while the transcript is in work: what a later dead letter needs. Dropped once it ends.
     source: Source | None = None
     first_seen_at: AwareDatetime
     updated_at: AwareDatetime
@@ -88,7 +125,12 @@ class RecordingDoc(BaseModel):
 
     @classmethod
     def from_table(cls, recording_id: str, value: Any) -> RecordingDoc:
-        return cls(recording_id=recording_id) if value is None else cls.model_validate(value)
+        # A value with no transcripts yet may hold the supervisor's parked events alone.
+        return (
+            cls(recording_id=recording_id)
+            if value is None
+            else cls.model_validate({**value, "recording_id": recording_id})
+        )
 
     def public(self) -> dict[str, Any]:
         """What the read API shows: status and pointers, not the stored webhook."""
@@ -108,6 +150,8 @@ class RetryPolicy:
     max_seconds: float
     operator_seconds: float
     operator_max_seconds: float
+    #: Retryable failures are bounded in time as well as in count (from the transcript's first sight).
+    give_up_seconds: float = 6 * 3600.0
 
     @classmethod
     def from_settings(cls, settings: FetcherSettings) -> RetryPolicy:
@@ -117,6 +161,7 @@ class RetryPolicy:
             max_seconds=settings.fetcher_retry_max_seconds,
             operator_seconds=settings.fetcher_operator_retry_seconds,
             operator_max_seconds=settings.fetcher_operator_retry_max_seconds,
+            give_up_seconds=settings.fetcher_give_up_seconds,
         )
 
 
@@ -128,15 +173,11 @@ def needs_work(state: TranscriptState | None) -> bool:
 
 def retry_delay(failures: int, retry_after: float | None, policy: RetryPolicy, rng: random.Random) -> float:
     """Exponential backoff with jitter; never sooner than a Retry-After."""
-    ceiling = min(policy.max_seconds, policy.base_seconds * 2 ** min(failures - 1, 30))
-    backoff = ceiling / 2 + rng.uniform(0, ceiling / 2)
-    if retry_after is not None and retry_after > 0:
-        return float(max(backoff, retry_after * (1 + rng.uniform(0, 0.1))))
-    return float(backoff)
+    return Backoff(policy.base_seconds, policy.max_seconds).delay(failures, rng, retry_after)
 
 
 def operator_delay(failures: int, policy: RetryPolicy) -> float:
-    return float(min(policy.operator_max_seconds, policy.operator_seconds * 2 ** min(failures - 1, 30)))
+    return Backoff(policy.operator_seconds, policy.operator_max_seconds).slow(failures)
 
 
 @dataclass(frozen=True)
@@ -160,13 +201,16 @@ def on_retryable_failure(
     Operator problems (Recall refusing our key or bill) never give up: they retry slowly until someone fixes them."""
     failures = state.attempts + 1
     operator = kind is ErrorKind.OPERATOR
-    if not operator and failures >= policy.max_attempts:
+    trying_for = (now - (state.working_since or state.first_seen_at)).total_seconds()
+    if not operator and (failures >= policy.max_attempts or trying_for >= policy.give_up_seconds):
         rejected = state.model_copy(
             update={
                 "status": Status.REJECTED,
                 "attempts": failures,
                 "retry": None,
-                "last_error": f"gave up after {failures} attempts: {reason}",
+                "last_error": f"gave up after {failures} attempts"
+                + (f" over {trying_for:.0f}s" if failures < policy.max_attempts else "")
+                + f": {reason}",
                 "updated_at": now,
             }
         )
@@ -199,4 +243,118 @@ def due_retry(state: TranscriptState | None, sequence: int) -> bool:
         and state.status in RETRYABLE_NOW
         and state.retry is not None
         and state.retry.sequence == sequence
+    )
+
+
+def pending_retries(recording_id: str, value: Mapping[str, Any]) -> Iterator[PendingRetry]:
+    """The retries one recording's stored JSON schedules (read without building the models: the due-index's feed)."""
+    for transcript_id, raw in (value.get("transcripts") or {}).items():
+        retry = raw.get("retry")
+        if retry and raw.get("status") in (Status.RETRY_SCHEDULED, Status.BLOCKED):
+            due = RetryDue(recording_id, transcript_id, int(retry["sequence"]))
+            yield PendingRetry(due, datetime.fromisoformat(retry["due_at"]))
+
+
+def ended(state: TranscriptState, status: Status, error: str | None, now: datetime) -> TranscriptState:
+    """The transcript's last state: what only work in progress needs (the source event, the trace) is dropped."""
+    return state.model_copy(
+        update={
+            "status": status,
+            "retry": None,
+            "last_error": error,
+            "source": None,
+            "traceparent": None,
+            "failed_emitted": True,
+            "updated_at": now,
+        }
+    )
+
+
+def past_deadline(state: TranscriptState, now: datetime, deadline_seconds: float) -> bool:
+    """Left in ``fetching`` with nobody working on it (the worker died and the event will not come back)."""
+    return state.status is Status.FETCHING and (now - state.updated_at).total_seconds() >= deadline_seconds
+
+
+def resume_now(state: TranscriptState, now: datetime) -> TranscriptState:
+    """Schedule the transcript's retry for now (the retry timer wakes it through the retries topic)."""
+    sequence = state.retry_sequence + 1
+    return state.model_copy(
+        update={
+            "status": Status.RETRY_SCHEDULED,
+            "retry": Retry(sequence=sequence, due_at=now, reason="past the deadline in fetching"),
+            "retry_sequence": sequence,
+            "updated_at": now,
+        }
+    )
+
+
+def expired(doc: RecordingDoc, now: datetime, retention_seconds: float) -> bool:
+    """Every transcript of the recording ended (and announced), longer ago than the retention."""
+    states = list(doc.transcripts.values())
+    return bool(states) and all(
+        state.status in ENDED and state.failed_emitted and (now - state.updated_at).total_seconds() >= retention_seconds
+        for state in states
+    )
+
+
+def attempt_number(metadata: dict[str, object]) -> int | None:
+    """The transcriber puts ``pipeline_attempt`` in the metadata of the transcripts it creates."""
+    value = metadata.get("pipeline_attempt")
+    if isinstance(value, int | str) and str(value).isdigit() and 1 <= int(value) <= 10:
+        return int(value)
+    return None
+
+
+def transcript_failed(
+    recording_id: str, states: list[TranscriptState], reason: FailureReason | None, now: datetime
+) -> TranscriptFailed:
+    """The fetcher's TranscriptFailed: the transcripts it gave up, each as the (done at Recall) attempt it was."""
+    first = states[0] if states else None
+    return TranscriptFailed(
+        recording_id=recording_id,
+        bot_id=first.bot_id if first else None,
+        reason=reason or FailureReason.TRANSCRIPT_REJECTED,
+        attempts=[
+            AttemptRecord(
+                number=attempt_number(dict(state.transcript_metadata)) or 1,
+                provider=str(state.transcript_metadata.get("provider") or "unknown"),
+                transcript_id=state.transcript_id,
+                outcome="done",
+                message=f"fetcher: {state.last_error}"[:500],
+            )
+            for state in states
+        ],
+        recording_metadata=dict(first.recording_metadata) if first else {},
+        failed_at=first.updated_at if first else now,
+    )
+
+
+def start_work(
+    state: TranscriptState | None, webhook: WebhookEvent, inbound: Inbound, now: datetime
+) -> TranscriptState:
+    """The state of a transcript a ``transcript.done`` sets to work: what a retry and a dead letter will need."""
+    assert webhook.transcript_id is not None
+    try:
+        attributes = parse_headers(inbound.headers)
+        received_at, traceparent = attributes.time, attributes.traceparent
+    except CloudEventHeaderError:
+        received_at, traceparent = None, None
+    base = state or TranscriptState(transcript_id=webhook.transcript_id, first_seen_at=now, updated_at=now)
+    fresh: dict[str, object] = {}
+    if state is None or state.status in ENDED:  # a first sight, or a replay after the transcript ended: a new round
+        fresh = {"working_since": now, "attempts": 0}
+    return base.model_copy(
+        update={
+            **fresh,
+            "status": Status.FETCHING,
+            "bot_id": webhook.bot_id,
+            "completed_at": webhook.updated_at,
+            "received_at": received_at,
+            "recording_metadata": webhook.recording_metadata,
+            "transcript_metadata": webhook.transcript_metadata,
+            "traceparent": traceparent,
+            "retry": None,
+            "source": Source.of(inbound),
+            "updated_at": now,
+        }
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
+from pipeline_common.worker.backoff import Backoff
 from transcriber.settings import RECALL_TRANSCRIPT_LIMIT, TranscriberSettings
 from transcriber.state import RecordingState
 
@@ -26,6 +27,11 @@ class Policy:
     operator_retry_max_seconds: float
     idempotency_prefix: str
     firewall_max_retries: int = 3
+    #: Retryable create failures (5xx, 409, lost or unparseable replies) are bounded in count and in time.
+    max_create_failures: int = 30
+    give_up_seconds: float = 6 * 3600.0
+    #: Recall replays an Idempotency-Key for one hour; a create repeated later first looks for what exists.
+    idempotency_window_seconds: float = 3300.0
 
     @classmethod
     def from_settings(cls, settings: TranscriberSettings) -> Policy:
@@ -40,6 +46,9 @@ class Policy:
             operator_retry_max_seconds=settings.transcriber_operator_retry_max_seconds,
             idempotency_prefix=settings.transcriber_idempotency_prefix,
             firewall_max_retries=settings.transcriber_firewall_max_retries,
+            max_create_failures=settings.transcriber_max_create_failures,
+            give_up_seconds=settings.transcriber_give_up_seconds,
+            idempotency_window_seconds=settings.transcriber_idempotency_window_seconds,
         )
 
     def idempotency_key(self, recording_id: str, attempt: int) -> str:
@@ -71,14 +80,9 @@ def next_provider_index(state: RecordingState, policy: Policy, sub_code: str | N
 
 def retry_delay(failures: int, retry_after: float | None, policy: Policy, rng: random.Random) -> float:
     """Exponential backoff with jitter for a retryable create failure; never sooner than Recall's Retry-After."""
-    ceiling = min(policy.retry_max_seconds, policy.retry_base_seconds * 2 ** min(failures - 1, 30))
-    backoff = ceiling / 2 + rng.uniform(0, ceiling / 2)
-    if retry_after is not None and retry_after > 0:
-        # Spread the recordings that got the same Retry-After so they do not all come back in the same second.
-        return float(max(backoff, retry_after * (1 + rng.uniform(0, 0.1))))
-    return float(backoff)
+    return Backoff(policy.retry_base_seconds, policy.retry_max_seconds).delay(failures, rng, retry_after)
 
 
 def operator_retry_delay(failures: int, policy: Policy) -> float:
     """Credentials or billing refused (401/402): a slow, capped pace until an operator fixes it."""
-    return float(min(policy.operator_retry_max_seconds, policy.operator_retry_seconds * 2 ** min(failures - 1, 30)))
+    return Backoff(policy.operator_retry_seconds, policy.operator_retry_max_seconds).slow(failures)

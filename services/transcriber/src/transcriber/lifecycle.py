@@ -28,6 +28,8 @@ class CreateCall:
     provider: ProviderConfig
     idempotency_key: str
     metadata: dict[str, str]
+    #: Look for the transcript at Recall before creating it (the event is older than Recall's replay window).
+    look_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,19 +69,45 @@ def _create_call(state: RecordingState, attempt: Attempt, policy: Policy) -> Cre
     )
 
 
-def _fail(state: RecordingState, reason: FailureReason, now: datetime, note: str) -> Decision:
-    failed_state = state.model_copy(
-        update={"status": Status.FAILED, "failure_reason": reason, "retry": None, "updated_at": now}
-    )
-    event = TranscriptFailed(
+def failed_event(state: RecordingState) -> TranscriptFailed:
+    """The TranscriptFailed a FAILED state stands for (the same event each time it is built)."""
+    assert state.failure_reason is not None
+    return TranscriptFailed(
         recording_id=state.recording_id,
         bot_id=state.bot_id,
-        reason=reason,
-        attempts=[attempt.record() for attempt in failed_state.attempts],
+        reason=state.failure_reason,
+        attempts=[attempt.record() for attempt in state.attempts],
         recording_metadata=state.recording_metadata,
-        failed_at=now,
+        failed_at=state.failed_at or state.updated_at,
     )
-    return Decision(state=failed_state, note=note, failed=event)
+
+
+def _fail(state: RecordingState, reason: FailureReason, now: datetime, note: str) -> Decision:
+    failed_state = state.model_copy(
+        update={
+            "status": Status.FAILED,
+            "failure_reason": reason,
+            "failed_at": now,
+            "failed_emitted": False,
+            "retry": None,
+            "updated_at": now,
+        }
+    )
+    return Decision(state=failed_state, note=note, failed=failed_event(failed_state))
+
+
+def give_up(state: RecordingState, now: datetime, reason: str) -> Decision:
+    """The supervisor's last word on a recording its events kept failing on: failed with ``internal_error``."""
+    if state.terminal:
+        return _nothing(f"already {state.status.value}: {reason}")
+    return _fail(state, FailureReason.INTERNAL_ERROR, now, reason)
+
+
+def unsent_failure(state: RecordingState | None) -> Decision | None:
+    """A FAILED state whose TranscriptFailed the broker never acknowledged: emit it (again)."""
+    if state is None or state.status is not Status.FAILED or state.failed_emitted:
+        return None
+    return Decision(state=None, note="emitting a TranscriptFailed not yet acknowledged", failed=failed_event(state))
 
 
 def _replace_attempt(state: RecordingState, attempt: Attempt, **changes: object) -> list[Attempt]:
@@ -161,6 +189,17 @@ def on_create_failed(
             return _fail(rejected, FailureReason.TRANSCRIPT_LIMIT, now, "Recall's 10-transcript limit reached")
         return _fail(rejected, FailureReason.REJECTED_BY_RECALL, now, "Recall rejected the create")
     operator = error.kind is ErrorKind.OPERATOR
+    trying_for = (now - attempt.requested_at).total_seconds()
+    if not operator and (failures >= policy.max_create_failures or trying_for >= policy.give_up_seconds):
+        unavailable = state.model_copy(
+            update={
+                "attempts": _replace_attempt(
+                    state, attempt, create_failures=failures, http_status=error.status, message=str(error)[:500]
+                )
+            }
+        )
+        note = f"create failed {failures} times over {trying_for:.0f}s; giving up"
+        return _fail(unavailable, FailureReason.RECALL_UNAVAILABLE, now, note)
     delay = (
         operator_retry_delay(failures, policy) if operator else retry_delay(failures, error.retry_after, policy, rng)
     )
@@ -279,3 +318,28 @@ def on_recording_gone(state: RecordingState | None, event: WebhookEvent, now: da
     if state is not None and state.terminal:
         return _nothing(f"recording.{event.name} after the recording was already {state.status.value}")
     return _fail(state or new_state(event, now), reason, now, f"recording {event.name}")
+
+
+def repeat_create(state: RecordingState, policy: Policy, note: str) -> Decision:
+    """Call the current attempt's create again (same Idempotency-Key): Recall has no transcript for it."""
+    current = state.current
+    if current is None or state.terminal:
+        return _nothing("nothing to repeat")
+    return Decision(state=None, note=note, create=_create_call(state, current, policy))
+
+
+def checked(state: RecordingState, now: datetime, note: str) -> Decision:
+    """Recall still works on it: look again a deadline later."""
+    return Decision(state=state.model_copy(update={"checked_at": now}), note=note)
+
+
+def resume_unanswered(state: RecordingState | None, policy: Policy) -> Decision | None:
+    """The current attempt was requested but its create's answer never recorded (the handler died or raised between
+    storing "requested" and the answer): whatever event comes next repeats the create, with the same key. Safe only
+    under the recording's lock, where no other create for it can be in flight."""
+    if state is None or state.status is not Status.TRANSCRIBING or state.retry is not None:
+        return None
+    current = state.current
+    if current is None or current.outcome != "requested" or current.transcript_id is not None:
+        return None
+    return Decision(state=None, note="repeating an unanswered create", create=_create_call(state, current, policy))

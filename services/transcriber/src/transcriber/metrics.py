@@ -43,6 +43,16 @@ class TranscriberMetrics:
         )
         self.retry_backlog = Gauge("transcriber_retry_backlog", "Recordings waiting for a create retry", registry=r)
         self.dlq = Counter("transcriber_dlq", "Messages sent to transcriber.dlq", registry=r)
+        self.internal_errors = Counter(
+            "transcriber_internal_errors", "Unforeseen exceptions caught by the supervisor (and the sweep)", registry=r
+        )
+        self.reconciled = Counter(
+            "transcriber_reconciled",
+            "Recordings past their deadline looked up at Recall, by what Recall said",
+            ["outcome"],
+            registry=r,
+        )
+        self.expired = Counter("transcriber_expired", "Finished recordings removed after the retention", registry=r)
         self.recall_latency = Histogram(
             "transcriber_recall_api_latency_seconds",
             "Recall API call latency",

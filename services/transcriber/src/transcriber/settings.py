@@ -10,7 +10,9 @@ from pydantic_settings import NoDecode
 from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
 from pipeline_common.settings import FaustWorker, WorkerSettings
+from pipeline_common.settings import _split_csv as split_csv
 from pipeline_common.topics import RECORDING_EVENTS
+from pipeline_common.worker.limits import WorkerLimits
 
 RECALL_TRANSCRIPT_LIMIT = 10  # Recall's hard cap of transcripts per recording
 
@@ -34,11 +36,24 @@ class TranscriberSettings(WorkerSettings):
     #: Recall's firewall (403) blocked the create: retries of the same request before the recording fails.
     transcriber_firewall_max_retries: int = Field(default=3, ge=0, le=20)
     transcriber_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
-    transcriber_recording_deadline_seconds: float = Field(
-        default=3600.0,
-        ge=60,
-        le=7 * 86_400,
-        description="a recording unfinished this long after recording.done counts as past deadline (metrics, alerts)",
+    transcriber_max_create_failures: int = Field(
+        default=30, ge=1, le=1000, description="retryable create failures of one attempt before it fails"
+    )
+    transcriber_give_up_seconds: float = Field(
+        default=6 * 3600.0, gt=0, le=30 * 86_400, description="how long retryable create failures are retried"
+    )
+    transcriber_idempotency_window_seconds: float = Field(
+        default=3300.0,
+        gt=0,
+        le=3600,
+        description="a create repeated after this long first looks for the transcript (Recall replays for 1 h)",
+    )
+    transcriber_max_internal_errors: int = Field(default=5, ge=1, le=100)
+    transcriber_deadline_seconds: float = Field(default=1800.0, ge=1, le=7 * 86_400)
+    transcriber_sweep_seconds: float = Field(default=60.0, gt=0, le=3600)
+    transcriber_retention_seconds: float = Field(default=3 * 86_400.0, ge=0, le=365 * 86_400)
+    transcriber_fault_probability: float = Field(
+        default=0.0, ge=0, le=1, description="chaos only: probability a handler raises in its middle"
     )
     transcriber_idempotency_prefix: str = Field(default="recall-pipeline", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     transcriber_app_id: str = Field(default="transcriber", pattern=r"^[A-Za-z0-9._-]{1,100}$")
@@ -52,6 +67,16 @@ class TranscriberSettings(WorkerSettings):
         default=15.0, ge=6, le=300, description="how soon a crashed worker's partitions move to another"
     )
     transcriber_auto_offset_reset: str = Field(default="earliest", pattern=r"^(earliest|latest)$")
+
+    def limits(self) -> WorkerLimits:
+        return WorkerLimits(
+            max_internal_errors=self.transcriber_max_internal_errors,
+            deadline_seconds=self.transcriber_deadline_seconds,
+            sweep_seconds=self.transcriber_sweep_seconds,
+            retention_seconds=self.transcriber_retention_seconds,
+            give_up_seconds=self.transcriber_give_up_seconds,
+            fault_probability=self.transcriber_fault_probability,
+        )
 
     def faust_worker(self) -> FaustWorker:
         return FaustWorker(
@@ -67,9 +92,7 @@ class TranscriberSettings(WorkerSettings):
     @field_validator("transcriber_retry_same_provider_on", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+        return split_csv(value)
 
     @field_validator("transcriber_providers")
     @classmethod

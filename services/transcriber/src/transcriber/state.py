@@ -71,6 +71,12 @@ class RecordingState(BaseModel):
     retry: RetrySchedule | None = None
     retry_sequence: int = 0
     failure_reason: FailureReason | None = None
+    failed_at: AwareDatetime | None = None
+    #: Outbox: False between storing FAILED and the broker's ack of TranscriptFailed; a redelivered event, a wake-up
+    #: or the sweep that finds it False emits again (same ce_id, so consumers drop the copy).
+    failed_emitted: bool = True
+    #: When the sweep last asked Recall about a recording past its deadline (the next check is a deadline later).
+    checked_at: AwareDatetime | None = None
     recording_metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: AwareDatetime
     updated_at: AwareDatetime
@@ -100,7 +106,8 @@ class RecordingState(BaseModel):
 
     @classmethod
     def from_table(cls, value: Any) -> RecordingState | None:
-        return None if value is None else cls.model_validate(value)
+        # A value with no recording_id is the supervisor's alone (events parked before any state was stored).
+        return None if value is None or "recording_id" not in value else cls.model_validate(value)
 
     def touched(self, now: datetime) -> RecordingState:
         return self.model_copy(update={"updated_at": now})
