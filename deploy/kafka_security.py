@@ -21,12 +21,12 @@ from typing import Any, Final
 from deploy.validate import (
     SERVICES,
     STRIMZI_CLUSTER_LABEL,
-    cronjob_pod,
     Expectations,
     Index,
     Obj,
     Problem,
     containers_of,
+    cronjob_pod,
     labels_of,
     name_of,
     namespace_of,

@@ -84,9 +84,8 @@ def test_prod_refuses_a_reconciler_borrowing_a_services_kafka_user(fresh: Callab
     objects = fresh("prod")
     container = cronjob_container(objects)
     container["env"] = [v for v in container.get("env", []) if v["name"] != "KAFKA_SASL_JAAS_CONFIG"]
-    container["env"].append(
-        {"name": "KAFKA_SASL_JAAS_CONFIG", "valueFrom": {"secretKeyRef": {"name": "fetcher", "key": "sasl.jaas.config"}}}
-    )
+    borrowed = {"secretKeyRef": {"name": "fetcher", "key": "sasl.jaas.config"}}
+    container["env"].append({"name": "KAFKA_SASL_JAAS_CONFIG", "valueFrom": borrowed})
     problems = [str(p) for p in find_problems(objects, OVERLAY_EXPECTATIONS["prod"])]
     assert any("CronJob recall-pipeline/reconciler" in p and "own KafkaUser's Secret" in p for p in problems), problems
 
@@ -94,7 +93,8 @@ def test_prod_refuses_a_reconciler_borrowing_a_services_kafka_user(fresh: Callab
 def test_prod_wires_the_reconciler_like_the_services(rendered: dict[str, list[Obj]]) -> None:
     objects = rendered["prod"]
     env = {v["name"]: v for v in cronjob_container(objects)["env"]}
-    assert env["KAFKA_SASL_JAAS_CONFIG"]["valueFrom"]["secretKeyRef"] == {"name": "reconciler", "key": "sasl.jaas.config"}
+    reference = env["KAFKA_SASL_JAAS_CONFIG"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": "reconciler", "key": "sasl.jaas.config"}
     user = find(objects, "KafkaUser", "reconciler")
     assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
     pod = find(objects, "CronJob", "reconciler")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
