@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from deploy import kustomize
 from deploy.validate import OVERLAY_EXPECTATIONS, Obj, find_problems, kind_of
 from pipeline_common.acls import LAG_SCALER, lag_inputs
 from tests.deploy.helpers import find
@@ -117,3 +118,26 @@ def test_a_lag_scaler_user_that_cannot_describe_the_group_is_refused(fresh: Call
         p.startswith("ScaledObject recall-pipeline/fetcher: kafka trigger on recall.transcript.events authenticates "
                      "as 'lag-scaler', which may not Describe group fetcher") for p in problems
     ), problems  # fmt: skip
+
+
+def test_readme_names_every_secret_the_cronjob_and_keda_reference(rendered: dict[str, list[Obj]]) -> None:
+    """deploy/README.md tells the operator which Secrets and keys prod needs: the reconciler's and KEDA's too."""
+    readme = (kustomize.DEPLOY_DIR / "README.md").read_text(encoding="utf-8")
+    references: set[tuple[str, str]] = set()
+    for obj in rendered["prod"]:
+        if kind_of(obj) == "TriggerAuthentication":
+            references |= {(r["name"], r["key"]) for r in obj["spec"].get("secretTargetRef", [])}
+        elif kind_of(obj) == "CronJob":
+            pod = obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            for spec in pod["containers"]:
+                for variable in spec.get("env", []):
+                    if "secretKeyRef" in variable.get("valueFrom", {}):
+                        reference = variable["valueFrom"]["secretKeyRef"]
+                        references.add((reference["name"], reference["key"]))
+            for volume in pod.get("volumes", []):
+                if "secret" in volume:
+                    references |= {(volume["secret"]["secretName"], i["key"]) for i in volume["secret"]["items"]}
+    assert ("lag-scaler", "password") in references and ("reconciler", "sasl.jaas.config") in references
+    for secret, key in sorted(references):
+        assert f"`{secret}`" in readme, f"README does not mention Secret {secret}"
+        assert f"`{key}`" in readme, f"README does not mention key {key} of Secret {secret}"
