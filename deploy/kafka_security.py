@@ -3,7 +3,8 @@
 * **KafkaUsers**: each belongs to a cluster, authenticates (SCRAM-SHA-512 or TLS), uses ``simple`` authorization,
   and a service's user carries exactly the ACLs ``pipeline_common.acls`` derives from the topic registry: no
   wildcard, no prefix, nothing the registry does not grant;
-* **clients** (overlays that promise ``kafka_tls``): every service connects with SSL or SASL_SSL and
+* **clients** (overlays that promise ``kafka_tls``): every service, and every CronJob with a Kafka identity (the
+  reconciler), connects with SSL or SASL_SSL and
   ``KAFKA_CREATE_TOPICS=false``; a SASL client takes KAFKA_SASL_JAAS_CONFIG from the Secret of its own KafkaUser
   (key ``sasl.jaas.config``; or KAFKA_SASL_USERNAME naming that user and KAFKA_SASL_PASSWORD from its ``password``);
   KAFKA_SSL_CAFILE lies in a volume mounted from
@@ -25,6 +26,7 @@ from deploy.validate import (
     Obj,
     Problem,
     containers_of,
+    cronjob_pod,
     labels_of,
     name_of,
     namespace_of,
@@ -32,7 +34,7 @@ from deploy.validate import (
     ref,
     workload_app,
 )
-from pipeline_common.acls import grouped, service_acls
+from pipeline_common.acls import USERS, grouped, service_acls
 from pipeline_common.topics import TopicSpec
 
 #: The label naming the service a KafkaUser belongs to (deploy/users.py): a name prefix never changes it.
@@ -94,7 +96,7 @@ def check_kafka_users(index: Index, registry: Iterable[TopicSpec]) -> list[Probl
             if name == "*" or pattern != "literal":
                 problems.append(Problem(where, f"grants {kind} {name!r} ({pattern}): only literal names are allowed"))
         service = labels_of(user).get(SERVICE_LABEL, name_of(user))
-        if service in SERVICES:
+        if service in USERS:
             wanted = set(grouped(service_acls(service, specs)))
             if acls != wanted:
                 extra = sorted(f"{k} {n} {','.join(o)}" for k, n, _, o in acls - wanted)
@@ -123,9 +125,16 @@ def _environment(index: Index, workload: Obj, container: Obj) -> dict[str, Any]:
     return variables
 
 
+def _pod_spec(workload: Obj) -> dict[str, Any]:
+    """The pod spec of a Deployment-like workload or of a CronJob (spec.jobTemplate.spec.template.spec)."""
+    if workload.get("kind") == "CronJob":
+        return _dict(cronjob_pod(workload).get("spec"))
+    return pod_spec(workload)
+
+
 def _secret_of_path(workload: Obj, container: Obj, path: str) -> tuple[str, str] | None:
     """(Secret name, key) that the file ``path`` comes from, when it lies in a mounted Secret volume."""
-    volumes = {str(_dict(v).get("name")): _dict(v) for v in _list(pod_spec(workload).get("volumes"))}
+    volumes = {str(_dict(v).get("name")): _dict(v) for v in _list(_pod_spec(workload).get("volumes"))}
     for mount in _list(container.get("volumeMounts")):
         mount = _dict(mount)
         directory = str(mount.get("mountPath", "")).rstrip("/")
@@ -148,7 +157,7 @@ def _client_problems(index: Index, workload: Obj, container: Obj) -> list[str]:
         return [f"connects to Kafka with KAFKA_SECURITY_PROTOCOL={protocol or 'PLAINTEXT'}: use SASL_SSL or SSL"]
     if str(env.get("KAFKA_CREATE_TOPICS", "true")).lower() != "false":
         found.append("may create topics: set KAFKA_CREATE_TOPICS=false (the Topic Operator owns them)")
-    own = workload_app(workload)
+    own = _kafka_identity(workload)
     users = {
         name_of(u): u
         for u in index.kind("KafkaUser", namespace_of(workload))
@@ -188,15 +197,35 @@ def _client_problems(index: Index, workload: Obj, container: Obj) -> list[str]:
     return found
 
 
-def check_kafka_clients(index: Index) -> list[Problem]:
-    """Every service's Kafka client connection (for overlays that promise a secured cluster)."""
-    problems: list[Problem] = []
-    for workload in index.workloads():
-        if workload_app(workload) not in SERVICES:
+def _kafka_identity(workload: Obj) -> str:
+    """The Kafka user a workload runs as: a Deployment's app name; a CronJob's from its pod template's name label."""
+    if workload.get("kind") == "CronJob":
+        return str(labels_of(cronjob_pod(workload)).get("app.kubernetes.io/name", name_of(workload)))
+    return workload_app(workload)
+
+
+def _kafka_cronjobs(index: Index) -> list[tuple[Obj, Obj]]:
+    """(CronJob, container) of every CronJob that is a Kafka client with an identity of its own (the reconciler)."""
+    found = []
+    for cronjob in index.kind("CronJob"):
+        if _kafka_identity(cronjob) not in USERS:
             continue
-        for container, init in containers_of(workload):
-            if init:
-                continue
-            for message in _client_problems(index, workload, container):
-                problems.append(Problem(ref(workload), f"container '{container.get('name', '?')}' {message}"))
+        for container in _list(_dict(cronjob_pod(cronjob).get("spec")).get("containers")):
+            found.append((cronjob, _dict(container)))
+    return found
+
+
+def check_kafka_clients(index: Index) -> list[Problem]:
+    """Every service's, and every Kafka CronJob's, client connection (for overlays that promise a secured cluster)."""
+    problems: list[Problem] = []
+    clients: list[tuple[Obj, Obj]] = [
+        (workload, container)
+        for workload in index.workloads()
+        if workload_app(workload) in SERVICES
+        for container, init in containers_of(workload)
+        if not init
+    ]
+    for workload, container in clients + _kafka_cronjobs(index):
+        for message in _client_problems(index, workload, container):
+            problems.append(Problem(ref(workload), f"container '{container.get('name', '?')}' {message}"))
     return problems

@@ -1,4 +1,5 @@
-"""Strimzi ``KafkaUser`` manifests, one per service, with the ACLs derived from the topic registry.
+"""Strimzi ``KafkaUser`` manifests, one per Kafka identity (``pipeline_common.acls.USERS``: the services, the
+reconciler, KEDA's lag scaler), with the ACLs derived from the topic registry.
 
 ``pipeline_common.acls`` turns the registry into each service's least-privilege ACLs (the same ones the secured local
 broker enforces in the tests); this module writes them to ``deploy/users/`` as ``KafkaUser`` resources
@@ -24,7 +25,7 @@ from typing import Any, Final
 import yaml
 
 from deploy.topics import CLUSTER_LABEL, CLUSTER_NAME, STRIMZI_API_VERSION
-from pipeline_common.acls import SERVICES, grouped, service_acls
+from pipeline_common.acls import USERS, grouped, service_acls
 from pipeline_common.topics import REGISTRY, TopicSpec
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -77,7 +78,7 @@ def _dump(document: dict[str, Any]) -> str:
 def render_files(registry: Iterable[TopicSpec] = REGISTRY) -> dict[str, str]:
     """File name -> content of everything ``deploy/users/`` holds."""
     specs = tuple(registry)
-    files = {f"{service}.yaml": HEADER + _dump(kafka_user(service, specs)) for service in SERVICES}
+    files = {f"{service}.yaml": HEADER + _dump(kafka_user(service, specs)) for service in USERS}
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -131,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in problems:
                 print(f"  {problem}", file=sys.stderr)
             return 1
-        print(f"{args.dir}: up to date with the topic registry's ACLs ({len(SERVICES)} users)")
+        print(f"{args.dir}: up to date with the topic registry's ACLs ({len(USERS)} users)")
         return 0
     changed = write_files(args.dir)
     print(f"{args.dir}: {len(changed)} file(s) written or removed" + (f": {', '.join(changed)}" if changed else ""))

@@ -16,7 +16,9 @@ object (``Deployment recall-pipeline/ingest: container 'ingest' has no resources
   a NetworkPolicy restricting both ingress and egress; Services and monitors select pods and name real ports;
 * **scaling**: every ``scaleTargetRef`` (HPA, KEDA ``ScaledObject``) names a Deployment present in the output, at
   most one autoscaler per Deployment, autoscaled Deployments leave ``spec.replicas`` to it, and a Kafka-lag scaler
-  never goes beyond the partition count of the topics it watches;
+  never goes beyond the partition count of the topics it watches; where the overlay promises ``kafka_tls``, every
+  Kafka-lag trigger authenticates through a ``TriggerAuthentication`` (SCRAM-SHA-512 over TLS, the cluster CA) as a
+  KafkaUser that may Describe the group and topic it measures;
 * **topics**: the ``KafkaTopic`` resources are exactly the topic registry (name, partitions, retention, cleanup
   policy), each with ``spec.topicName`` set.
 * **monitoring** (:mod:`deploy.monitoring`): every ``PrometheusRule`` alert has a severity, a summary, a description
@@ -71,8 +73,13 @@ from deploy.validate.objects import (
     selector_matches,
     workload_app,
 )
-from deploy.validate.operators import check_monitors, check_strimzi
-from deploy.validate.scaling import check_expectations, check_kafka_trigger, check_scaling
+from deploy.validate.operators import check_monitors, check_strimzi, check_trigger_authentications
+from deploy.validate.scaling import (
+    check_expectations,
+    check_kafka_trigger,
+    check_lag_scaler_authentication,
+    check_scaling,
+)
 from deploy.validate.schemas import check_schema
 from deploy.validate.topics import check_topics
 from deploy.validate.workloads import check_container, check_secrets_and_config, check_workloads
@@ -104,12 +111,14 @@ __all__ = [
     "check_duplicates",
     "check_expectations",
     "check_kafka_trigger",
+    "check_lag_scaler_authentication",
     "check_monitors",
     "check_scaling",
     "check_schema",
     "check_secrets_and_config",
     "check_strimzi",
     "check_topics",
+    "check_trigger_authentications",
     "check_workloads",
     "container_ports",
     "containers_of",
@@ -163,12 +172,15 @@ def find_problems(
     problems += check_topics(index, registry, expectations or Expectations())
     problems += check_strimzi(index)
     problems += check_monitors(index)
+    problems += check_trigger_authentications(index)
     problems += [Problem(where, message) for where, message in monitoring.check(index.objects)]
     from deploy.kafka_security import check_kafka_security  # it builds on this package's public names
 
     problems += check_kafka_security(index, registry, expectations)
     if expectations is not None:
         problems += check_expectations(index, expectations)
+        if expectations.kafka_tls:
+            problems += check_lag_scaler_authentication(index)
     return sorted(dict.fromkeys(problems))
 
 

@@ -34,6 +34,11 @@ STRIMZI_CLUSTER_LABEL: Final = "strimzi.io/cluster"
 #: Topic configuration a KafkaTopic may set besides the registry's (replication is per environment).
 ENVIRONMENT_TOPIC_CONFIG: Final = frozenset({"min.insync.replicas"})
 KEDA_DEFAULT_MAX_REPLICAS: Final = 100
+#: What KEDA's kafka scaler must be given to reach a Strimzi TLS listener with a scram-sha-512 user (its auth params).
+KEDA_KAFKA_SASL: Final = "scram_sha512"
+KEDA_KAFKA_TLS: Final = "enable"
+#: Kafka operations that imply Describe on the same resource (Kafka's ACL semantics).
+IMPLIES_DESCRIBE: Final = frozenset({"Describe", "Read", "Write", "Delete", "Alter", "All"})
 SECRET_NAME: Final = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL", re.I)
 NAME_LABEL: Final = "app.kubernetes.io/name"
 #: Python's tempfile needs a writable /tmp when the root filesystem is read-only (the path is the check, not a use).
@@ -74,7 +79,8 @@ class Expectations:
     forbidden_workloads: frozenset[str] = frozenset()
     #: Kinds that must be present (e.g. the dev overlay's own Kafka).
     required_kinds: frozenset[str] = frozenset()
-    #: Every service connects over TLS with its own KafkaUser (deploy/kafka_security.py).
+    #: Every service connects over TLS with its own KafkaUser (deploy/kafka_security.py), and every Kafka lag scaler
+    #: authenticates with SCRAM over TLS through a TriggerAuthentication (deploy/validate/scaling.py).
     kafka_tls: bool = False
 
 

@@ -1,7 +1,9 @@
-"""The Strimzi resources (cluster, node pools, users) and the Prometheus Operator monitors."""
+"""The Strimzi resources (cluster, node pools, users), KEDA's TriggerAuthentications and the Prometheus Operator
+monitors."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from deploy.validate.model import STRIMZI_CLUSTER_LABEL, Obj, Problem
@@ -116,4 +118,59 @@ def check_monitors(index: Index) -> list[Problem]:
                 problems.append(Problem(where, "has an endpoint without port"))
             elif not all(port in container_ports(w) for w in workloads):
                 problems.append(Problem(where, f"endpoint port {port!r} is not a container port of the selected pods"))
+    return problems
+
+
+#: The sources a TriggerAuthentication may take a parameter from (KEDA's authentication providers we resolve).
+AUTH_SOURCES = {"secretTargetRef": "Secret", "configMapTargetRef": "ConfigMap", "env": "env"}
+
+
+@dataclass(frozen=True)
+class AuthParameter:
+    """Where a TriggerAuthentication takes one parameter from; ``value``: a ConfigMap literal found in the output."""
+
+    source: str  # Secret, ConfigMap or env
+    name: str
+    key: str
+    value: str | None = None
+
+
+def trigger_auth_parameters(auth: Obj, index: Index) -> dict[str, AuthParameter]:
+    """parameter -> its source, with ConfigMap values resolved from the rendered output (a Secret's never are)."""
+    found: dict[str, AuthParameter] = {}
+    spec = _dict(auth.get("spec"))
+    for field, source in AUTH_SOURCES.items():
+        for item in _list(spec.get(field)):
+            item = _dict(item)
+            name = str(item.get("name", ""))
+            key = str(item.get("key", item.get("containerName", "")))
+            value = None
+            if source == "ConfigMap":
+                config_map = index.find("ConfigMap", namespace_of(auth), name)
+                raw = _dict(config_map.get("data")).get(key) if config_map is not None else None
+                value = str(raw) if raw is not None else None
+            found[str(item.get("parameter"))] = AuthParameter(source, name, key, value)
+    return found
+
+
+def check_trigger_authentications(index: Index) -> list[Problem]:
+    """Each reference of a TriggerAuthentication names a parameter, an object and a key; a ConfigMap it names is in
+    the output (KEDA resolves it in the same namespace) and has that key."""
+    problems: list[Problem] = []
+    for auth in index.kind("TriggerAuthentication"):
+        where, spec = ref(auth), _dict(auth.get("spec"))
+        for field in ("secretTargetRef", "configMapTargetRef"):
+            for item in _list(spec.get(field)):
+                item = _dict(item)
+                if not all(item.get(k) for k in ("parameter", "name", "key")):
+                    problems.append(Problem(where, f"has a {field} entry without parameter, name and key"))
+                    continue
+                if field != "configMapTargetRef":
+                    continue
+                parameter, name, key = item["parameter"], item["name"], item["key"]
+                config_map = index.find("ConfigMap", namespace_of(auth), str(name))
+                if config_map is None:
+                    problems.append(Problem(where, f"takes {parameter} from ConfigMap '{name}', not in its namespace"))
+                elif str(key) not in _dict(config_map.get("data")):
+                    problems.append(Problem(where, f"takes {parameter} from ConfigMap '{name}', which has no {key!r}"))
     return problems

@@ -1,13 +1,23 @@
-"""Scaling (HPA and KEDA targets, replica bounds, Kafka-lag scalers within the partitions) and what an overlay
-promises."""
+"""Scaling (HPA and KEDA targets, replica bounds, Kafka-lag scalers within the partitions, and, where the overlay
+promises a secured Kafka, their authentication) and what an overlay promises."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
 from deploy.validate.availability import _autoscalers_by_target, _replica_bounds
-from deploy.validate.model import KEDA_DEFAULT_MAX_REPLICAS, Expectations, Obj, Problem
-from deploy.validate.objects import Index, _dict, _list, kind_of, name_of, namespace_of, ref, workload_app
+from deploy.validate.model import (
+    IMPLIES_DESCRIBE,
+    KEDA_DEFAULT_MAX_REPLICAS,
+    KEDA_KAFKA_SASL,
+    KEDA_KAFKA_TLS,
+    STRIMZI_CLUSTER_LABEL,
+    Expectations,
+    Obj,
+    Problem,
+)
+from deploy.validate.objects import Index, _dict, _list, kind_of, labels_of, name_of, namespace_of, ref, workload_app
+from deploy.validate.operators import AuthParameter, trigger_auth_parameters
 from pipeline_common.topics import TopicSpec
 
 
@@ -125,4 +135,100 @@ def check_expectations(index: Index, expectations: Expectations) -> list[Problem
             problems.append(
                 Problem(where, f"may run {high} replicas; this environment allows at most {expectations.max_replicas}")
             )
+    return problems
+
+
+def _trigger_authentication(index: Index, scaler: Obj, reference: Obj) -> Obj | None:
+    kind = str(reference.get("kind") or "TriggerAuthentication")
+    if kind == "ClusterTriggerAuthentication":
+        return next((a for a in index.kind(kind) if name_of(a) == reference.get("name")), None)
+    return index.find(kind, namespace_of(scaler), str(reference.get("name")))
+
+
+def _kafka_auth_problems(auth: Obj, index: Index) -> list[str]:
+    """What keeps KEDA's kafka scaler from reaching a Strimzi TLS listener as a KafkaUser of this namespace."""
+    found: list[str] = []
+    parameters = trigger_auth_parameters(auth, index)
+    literal = {name: p.value for name, p in parameters.items() if p.source == "ConfigMap"}
+    if literal.get("sasl") != KEDA_KAFKA_SASL:
+        found.append(f"sasl must be {KEDA_KAFKA_SASL} (Strimzi scram-sha-512 users), not {literal.get('sasl')!r}")
+    if literal.get("tls") != KEDA_KAFKA_TLS:
+        found.append(f"tls must be {KEDA_KAFKA_TLS} (the cluster's TLS listener), not {literal.get('tls')!r}")
+    users = {name_of(u): u for u in index.kind("KafkaUser", namespace_of(auth))}
+    username, password = literal.get("username"), parameters.get("password", AuthParameter("", "", ""))
+    if username not in users:
+        found.append(
+            f"username {username!r} names no KafkaUser in its namespace (a literal in a ConfigMap: Strimzi's user "
+            "Secret has no username key)"
+        )
+    elif (password.source, password.name, password.key) != ("Secret", username, "password"):
+        found.append(
+            f"username {username!r} is not the KafkaUser whose Secret gives the password "
+            f"({password.source or 'no'} {password.name!r}, key {password.key!r}): use Secret {username!r}, "
+            "key `password`"
+        )
+    cluster = labels_of(users[username]).get(STRIMZI_CLUSTER_LABEL) if username in users else None
+    cluster_ca = f"{cluster or '<cluster>'}-cluster-ca-cert"
+    ca = parameters.get("ca", AuthParameter("", "", ""))
+    if (ca.source, ca.name, ca.key) != ("Secret", cluster_ca, "ca.crt"):
+        found.append(f"ca must be ca.crt of the Secret {cluster_ca} (the cluster CA): KEDA would not trust the broker")
+    return found
+
+
+def _may_describe(user: Obj, kind: str, name: str) -> bool:
+    acls = _list(_dict(_dict(_dict(user).get("spec")).get("authorization")).get("acls"))
+    for acl in acls:
+        resource = _dict(_dict(acl).get("resource"))
+        operations = {str(op) for op in _list(_dict(acl).get("operations")) or [_dict(acl).get("operation")]}
+        if (resource.get("type"), resource.get("name")) == (kind, name) and operations & IMPLIES_DESCRIBE:
+            return True
+    return False
+
+
+def check_lag_scaler_authentication(index: Index) -> list[Problem]:
+    """For an overlay with a secured Kafka: every kafka trigger names a TriggerAuthentication in the output that gives
+    SCRAM-SHA-512 over TLS with the cluster CA as a KafkaUser that may Describe the group and topic it measures."""
+    problems: list[Problem] = []
+    checked: set[str] = set()
+    for scaler in index.kind("ScaledObject"):
+        for trigger in _list(_dict(scaler.get("spec")).get("triggers")):
+            trigger = _dict(trigger)
+            if trigger.get("type") != "kafka":
+                continue
+            metadata = _dict(trigger.get("metadata"))
+            topic, group = metadata.get("topic"), metadata.get("consumerGroup")
+            reference = _dict(trigger.get("authenticationRef"))
+            if not reference.get("name"):
+                problems.append(
+                    Problem(
+                        ref(scaler),
+                        f"kafka trigger on {topic} has no authenticationRef: KEDA would connect to the TLS listener "
+                        "unauthenticated",
+                    )
+                )
+                continue
+            auth = _trigger_authentication(index, scaler, reference)
+            if auth is None:
+                kind = reference.get("kind") or "TriggerAuthentication"
+                problems.append(
+                    Problem(
+                        ref(scaler),
+                        f"kafka trigger on {topic} uses {kind} '{reference['name']}', which is not in the output",
+                    )
+                )
+                continue
+            if ref(auth) not in checked:
+                checked.add(ref(auth))
+                problems += [Problem(ref(auth), message) for message in _kafka_auth_problems(auth, index)]
+            username = trigger_auth_parameters(auth, index).get("username", AuthParameter("", "", "")).value
+            user = index.find("KafkaUser", namespace_of(auth), str(username)) if username else None
+            for kind, name in (("group", group), ("topic", topic)):
+                if user is not None and not _may_describe(user, kind, str(name)):
+                    problems.append(
+                        Problem(
+                            ref(scaler),
+                            f"kafka trigger on {topic} authenticates as '{username}', which may not "
+                            f"Describe {kind} {name}: KEDA could not measure the lag",
+                        )
+                    )
     return problems

@@ -10,7 +10,7 @@ import yaml
 
 from deploy import users as generator
 from deploy.validate import OVERLAY_EXPECTATIONS, Obj, Problem, find_problems, kind_of
-from pipeline_common.acls import SERVICES, grouped, service_acls
+from pipeline_common.acls import SERVICES, USERS, grouped, service_acls
 from tests.deploy.helpers import container, find, find_prefixed
 
 pytestmark = pytest.mark.unit
@@ -23,7 +23,7 @@ def test_checked_in_users_are_what_the_registry_generates() -> None:
 
 def test_each_service_gets_one_scram_user_with_its_derived_acls() -> None:
     files = generator.render_files()
-    for service in SERVICES:
+    for service in USERS:
         user = yaml.safe_load(files[f"{service}.yaml"])
         assert (user["kind"], user["metadata"]["name"]) == ("KafkaUser", service)
         assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
@@ -41,7 +41,7 @@ def test_a_stale_user_file_is_named(tmp_path: Path) -> None:
 
 def test_prod_runs_every_service_as_its_own_user_over_tls(rendered: dict[str, list[Obj]]) -> None:
     objects = rendered["prod"]
-    assert sorted(o["metadata"]["name"] for o in objects if kind_of(o) == "KafkaUser") == sorted(SERVICES)
+    assert sorted(o["metadata"]["name"] for o in objects if kind_of(o) == "KafkaUser") == sorted(USERS)
     config = find_prefixed(objects, "ConfigMap", "pipeline-config")["data"]
     assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and config["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     for service in SERVICES:

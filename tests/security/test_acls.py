@@ -9,7 +9,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 
-from pipeline_common.acls import SERVICES, Acl, acl_lines, faust_leader_topic, service_acls
+from pipeline_common.acls import (
+    LAG_SCALER,
+    RECONCILER,
+    SERVICES,
+    USERS,
+    Acl,
+    acl_lines,
+    faust_leader_topic,
+    lag_inputs,
+    main,
+    service_acls,
+)
 from pipeline_common.settings import KafkaSettings, load_settings
 from pipeline_common.topics import REGISTRY, TRANSCRIPTS_FAILED, TRANSCRIPTS_READY, TopicSpec
 from tests.support.broker import SecuredBroker
@@ -50,6 +61,43 @@ def test_a_new_registry_topic_changes_the_acls() -> None:
     extra = TopicSpec("recall.new.events", 3, 1, REGISTRY[0].cleanup_policy, "k", "v", ("ingest",), ("fetcher",), "d")
     assert "recall.new.events" in topics_with(service_acls("ingest", (*REGISTRY, extra)), "Write")
     assert "recall.new.events" in topics_with(service_acls("fetcher", (*REGISTRY, extra)), "Read")
+
+
+@pytest.mark.unit
+def test_the_reconciler_writes_what_it_synthesises_and_reads_without_a_group() -> None:
+    acls = service_acls(RECONCILER)
+    assert topics_with(acls, "Write") == {
+        "recall.recording.events",
+        "recall.transcript.events",
+        "recall.reconciler.state",
+    }
+    assert topics_with(acls, "Read") == {
+        "recall.recording.events",
+        "recall.transcript.events",
+        "transcripts.ready",
+        "transcripts.failed",
+        "recall.reconciler.state",
+    }
+    assert {acl.resource_type for acl in acls} == {"topic"}  # no consumer group: it reads by assignment
+    assert RECONCILER in {p for spec in REGISTRY for p in spec.produced_by}  # the registry says so, not a side list
+
+
+@pytest.mark.unit
+def test_the_lag_scaler_may_only_describe_the_workers_groups_and_inputs() -> None:
+    acls = service_acls(LAG_SCALER)
+    assert {acl.operation for acl in acls} == {"Describe"}
+    assert {acl.name for acl in acls if acl.resource_type == "group"} == {"transcriber", "fetcher"}
+    assert lag_inputs() == {
+        "transcriber": ("recall.recording.events", "recall.transcript.events"),
+        "fetcher": ("recall.transcript.events",),
+    }
+
+
+@pytest.mark.unit
+def test_the_users_listing_is_what_kafka_local_creates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--users"]) == 0
+    assert capsys.readouterr().out.split() == list(USERS)
+    assert {line.split()[0] for line in acl_lines()} == {f"User:{user}" for user in USERS}
 
 
 @pytest.mark.integration

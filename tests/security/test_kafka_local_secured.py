@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_common.acls import USERS
 from tests.support.broker import KAFKA_LOCAL, SecuredBroker
 
 
@@ -26,7 +27,7 @@ def test_the_secured_broker_has_no_plaintext_listener_and_denies_by_default(secu
     assert config["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert config["listener.name.mtls.ssl.client.auth"] == "required"
     assert config["super.users"] == "User:kafka-local-broker;User:admin"
-    for user in ("admin", "ingest", "transcriber", "fetcher"):
+    for user in ("admin", *USERS):
         password = (secured_broker.user_dir(user) / "password").read_text()
         assert password not in (secured_broker.state_dir / "server.properties").read_text()
         assert oct((secured_broker.user_dir(user) / "user.key").stat().st_mode & 0o777) == "0o600"

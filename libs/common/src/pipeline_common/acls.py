@@ -2,14 +2,18 @@
 
 A service may write the topics it produces and read the topics it consumes (``TopicSpec.produced_by`` /
 ``consumed_by``); a faust worker also uses its consumer group (the app id) and faust's leader-election topic
-``<app id>-__assignor-__leader``. Nothing else: no topic creation, no cluster rights, no wildcard. Both the secured
-local broker (scripts/kafka-local) and the Strimzi ``KafkaUser`` manifests (deploy/users) are generated from
-:func:`service_acls`, so the ACLs a test proves are the ACLs production gets.
+``<app id>-__assignor-__leader``. The reconciler (``recall-pipeline reconcile``, a CronJob) is a Kafka client too: it
+writes the events it synthesises and its watermark, and reads the pipeline's topics without a consumer group. KEDA's
+lag scaler (:data:`LAG_SCALER`) may only *describe* the consumer groups and the input topics it measures. Nothing
+else: no topic creation, no cluster rights, no wildcard. Both the secured local broker (scripts/kafka-local) and the
+Strimzi ``KafkaUser`` manifests (deploy/users) are generated from :func:`service_acls`, so the ACLs a test proves are
+the ACLs production gets.
 
 Standard library only: scripts/kafka-local runs ``python -m pipeline_common.acls`` before any virtualenv exists.
 
     python -m pipeline_common.acls                    # one line per ACL: principal resource pattern name operation
     python -m pipeline_common.acls --topics           # the topics to create: name partitions key=value...
+    python -m pipeline_common.acls --users            # the Kafka users, one a line
 """
 
 from __future__ import annotations
@@ -20,18 +24,37 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from pipeline_common.topics import REGISTRY, TRANSCRIPTS_READY, TopicSpec
+from pipeline_common.topics import (
+    RECORDING_EVENTS,
+    REGISTRY,
+    TRANSCRIPT_EVENTS,
+    TRANSCRIPTS_FAILED,
+    TRANSCRIPTS_READY,
+    TopicSpec,
+)
 
-#: The services that get a Kafka identity (a KafkaUser), in pipeline order.
+#: The services (long-running Deployments) that get a Kafka identity (a KafkaUser), in pipeline order.
 SERVICES: Final = ("ingest", "transcriber", "fetcher")
+#: The reconciler CronJob (tools/cli: ``recall-pipeline reconcile``); the topic registry names it as a producer.
+RECONCILER: Final = "reconciler"
+#: KEDA's Kafka lag scaler (deploy/components/keda): reads consumer-group offsets and end offsets, nothing else.
+LAG_SCALER: Final = "lag-scaler"
+#: Every Kafka identity (a KafkaUser each; the principal ``User:<name>``).
+USERS: Final = (*SERVICES, RECONCILER, LAG_SCALER)
 #: The faust workers and their default app id (consumer group, prefix of their internal topics).
 FAUST_APP_IDS: Final[Mapping[str, str]] = {"transcriber": "transcriber", "fetcher": "fetcher"}
-#: Topics a service reads without being a consumer of record: the fetcher reads back ``transcripts.ready`` (no
-#: consumer group) to find out whether an announcement already went out before a crash (fetcher/announce.py).
-READS_BACK: Final[Mapping[str, tuple[str, ...]]] = {"fetcher": (TRANSCRIPTS_READY.name,)}
+#: Topics a client reads without being a consumer of record, always without a consumer group: the fetcher reads back
+#: ``transcripts.ready`` to find out whether an announcement already went out before a crash (fetcher/announce.py);
+#: the reconciler reads what the pipeline has seen (tools/cli pipeline_cli/reconcile/view.py) to find what it missed.
+READS_BACK: Final[Mapping[str, tuple[str, ...]]] = {
+    "fetcher": (TRANSCRIPTS_READY.name,),
+    RECONCILER: (RECORDING_EVENTS.name, TRANSCRIPT_EVENTS.name, TRANSCRIPTS_READY.name, TRANSCRIPTS_FAILED.name),
+}
 
 READ: Final = ("Read", "Describe")
 WRITE: Final = ("Write", "Describe")
+#: What a lag measurement needs: metadata and end offsets (topic) and the committed offsets (group, OffsetFetch).
+DESCRIBE: Final = ("Describe",)
 
 
 @dataclass(frozen=True, order=True)
@@ -55,8 +78,10 @@ def service_acls(
     app_ids: Mapping[str, str] = FAUST_APP_IDS,
 ) -> list[Acl]:
     """Every ACL ``service`` needs, sorted; an unknown service gets none (and a KafkaUser of its own is refused)."""
-    if service not in SERVICES:
-        raise ValueError(f"{service!r} is not a service with a Kafka identity ({', '.join(SERVICES)})")
+    if service not in USERS:
+        raise ValueError(f"{service!r} is not a service with a Kafka identity ({', '.join(USERS)})")
+    if service == LAG_SCALER:
+        return lag_scaler_acls(registry, app_ids)
     acls: set[Acl] = set()
     for spec in registry:
         if service in spec.produced_by:
@@ -71,9 +96,31 @@ def service_acls(
     return sorted(acls)
 
 
+def lag_inputs(
+    registry: Iterable[TopicSpec] = REGISTRY, app_ids: Mapping[str, str] = FAUST_APP_IDS
+) -> dict[str, tuple[str, ...]]:
+    """Consumer group -> the topics whose lag scales it: what the worker consumes and does not write itself (its
+    retries and changelog topics follow the input, so their lag says nothing new)."""
+    specs = list(registry)
+    return {
+        app_id: tuple(s.name for s in specs if service in s.consumed_by and service not in s.produced_by)
+        for service, app_id in app_ids.items()
+    }
+
+
+def lag_scaler_acls(registry: Iterable[TopicSpec] = REGISTRY, app_ids: Mapping[str, str] = FAUST_APP_IDS) -> list[Acl]:
+    """Describe only, on each faust worker's group and input topics: KEDA's kafka scaler reads the group's committed
+    offsets (OffsetFetch) and the topics' end offsets (ListOffsets, Metadata); it can read no record."""
+    acls: set[Acl] = set()
+    for group, topics in lag_inputs(registry, app_ids).items():
+        acls.update(Acl("group", group, operation) for operation in DESCRIBE)
+        acls.update(Acl("topic", topic, operation) for topic in topics for operation in DESCRIBE)
+    return sorted(acls)
+
+
 def all_acls(registry: Iterable[TopicSpec] = REGISTRY) -> dict[str, list[Acl]]:
     specs = list(registry)
-    return {service: service_acls(service, specs) for service in SERVICES}
+    return {user: service_acls(user, specs) for user in USERS}
 
 
 def grouped(acls: Iterable[Acl]) -> list[tuple[str, str, str, tuple[str, ...]]]:
@@ -106,9 +153,12 @@ def topic_lines(registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline_common.acls", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--topics", action="store_true", help="print the registry's topics instead of the ACLs")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--topics", action="store_true", help="print the registry's topics instead of the ACLs")
+    what.add_argument("--users", action="store_true", help="print the Kafka users (one a line) instead of the ACLs")
     args = parser.parse_args(argv)
-    sys.stdout.write("\n".join(topic_lines() if args.topics else acl_lines()) + "\n")
+    lines = topic_lines() if args.topics else list(USERS) if args.users else acl_lines()
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

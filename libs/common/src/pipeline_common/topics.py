@@ -50,7 +50,8 @@ RECORDING_EVENTS: Final = TopicSpec(
     cleanup_policy=CleanupPolicy.DELETE,
     key="recording id",
     value="the verified Recall webhook body, byte for byte",
-    produced_by=("ingest",),
+    # The reconciler publishes the recording.done events a lost webhook never delivered (same body, same key).
+    produced_by=("ingest", "reconciler"),
     consumed_by=("transcriber",),
     description="Recall recording artifact status events (recording.done, recording.failed, ...).",
 )
@@ -61,7 +62,7 @@ TRANSCRIPT_EVENTS: Final = TopicSpec(
     cleanup_policy=CleanupPolicy.DELETE,
     key="recording id",
     value="the verified Recall webhook body, byte for byte",
-    produced_by=("ingest",),
+    produced_by=("ingest", "reconciler"),
     consumed_by=("transcriber", "fetcher"),
     description="Recall transcript artifact status events (transcript.done, transcript.failed, ...).",
 )
