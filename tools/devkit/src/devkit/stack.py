@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from devkit import ROOT
-from devkit.ports import free_port_pair
+from devkit.ports import free_port, free_port_block, free_port_pair
 
 KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
 # The simulator's public development credentials (see services/recall_sim): never a real secret.
@@ -51,6 +51,9 @@ class Profile:
     ingest_port: int
     transcriber_port: int
     fetcher_port: int
+    brokers: int = (
+        1  # more than one: a local cluster (scripts/kafka-local's KAFKA_LOCAL_BROKERS), node I on port+2(I-1)
+    )
 
     @property
     def home(self) -> Path:
@@ -70,7 +73,15 @@ class Profile:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return ",".join(f"127.0.0.1:{port}" for port in self.broker_ports)
+
+    @property
+    def broker_ports(self) -> list[int]:
+        return [self.kafka_port + 2 * node for node in range(self.brokers)]
+
+    @property
+    def replication_factor(self) -> int:
+        return min(self.brokers, 3)
 
 
 PROFILES = {
@@ -81,9 +92,12 @@ PROFILES = {
 }
 
 
-def ephemeral_profile(name: str) -> Profile:
+def ephemeral_profile(name: str, brokers: int = 1) -> Profile:
     """A profile on free loopback ports (for tests): never collides with ``dev``, ``demo`` or another run."""
-    return Profile(name, free_port_pair(), free_port_pair(), free_port_pair(), free_port_pair(), free_port_pair())
+    kafka_port = free_port_pair() if brokers == 1 else free_port_block(2 * brokers)
+    return Profile(
+        name, kafka_port, free_port_pair(), free_port_pair(), free_port_pair(), free_port_pair(), brokers=brokers
+    )
 
 
 @dataclass
@@ -93,6 +107,32 @@ class Process:
     env: dict[str, str]
     ready_url: str
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    service: str = ""  # what it runs (``transcriber``); ``name`` tells replicas apart (``transcriber-2``)
+    port: int = 0  # its HTTP port (webhooks, or the worker's web pages)
+
+    def __post_init__(self) -> None:
+        self.service = self.service or self.name
+
+
+#: Per service: the variable of its HTTP port and of its data directory (what two replicas must not share).
+REPLICA_VARIABLES = {
+    "ingest": ("INGEST_PORT", None),
+    "transcriber": ("TRANSCRIBER_WEB_PORT", "TRANSCRIBER_DATA_DIR"),
+    "fetcher": ("FETCHER_WEB_PORT", "FETCHER_DATA_DIR"),
+}
+
+
+def replica(profile: Profile, first: Process, index: int, port: int | None = None) -> Process:
+    """Replica ``index`` (2, 3, ...) of ``first``'s service: the same settings, its own name, port and data
+    directory (what a Deployment's pods differ in)."""
+    port = port or free_port()
+    port_variable, data_variable = REPLICA_VARIABLES[first.service]
+    name = f"{first.service}-{index}"
+    env = {**first.env, port_variable: str(port)}
+    if data_variable is not None:
+        env[data_variable] = str(profile.home / name)
+    ready_url = f"http://127.0.0.1:{port}/readyz"
+    return Process(name, list(first.argv), env, ready_url, service=first.service, port=port)
 
 
 def dev_webhook_secret() -> str:
@@ -106,7 +146,29 @@ def uses_real_recall() -> bool:
     return bool(os.environ.get("RECALL_API_KEY")) and bool(base) and "127.0.0.1" not in base and "localhost" not in base
 
 
-def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Process]:
+def processes(profile: Profile, *, sim_env: dict[str, str] | None = None, replicas: int = 1) -> list[Process]:
+    """Every process of the stack; with ``replicas`` > 1, that many of each service. Ingest's replicas then listen
+    on ports of their own and ``profile.ingest_port`` is left to a :class:`devkit.balancer.Balancer` in front of
+    them (what a Kubernetes Service is), which whoever drives the stack runs."""
+    stack = single_processes(profile, sim_env=sim_env)
+    if replicas <= 1:
+        return stack
+    result: list[Process] = []
+    for process in stack:
+        if process.service not in REPLICA_VARIABLES:
+            result.append(process)
+            continue
+        first = process
+        if process.service == "ingest":
+            port = free_port()
+            first = replica(profile, process, 1, port)
+            first.name = "ingest"
+        result.append(first)
+        result += [replica(profile, first, index) for index in range(2, replicas + 1)]
+    return result
+
+
+def single_processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Process]:
     python = sys.executable
     inherited = {
         k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "INGEST_", "TRANSCRIBER_", "FETCHER_"))
@@ -119,6 +181,7 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
     common = {
         **inherited,
         "KAFKA_BOOTSTRAP_SERVERS": profile.bootstrap,
+        "KAFKA_TOPIC_REPLICATION_FACTOR": str(profile.replication_factor),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "json"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "RECALL_API_BASE_URL": os.environ["RECALL_API_BASE_URL"] if real else sim_url,
@@ -156,6 +219,7 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
                 "INGEST_PORT": str(profile.ingest_port),
             },
             f"http://127.0.0.1:{profile.ingest_port}/readyz",
+            port=profile.ingest_port,
         ),
         Process(
             "transcriber",
@@ -168,6 +232,7 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
                 "TRANSCRIBER_DATA_DIR": str(profile.home / "transcriber"),
             },
             f"http://127.0.0.1:{profile.transcriber_port}/readyz",
+            port=profile.transcriber_port,
         ),
         Process(
             "fetcher",
@@ -180,23 +245,26 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
                 "TRANSCRIPT_STORE_URL": os.environ.get("TRANSCRIPT_STORE_URL", f"file://{profile.transcripts}"),
             },
             f"http://127.0.0.1:{profile.fetcher_port}/readyz",
+            port=profile.fetcher_port,
         ),
     ]
     return stack
 
 
-def kafka(profile: Profile, command: str) -> None:
+def kafka(profile: Profile, command: str, *args: str) -> None:
+    """``scripts/kafka-local <command> [args]`` for this profile's broker (or cluster: ``kill-node 2``)."""
     env = {
         **os.environ,
         "KAFKA_PORT": str(profile.kafka_port),
         "KAFKA_CONTROLLER_PORT": str(profile.kafka_port + 1),
         "KAFKA_STATE_DIR": str(profile.home / "kafka"),
+        "KAFKA_LOCAL_BROKERS": str(profile.brokers),
     }
-    result = subprocess.run([str(KAFKA_LOCAL), command], env=env, text=True, capture_output=True)
+    result = subprocess.run([str(KAFKA_LOCAL), command, *args], env=env, text=True, capture_output=True)
     sys.stdout.write(result.stdout)
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
-        raise SystemExit(f"stack: the local Kafka broker could not {command}")
+        raise SystemExit(f"stack: the local Kafka broker could not {' '.join([command, *args])}")
 
 
 def pid_file(profile: Profile, name: str) -> Path:
@@ -259,7 +327,9 @@ def up(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Proce
 
 
 def down(profile: Profile, *, keep_kafka: bool = False) -> None:
-    names = ["fetcher", "transcriber", "ingest", "recall_sim"]
+    # Every process with a pid file (replicas included), the simulator last.
+    started = sorted(path.stem for path in profile.pids.glob("*.pid")) if profile.pids.is_dir() else []
+    names = [name for name in started if name != "recall_sim"] + ["recall_sim"]
     for name in names:
         pid = running_pid(profile, name)
         if pid is not None:

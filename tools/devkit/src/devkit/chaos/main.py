@@ -22,11 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a restarting broker is expected here
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
-    profile = stack.ephemeral_profile(options.name)
+    profile = stack.ephemeral_profile(options.name, options.brokers)
     options.ledger_dir.mkdir(parents=True, exist_ok=True)
     prepare_home(profile, options.ledger_dir)
     log(
-        f"seed {options.seed}; {options.recordings} recordings; stack in {profile.home} "
+        f"seed {options.seed}; {options.recordings} recordings; {options.brokers} broker(s), "
+        f"{options.replicas} replica(s) of each service; stack in {profile.home} "
         f"(kafka {profile.bootstrap}, ingest :{profile.ingest_port}, recall_sim :{profile.sim_port})"
     )
     started_at = datetime.now(UTC)

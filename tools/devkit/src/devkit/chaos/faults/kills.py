@@ -21,6 +21,11 @@ async def kill_and_restart(chaos: Chaos, name: str, when: float) -> None:
         await chaos.sleep_until(when)  # ingest's work is the webhooks: a moment while Recall is sending them
     else:
         await chaos.at_progress(when)  # a consumer's work is the backlog: a point of the run's progress
+    async with chaos.lock(name):  # not in the middle of a rolling restart or a scaling of the same service
+        await kill_now(chaos, name)
+
+
+async def kill_now(chaos: Chaos, name: str) -> None:
     process = chaos.processes[name]
     pid = stack.running_pid(chaos.profile, name)
     if pid is None:
