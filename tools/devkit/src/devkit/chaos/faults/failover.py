@@ -75,6 +75,6 @@ async def fail_over(chaos: Chaos, fraction: float, service: str = "transcriber")
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.failover:
+    if not chaos.options.failover or chaos.options.replicas < 2:
         return []
     return [fail_over(chaos, chaos.rng.uniform(0.65, 0.85))]

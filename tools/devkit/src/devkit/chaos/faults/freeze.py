@@ -47,6 +47,6 @@ async def freeze(chaos: Chaos, fraction: float, service: str = "transcriber") ->
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.freeze:
+    if not chaos.options.freeze or chaos.options.replicas < 2:
         return []
     return [freeze(chaos, chaos.rng.uniform(0.5, 0.7))]

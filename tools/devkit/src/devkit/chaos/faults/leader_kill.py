@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 async def kill_leader(chaos: Chaos, fraction: float) -> None:
     await chaos.at_progress(fraction)
+    async with chaos.lock("kafka"):  # never on top of the whole cluster's restart
+        await kill_now(chaos)
+
+
+async def kill_now(chaos: Chaos) -> None:
     leaders = await partition_leaders(chaos.profile.bootstrap)
     node = max(sorted(leaders), key=lambda n: leaders[n])
     event = FaultEvent(chaos.now(), "broker-sigkill", f"kafka node {node}")
@@ -50,6 +55,6 @@ async def kill_leader(chaos: Chaos, fraction: float) -> None:
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.leader_kill:
+    if not chaos.options.leader_kill or chaos.options.brokers < 2:
         return []
     return [kill_leader(chaos, chaos.rng.uniform(0.15, 0.35))]

@@ -42,6 +42,6 @@ async def roll(chaos: Chaos, service: str, fraction: float) -> None:
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.rolling_restart:
+    if not chaos.options.rolling_restart or chaos.options.replicas < 2:
         return []
     return [roll(chaos, service, chaos.rng.uniform(0.35, 0.6)) for service in SERVICES]

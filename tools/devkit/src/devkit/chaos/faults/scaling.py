@@ -46,7 +46,7 @@ async def scale(chaos: Chaos, out_at: float, in_at: float) -> None:
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.scale_fetcher:
+    if not chaos.options.scale_fetcher or chaos.options.replicas < 2:
         return []
     out_at = chaos.rng.uniform(0.05, 0.25)
     return [scale(chaos, out_at, out_at + 0.25)]
