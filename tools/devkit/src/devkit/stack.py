@@ -278,6 +278,10 @@ def running_pid(profile: Profile, name: str) -> int | None:
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
+    with contextlib.suppress(OSError):
+        # An exited child not reaped yet (a zombie) still answers kill(0): it does not run.
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None
     return pid
 
 

@@ -12,6 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -231,6 +232,9 @@ class Chaos:
         ledger = Ledger()
         stop = asyncio.Event()
         limits = httpx.Limits(max_connections=20)
+        # Every blocking helper (a start waiting until ready, a process's exit, a broker node's restart) holds a
+        # thread; the default pool (cores + 4) would queue a fault's wait behind another's and skew its timing.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
         if self.balancer is not None:
             await self.balancer.start()
         try:
