@@ -19,7 +19,8 @@ class Balancer:
         self.backends = backends  # asked on every connection: replicas come and go
         self._turn = itertools.count()
         self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self.refused = 0  # connections no backend accepted
 
     async def start(self) -> None:
@@ -28,10 +29,10 @@ class Balancer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._pipes):
-            task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
+        for writer in list(self._open):
+            writer.close()  # each connection's handler then ends on its own
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=10)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         ports = self.backends()
@@ -51,26 +52,41 @@ class Balancer:
             client_writer.close()
             return
         backend_reader, backend_writer = backend
-        task = asyncio.current_task()
-        assert task is not None
-        self._pipes.add(task)
+        self._open |= {client_writer, backend_writer}
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+        to_backend = asyncio.ensure_future(_pipe(client_reader, backend_writer))
         try:
-            await asyncio.gather(
-                _pipe(client_reader, backend_writer), _pipe(backend_reader, client_writer), return_exceptions=True
-            )
+            await _pipe(backend_reader, client_writer)
+            # The backend is done (it may answer before reading a whole request, a 413): let the client finish
+            # sending and read the answer, rather than resetting the connection under it.
+            with contextlib.suppress(TimeoutError, OSError):
+                await asyncio.wait_for(asyncio.shield(to_backend), 5)
         finally:
-            self._pipes.discard(task)
+            to_backend.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await to_backend
             for writer in (client_writer, backend_writer):
+                self._open.discard(writer)
                 writer.close()
+            if handler is not None:
+                self._handlers.discard(handler)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
+    """Copy until EOF. Once the other side stops accepting, keep reading (and dropping) what still comes, so the
+    sender sees the answer instead of a reset; then pass the half-close on."""
+    accepting = True
+    with contextlib.suppress(OSError):
         while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    finally:
-        # One side done: pass the half-close on (HTTP/1.1 keep-alive peers close both ways themselves).
-        with contextlib.suppress(OSError, RuntimeError):
-            if writer.can_write_eof():
-                writer.write_eof()
+            if not accepting:
+                continue
+            try:
+                writer.write(data)
+                await writer.drain()
+            except (OSError, RuntimeError):
+                accepting = False
+    with contextlib.suppress(OSError, RuntimeError):
+        if writer.can_write_eof():
+            writer.write_eof()

@@ -68,10 +68,22 @@ def wait_exit(process: stack.Process, pid: int, timeout: float) -> int | None:
     return None
 
 
-async def start_ready(chaos: Chaos, process: stack.Process) -> float:
-    """Start one replica (it joins ``chaos.processes``) and wait until it is ready: the seconds it took."""
+async def start_ready(chaos: Chaos, process: stack.Process, restarts: int = 5) -> float:
+    """Start one replica (it joins ``chaos.processes``) and wait until it is ready: the seconds it took. A replica
+    that exits during start-up is started again after a back-off, as the kubelet restarts a crashed container (each
+    crash goes into the ledger's measurements: a worker that cannot start while a broker is away is a finding)."""
     started = time.monotonic()
     chaos.processes[process.name] = process
-    stack.start(chaos.profile, process)
-    await blocking(stack.wait_ready, chaos.profile, [process], 300)
-    return time.monotonic() - started
+    for attempt in range(restarts + 1):
+        stack.start(chaos.profile, process)
+        try:
+            await blocking(stack.wait_ready, chaos.profile, [process], 300)
+            return time.monotonic() - started
+        except HarnessError as error:
+            if stack.running_pid(chaos.profile, process.name) is not None or attempt == restarts:
+                raise
+            last_line = str(error).strip().splitlines()[-1][-300:]
+            chaos.measure("start_crashes", replica=process.name, at_s=round(chaos.now(), 1), last_log_line=last_line)
+            stack.pid_file(chaos.profile, process.name).unlink(missing_ok=True)
+            await asyncio.sleep(min(10.0, 2.0**attempt))
+    raise AssertionError("unreachable")
