@@ -63,7 +63,7 @@ async def create_topic(bootstrap: str, topic: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=-1)])  # the broker default
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=3)])
         (described,) = await admin.describe_topics([topic])
         return min(len(partition["replicas"]) for partition in described["partitions"])
     finally:
@@ -81,6 +81,12 @@ def test_three_nodes_survive_one_killed_and_take_it_back(env: dict[str, str]) ->
     port = int(env["KAFKA_PORT"])
     assert bootstrap == f"127.0.0.1:{port},127.0.0.1:{port + 2},127.0.0.1:{port + 4}"
     assert asyncio.run(create_topic(bootstrap, "cluster.check")) == 3
+    for node in (1, 2, 3):
+        config = Path(env["KAFKA_STATE_DIR"], f"node-{node}", "server.properties").read_text().splitlines()
+        assert {"min.insync.replicas=2", "default.replication.factor=3", "offsets.topic.replication.factor=3"} <= set(
+            config
+        )
+        assert f"node.id={node}" in config
 
     killed = run(env, "kill-node", "2")
     assert killed.returncode == 0 and "node 2 killed" in killed.stdout
