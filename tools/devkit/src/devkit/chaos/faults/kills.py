@@ -9,7 +9,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from devkit import stack
-from devkit.chaos.faults.base import FaultEvent, HarnessError, blocking
+from devkit.chaos.faults.base import FaultEvent, HarnessError
+from devkit.chaos.faults.pods import start_ready
 from devkit.chaos.options import log
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ async def kill_now(chaos: Chaos, name: str) -> None:
     if process.popen is not None:
         await asyncio.to_thread(process.popen.wait)
     stack.pid_file(chaos.profile, name).unlink(missing_ok=True)
-    stack.start(chaos.profile, process)
-    await blocking(stack.wait_ready, chaos.profile, [process], 300)
+    # Started again as the kubelet would: a start that crashes (a broker away) is retried with back-off.
+    await start_ready(chaos, process)
     took = chaos.now() - event.at
     chaos.record(event, f"pid {pid} at {ended}/{len(chaos.live.planned)} recordings ended; ready after {took:.1f}s")
     log(f"{event.at:6.1f}s  SIGKILL {name} ({event.detail})")
