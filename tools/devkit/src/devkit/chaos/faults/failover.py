@@ -65,9 +65,14 @@ async def fail_over(chaos: Chaos, fraction: float, service: str = "transcriber")
         )
         chaos.record(
             event,
-            f"pid {pid} at {ended}/{len(chaos.live.planned)} ended; group rebalanced without it after "
-            f"{moved if moved is None else round(moved, 1)}s, next recording ended "
-            f"{moving if moving is None else round(moving, 1)}s after the kill; restarted, ready after {ready:.1f}s",
+            f"pid {pid} at {ended}/{len(chaos.live.planned)} ended; group rebalanced without it "
+            + (f"after {moved:.1f}s" if moved is not None else "never")
+            + (
+                f", next recording ended {moving:.1f}s after the kill"
+                if moving is not None
+                else ", no recording ended within 60s of the rebalance"
+            )
+            + f"; restarted, ready after {ready:.1f}s",
         )
     log(f"{event.at:6.1f}s  failover of {process.name}: {event.detail}")
     if moved is None:
