@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,17 @@ def test_three_nodes_survive_one_killed_and_take_it_back(env: dict[str, str]) ->
     stopped = run(env, "stop")
     assert stopped.returncode == 0
     assert run(env, "status").returncode == 1
+
+
+@pytest.mark.integration
+def test_a_taken_port_of_the_last_node_starts_no_node(env: dict[str, str]) -> None:
+    taken = int(env["KAFKA_PORT"]) + 5  # node 3's controller listener
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        result = run(env, "start")
+    assert result.returncode == 1
+    assert f"port {taken} on 127.0.0.1 is already in use" in result.stderr
+    state = Path(env["KAFKA_STATE_DIR"])
+    assert not list(state.glob("node-*/kafka.pid")), "a node was started although the cluster could not be"
