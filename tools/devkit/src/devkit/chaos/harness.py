@@ -20,7 +20,7 @@ import httpx
 from devkit import stack
 from devkit.balancer import Balancer
 from devkit.chaos import checks, faults
-from devkit.chaos.faults import windows
+from devkit.chaos.faults import kubelet, windows
 from devkit.chaos.faults.base import FaultEvent
 from devkit.chaos.fuzz import fuzz_ingest
 from devkit.chaos.ledger import Ledger
@@ -272,6 +272,8 @@ class Chaos:
                 finally:
                     done.set()
 
+            kubelet_stop = asyncio.Event()
+            kubelet_task = asyncio.create_task(kubelet.restart_crashed(self, kubelet_stop))
             results = await asyncio.gather(
                 all_of([self.feed(sim)], feed_done),
                 all_of(discrete, discrete_done),
@@ -288,6 +290,8 @@ class Chaos:
                     log(f"[red]harness error: {type(failure).__name__}: {failure}[/]")
             log(f"{self.faults_over_at:6.1f}s  last fault over; draining")
             drained = await self.drain(sim)
+            kubelet_stop.set()
+            await asyncio.gather(kubelet_task, return_exceptions=True)
             drained_at = self.now()
             stop.set()
             await asyncio.gather(collector, reporter, return_exceptions=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+from devkit import stack
 from devkit.chaos.faults.base import FaultEvent
 from devkit.chaos.faults.pods import grace_seconds, start_ready, terminate
 from devkit.chaos.options import log
@@ -22,7 +23,12 @@ async def roll(chaos: Chaos, service: str, fraction: float) -> None:
         event = FaultEvent(chaos.now(), "rolling-restart", service)
         ended = chaos.ended()
         steps = []
-        for process in chaos.replicas(service):
+        for process in [p for p in chaos.processes.values() if p.service == service]:
+            if stack.running_pid(chaos.profile, process.name) is None:
+                # Exited on its own meanwhile: Kubernetes would just start it again, and so does the roll.
+                steps.append(f"{process.name} had exited on its own, started again")
+                await start_ready(chaos, process)
+                continue
             took, status = await terminate(chaos, process)
             ready = await start_ready(chaos, process)
             chaos.measure(
