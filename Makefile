@@ -138,5 +138,5 @@ bench: setup kafka-fetch ## benchmarks on a dedicated local broker: a table, fig
 .PHONY: chaos
 CHAOS_ARGS ?=
 
-chaos: setup kafka-fetch ## a ledger run under faults, then fuzzing; ledger in var/chaos/ (CHAOS_ARGS='--recordings 100 --no-kill')
+chaos: setup kafka-fetch ## a ledger run under faults, then fuzzing; ledger in var/chaos/ (CHAOS_ARGS='--recordings 100 --no-kill'; distributed: '--brokers 3 --replicas 2')
 	$(RUN) python scripts/chaos.py $(CHAOS_ARGS)

@@ -1,6 +1,7 @@
 """Ask a Kafka broker for cluster metadata, using only the standard library.
 
-Exit 0 when the broker answers a Metadata request that lists at least one broker, 1 otherwise. Used by
+Exit 0 when the broker answers a Metadata request that lists at least one broker (or the optional fourth
+argument's count: every node of a local cluster), 1 otherwise. Used by
 scripts/kafka-local to wait for readiness before any Python environment exists, so it cannot use aiokafka.
 """
 
@@ -45,8 +46,9 @@ def broker_count(host: str, port: int, timeout: float) -> int:
 def main(argv: list[str]) -> int:
     host, port = argv[1], int(argv[2])
     timeout = float(argv[3]) if len(argv) > 3 else 2.0
+    wanted = int(argv[4]) if len(argv) > 4 else 1
     try:
-        return 0 if broker_count(host, port, timeout) >= 1 else 1
+        return 0 if broker_count(host, port, timeout) >= wanted else 1
     except (OSError, ConnectionError, struct.error):
         return 1
 

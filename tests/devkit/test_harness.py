@@ -109,3 +109,79 @@ def test_a_free_port_pair_is_two_bindable_loopback_ports() -> None:
     with socket.socket() as first, socket.socket() as second:
         first.bind(("127.0.0.1", port))
         second.bind(("127.0.0.1", port + 1))
+
+
+@pytest.mark.unit
+def test_a_cluster_profile_bootstraps_from_every_node() -> None:
+    profile = stack.Profile("p", 40000, 1, 2, 3, 4, brokers=3)
+    assert profile.bootstrap == "127.0.0.1:40000,127.0.0.1:40002,127.0.0.1:40004"
+    assert profile.replication_factor == 3
+    assert stack.Profile("p", 40000, 1, 2, 3, 4).bootstrap == "127.0.0.1:40000"
+
+
+@pytest.mark.unit
+def test_replicas_differ_in_name_port_and_data_directory_only() -> None:
+    profile = stack.Profile("p", 40000, 41000, 42000, 43000, 44000, brokers=3)
+    processes = {p.name: p for p in stack.processes(profile, replicas=2)}
+    services = ("ingest", "transcriber", "fetcher")
+    assert set(processes) == {"recall_sim", *services, *(f"{service}-2" for service in services)}
+    first, second = processes["transcriber"], processes["transcriber-2"]
+    assert second.service == "transcriber" and second.port != first.port
+    assert second.env["TRANSCRIBER_DATA_DIR"] != first.env["TRANSCRIBER_DATA_DIR"]
+    assert second.env["TRANSCRIBER_WEB_PORT"] == str(second.port)
+    assert second.ready_url.endswith(f":{second.port}/readyz")
+    assert second.env["KAFKA_TOPIC_REPLICATION_FACTOR"] == "3"
+    assert second.env["KAFKA_BOOTSTRAP_SERVERS"] == profile.bootstrap
+    # The Service port is left to the balancer: no ingest replica listens on it.
+    assert profile.ingest_port not in {processes["ingest"].port, processes["ingest-2"].port}
+    assert {processes["ingest"].env["INGEST_PORT"], processes["ingest-2"].env["INGEST_PORT"]} == {
+        str(processes["ingest"].port),
+        str(processes["ingest-2"].port),
+    }
+
+
+@pytest.mark.unit
+def test_distributed_faults_need_the_topology_they_act_on() -> None:
+    single = parse_args(["--seed", "1"])
+    assert not (single.leader_kill or single.rolling_restart or single.scale_fetcher or single.freeze)
+    assert not single.failover
+    distributed = parse_args(["--seed", "1", "--brokers", "3", "--replicas", "2", "--no-freeze"])
+    assert distributed.leader_kill and distributed.rolling_restart and distributed.scale_fetcher
+    assert distributed.failover and not distributed.freeze
+    with pytest.raises(SystemExit):
+        parse_args(["--replicas", "0"])
+
+
+@pytest.mark.unit
+def test_the_distributed_schedule_adds_its_faults() -> None:
+    options = Options(kill=False, broker_restart=False, brokers=3, replicas=2)
+    tasks = faults.schedule(_chaos(options))
+    try:
+        names = sorted(task.__qualname__ for task in tasks)  # type: ignore[attr-defined]
+    finally:
+        for task in tasks:
+            task.close()  # type: ignore[attr-defined]
+    assert names == ["fail_over", "freeze", "kill_leader", "roll", "roll", "roll", "scale"]
+
+
+@pytest.mark.unit
+def test_the_harness_holds_replicas_to_the_manifests_grace_periods() -> None:
+    from devkit.chaos.faults.pods import grace_seconds
+
+    # Worker shutdown: an in-flight Recall call (30 s timeout) and the final commit; ingest: its flush (10 s).
+    assert grace_seconds("transcriber") >= 30 and grace_seconds("fetcher") >= 30
+    assert grace_seconds("ingest") >= 10
+
+
+@pytest.mark.unit
+def test_a_free_port_block_is_bindable_end_to_end() -> None:
+    from devkit.ports import free_port_block
+
+    start = free_port_block(6)
+    sockets = [socket.socket() for _ in range(6)]
+    try:
+        for offset, probe in enumerate(sockets):
+            probe.bind(("127.0.0.1", start + offset))
+    finally:
+        for probe in sockets:
+            probe.close()

@@ -68,7 +68,7 @@ def create_faust_app(settings: KafkaSettings, worker: FaustWorker) -> faust.App:
         web_port=worker.web_port,
         web_in_thread=False,
         stream_wait_empty=True,  # on shutdown, finish the events in hand before committing
-        table_standby_replicas=0,
+        table_standby_replicas=settings.kafka_table_standby_replicas,  # a failover resumes from a warm copy
         broker_session_timeout=worker.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
         logging_config=None,

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 
 from pipeline_common.cloudevents import header_value
 from pipeline_common.kafka import connection_kwargs
@@ -134,3 +135,35 @@ async def group_lag(bootstrap: str, groups: Mapping[str, Iterable[str]]) -> dict
         return lag
     finally:
         await admin.close()
+
+
+async def partition_leaders(bootstrap: str) -> dict[int, int]:
+    """How many partitions (of every topic, internal ones included) each broker leads now: node id -> count."""
+    client = AIOKafkaClient(**connection_kwargs(bootstrap), request_timeout_ms=10_000)
+    await client.bootstrap()
+    try:
+        metadata = await client.fetch_all_metadata()
+        leaders: dict[int, int] = {broker.nodeId: 0 for broker in metadata.brokers()}
+        for topic in metadata.topics(exclude_internal_topics=False):
+            for partition in metadata.partitions_for_topic(topic) or ():
+                leader = metadata.leader_for_partition(TopicPartition(topic, partition))
+                if leader is not None and leader >= 0:
+                    leaders[leader] = leaders.get(leader, 0) + 1
+        return leaders
+    finally:
+        await client.close()
+
+
+async def group_state(bootstrap: str, group: str) -> tuple[str, int]:
+    """A consumer group's state (``Stable``, ``PreparingRebalance``, ...) and how many members it has."""
+    admin = AIOKafkaAdminClient(**connection_kwargs(bootstrap), request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    for response in responses:
+        for described in response.groups:
+            # (error_code, group_id, state, protocol_type, protocol, members, ...)
+            return str(described[2]), len(described[5])
+    return "Unknown", 0

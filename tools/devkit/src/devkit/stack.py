@@ -31,7 +31,15 @@ from pathlib import Path
 import httpx
 
 from devkit import ROOT
-from devkit.ports import free_port_pair
+from devkit.ports import free_port
+
+# Re-exported: the stack's users name these as stack.Profile, stack.replica, ...
+from devkit.topology import PROFILES as PROFILES
+from devkit.topology import REPLICA_VARIABLES as REPLICA_VARIABLES
+from devkit.topology import Process as Process
+from devkit.topology import Profile as Profile
+from devkit.topology import ephemeral_profile as ephemeral_profile
+from devkit.topology import replica as replica
 
 KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
 # The simulator's public development credentials (see services/recall_sim): never a real secret.
@@ -40,61 +48,6 @@ DEFAULT_CHAIN = [
     {"recallai_async": {"language_code": "auto"}},
     {"deepgram_async": {"model": "nova-3", "language": "multi"}},
 ]
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Where one stack lives: its ports and its directory under var/. ``dev`` is ``make up``; ``demo`` is separate
-    so that ``make demo`` never collides with a stack someone left running."""
-
-    name: str
-    kafka_port: int
-    sim_port: int
-    ingest_port: int
-    transcriber_port: int
-    fetcher_port: int
-
-    @property
-    def home(self) -> Path:
-        return ROOT / "var" / self.name
-
-    @property
-    def logs(self) -> Path:
-        return self.home / "logs"
-
-    @property
-    def pids(self) -> Path:
-        return self.home / "pids"
-
-    @property
-    def transcripts(self) -> Path:
-        return self.home / "transcripts"
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
-
-
-PROFILES = {
-    "dev": Profile("dev", kafka_port=9092, sim_port=8081, ingest_port=8080, transcriber_port=6066, fetcher_port=6067),
-    "demo": Profile(
-        "demo", kafka_port=19092, sim_port=18081, ingest_port=18080, transcriber_port=16066, fetcher_port=16067
-    ),
-}
-
-
-def ephemeral_profile(name: str) -> Profile:
-    """A profile on free loopback ports (for tests): never collides with ``dev``, ``demo`` or another run."""
-    return Profile(name, free_port_pair(), free_port_pair(), free_port_pair(), free_port_pair(), free_port_pair())
-
-
-@dataclass
-class Process:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    ready_url: str
-    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
 
 def dev_webhook_secret() -> str:
@@ -136,7 +89,29 @@ def recall_target(env: Mapping[str, str], sim_url: str) -> RecallTarget:
     return RecallTarget(True, sim_url, DEV_API_KEY, dev_webhook_secret(), source)
 
 
-def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Process]:
+def processes(profile: Profile, *, sim_env: dict[str, str] | None = None, replicas: int = 1) -> list[Process]:
+    """Every process of the stack; with ``replicas`` > 1, that many of each service. Ingest's replicas then listen
+    on ports of their own and ``profile.ingest_port`` is left to a :class:`devkit.balancer.Balancer` in front of
+    them (what a Kubernetes Service is), which whoever drives the stack runs."""
+    stack = single_processes(profile, sim_env=sim_env)
+    if replicas <= 1:
+        return stack
+    result: list[Process] = []
+    for process in stack:
+        if process.service not in REPLICA_VARIABLES:
+            result.append(process)
+            continue
+        first = process
+        if process.service == "ingest":
+            port = free_port()
+            first = replica(profile, process, 1, port)
+            first.name = "ingest"
+        result.append(first)
+        result += [replica(profile, first, index) for index in range(2, replicas + 1)]
+    return result
+
+
+def single_processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Process]:
     python = sys.executable
     inherited = {
         k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "INGEST_", "TRANSCRIBER_", "FETCHER_"))
@@ -148,6 +123,7 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
     common = {
         **inherited,
         "KAFKA_BOOTSTRAP_SERVERS": profile.bootstrap,
+        "KAFKA_TOPIC_REPLICATION_FACTOR": str(profile.replication_factor),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "json"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "RECALL_API_BASE_URL": target.base_url,
@@ -194,6 +170,7 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
                 "INGEST_PORT": str(profile.ingest_port),
             },
             f"http://127.0.0.1:{profile.ingest_port}/readyz",
+            port=profile.ingest_port,
         ),
         Process(
             "transcriber",
@@ -206,6 +183,7 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
                 "TRANSCRIBER_DATA_DIR": str(profile.home / "transcriber"),
             },
             f"http://127.0.0.1:{profile.transcriber_port}/readyz",
+            port=profile.transcriber_port,
         ),
         Process(
             "fetcher",
@@ -218,23 +196,26 @@ def processes(profile: Profile, *, sim_env: dict[str, str] | None = None) -> lis
                 "TRANSCRIPT_STORE_URL": os.environ.get("TRANSCRIPT_STORE_URL", f"file://{profile.transcripts}"),
             },
             f"http://127.0.0.1:{profile.fetcher_port}/readyz",
+            port=profile.fetcher_port,
         ),
     ]
     return stack
 
 
-def kafka(profile: Profile, command: str) -> None:
+def kafka(profile: Profile, command: str, *args: str) -> None:
+    """``scripts/kafka-local <command> [args]`` for this profile's broker (or cluster: ``kill-node 2``)."""
     env = {
         **os.environ,
         "KAFKA_PORT": str(profile.kafka_port),
         "KAFKA_CONTROLLER_PORT": str(profile.kafka_port + 1),
         "KAFKA_STATE_DIR": str(profile.home / "kafka"),
+        "KAFKA_LOCAL_BROKERS": str(profile.brokers),
     }
-    result = subprocess.run([str(KAFKA_LOCAL), command], env=env, text=True, capture_output=True)
+    result = subprocess.run([str(KAFKA_LOCAL), command, *args], env=env, text=True, capture_output=True)
     sys.stdout.write(result.stdout)
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
-        raise SystemExit(f"stack: the local Kafka broker could not {command}")
+        raise SystemExit(f"stack: the local Kafka broker could not {' '.join([command, *args])}")
 
 
 def pid_file(profile: Profile, name: str) -> Path:
@@ -248,6 +229,10 @@ def running_pid(profile: Profile, name: str) -> int | None:
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
+    with contextlib.suppress(OSError):
+        # An exited child not reaped yet (a zombie) still answers kill(0): it does not run.
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None
     return pid
 
 
@@ -298,7 +283,9 @@ def up(profile: Profile, *, sim_env: dict[str, str] | None = None) -> list[Proce
 
 
 def down(profile: Profile, *, keep_kafka: bool = False) -> None:
-    names = ["fetcher", "transcriber", "ingest", "recall_sim"]
+    # Every process with a pid file (replicas included), the simulator last.
+    started = sorted(path.stem for path in profile.pids.glob("*.pid")) if profile.pids.is_dir() else []
+    names = [name for name in started if name != "recall_sim"] + ["recall_sim"]
     for name in names:
         pid = running_pid(profile, name)
         if pid is not None:

@@ -13,6 +13,20 @@ Faults (each on by default, each switchable):
 - ``--no-provider-outage``  the primary provider fails every transcript for a window (the chain falls back);
 - ``--no-fuzz``             skip the "bad input at scale" pass on ingest (hypothesis on raw bytes and headers).
 
+Distributed mode, ``--brokers 3 --replicas 2``: a local KRaft cluster (``scripts/kafka-local``'s
+``KAFKA_LOCAL_BROKERS``; replication factor 3, ``min.insync.replicas=2``) and that many processes of each service,
+ingest's behind a round-robin balancer (:mod:`devkit.balancer`); Tables get a standby replica. Its faults, each on
+by default when the topology allows it:
+
+- ``--no-leader-kill``      SIGKILL of the Kafka node that leads the most partitions, down for a while, restarted;
+- ``--no-rolling-restart``  each service restarted replica by replica: SIGTERM, exit within the Deployment's
+                            ``terminationGracePeriodSeconds`` (else the run fails), start, ready;
+- ``--no-scale-fetcher``    the fetcher scaled out to 3 replicas and back in mid-run (SIGTERM of the extra ones);
+- ``--no-freeze``           a transcriber replica SIGSTOPped for twice the session timeout, then SIGCONTed;
+- ``--no-failover``         SIGKILL of a transcriber replica, timed until its group rebalanced and a recording ended.
+
+The ledger's ``measurements`` section holds the failover times, the broker kill's and every graceful stop's.
+
 What the ledger checks:
 
 - every recording ended exactly once (one ``transcripts.ready`` or one ``transcripts.failed``), as planned;

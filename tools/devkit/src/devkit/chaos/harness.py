@@ -12,12 +12,15 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
+from devkit import stack
+from devkit.balancer import Balancer
 from devkit.chaos import checks, faults
-from devkit.chaos.faults import windows
+from devkit.chaos.faults import kubelet, windows
 from devkit.chaos.faults.base import FaultEvent
 from devkit.chaos.fuzz import fuzz_ingest
 from devkit.chaos.ledger import Ledger
@@ -51,7 +54,36 @@ class Chaos:
         self.deadline = 0.0
         self.delivery_ids: set[str] = set()
         self.progressed = asyncio.Event()  # set by the collector whenever outcomes arrive
+        self.outcome_at = 0.0  # run time of the latest outcome the collector saw
         self.final = Demo(profile)
+        self.measurements: dict[str, list[dict[str, Any]]] = {}  # failover times and the like, into the ledger
+        self.locks: dict[str, asyncio.Lock] = {}  # one fault at a time acts on a service's replicas
+        self.balancer: Balancer | None = None
+        if options.replicas > 1:
+            self.balancer = Balancer(profile.ingest_port, self.ingest_ports)
+
+    def fuzz_url(self) -> str:
+        """Where the fuzzing pass sends: ingest itself. Behind the balancer, one replica directly: the pass judges
+        ingest's answers to bad input, and a user-space proxy is not kube-proxy (which forwards packets): when ingest
+        answers 413 and closes on a body it did not read, the reset can reach the proxy before the 413 does."""
+        ports = self.ingest_ports()
+        return f"http://127.0.0.1:{ports[0]}" if self.balancer is not None and ports else self.ingest_url
+
+    def ingest_ports(self) -> list[int]:
+        return [p.port for p in self.processes.values() if p.service == "ingest" and p.port != self.profile.ingest_port]
+
+    def replicas(self, service: str) -> list[Process]:
+        """The replicas of ``service`` that run now, by name."""
+        return sorted(
+            (p for p in self.processes.values() if p.service == service and stack.running_pid(self.profile, p.name)),
+            key=lambda p: p.name,
+        )
+
+    def lock(self, service: str) -> asyncio.Lock:
+        return self.locks.setdefault(service, asyncio.Lock())
+
+    def measure(self, kind: str, **values: Any) -> None:
+        self.measurements.setdefault(kind, []).append(values)
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -94,6 +126,7 @@ class Chaos:
         try:
             while not stop.is_set():
                 if self.live.take_batch(await consumer.getmany(timeout_ms=500)):
+                    self.outcome_at = self.now()
                     self.progressed.set()
         finally:
             await stop_consumer(consumer)
@@ -140,6 +173,18 @@ class Chaos:
             self.progressed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.progressed.wait(), 1.0)
+
+    async def first_outcome_after(self, since: float, within: float) -> float | None:
+        """Seconds from run time ``since`` to the first outcome after it; None if none came ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while self.outcome_at <= since:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self.progressed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.progressed.wait(), min(1.0, remaining))
+        return self.outcome_at - since
 
     def record(self, event: FaultEvent, detail: str) -> None:
         """A discrete fault carried out: it ends now, and goes into the ledger with ``detail``."""
@@ -194,6 +239,18 @@ class Chaos:
         ledger = Ledger()
         stop = asyncio.Event()
         limits = httpx.Limits(max_connections=20)
+        # Every blocking helper (a start waiting until ready, a process's exit, a broker node's restart) holds a
+        # thread; the default pool (cores + 4) would queue a fault's wait behind another's and skew its timing.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
+        if self.balancer is not None:
+            await self.balancer.start()
+        try:
+            return await self.run_with(ledger, stop, limits)
+        finally:
+            if self.balancer is not None:
+                await self.balancer.close()
+
+    async def run_with(self, ledger: Ledger, stop: asyncio.Event, limits: httpx.Limits) -> Ledger:
         async with httpx.AsyncClient(base_url=self.sim_url, timeout=30, limits=limits) as sim:
             self.started = time.monotonic()
             collector = asyncio.create_task(self.collect(stop))
@@ -215,6 +272,8 @@ class Chaos:
                 finally:
                     done.set()
 
+            kubelet_stop = asyncio.Event()
+            kubelet_task = asyncio.create_task(kubelet.restart_crashed(self, kubelet_stop))
             results = await asyncio.gather(
                 all_of([self.feed(sim)], feed_done),
                 all_of(discrete, discrete_done),
@@ -231,6 +290,8 @@ class Chaos:
                     log(f"[red]harness error: {type(failure).__name__}: {failure}[/]")
             log(f"{self.faults_over_at:6.1f}s  last fault over; draining")
             drained = await self.drain(sim)
+            kubelet_stop.set()
+            await asyncio.gather(kubelet_task, return_exceptions=True)
             drained_at = self.now()
             stop.set()
             await asyncio.gather(collector, reporter, return_exceptions=True)
@@ -240,10 +301,12 @@ class Chaos:
             except Exception as error:  # keep what was checked; say the rest could not be
                 ledger.check("reconciliation ran to the end", False, repr(error)[:500])
                 log(f"[red]reconciliation failed: {error!r}[/]")
+            if self.measurements:
+                ledger.sections["measurements"] = self.measurements
         if self.options.fuzz:
             try:
                 fuzz_report = await fuzz_ingest(
-                    self.ingest_url, self.profile.bootstrap, self.options, self.delivery_ids
+                    self.fuzz_url(), self.profile.bootstrap, self.options, self.delivery_ids
                 )
             except Exception as error:  # the reconciliation above stands; the fuzzing pass failed
                 fuzz_report = {"requests": 0, "statuses": {}, "accepted": 0, "written": 0, "problems": [repr(error)]}

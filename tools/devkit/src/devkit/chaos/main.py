@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import signal
 import time
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from pathlib import Path
 from devkit import stack
 from devkit.chaos.harness import Chaos
 from devkit.chaos.ledger import Ledger, print_ledger, versions
-from devkit.chaos.options import CHAIN, log, parse_args
+from devkit.chaos.options import CHAIN, Options, log, parse_args
 from devkit.chaos.stack_control import chaos_processes, prepare_home
 
 
@@ -22,20 +23,22 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a restarting broker is expected here
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
-    profile = stack.ephemeral_profile(options.name)
+    profile = stack.ephemeral_profile(options.name, options.brokers)
     options.ledger_dir.mkdir(parents=True, exist_ok=True)
     prepare_home(profile, options.ledger_dir)
     log(
-        f"seed {options.seed}; {options.recordings} recordings; stack in {profile.home} "
+        f"seed {options.seed}; {options.recordings} recordings; {options.brokers} broker(s), "
+        f"{options.replicas} replica(s) of each service; stack in {profile.home} "
         f"(kafka {profile.bootstrap}, ingest :{profile.ingest_port}, recall_sim :{profile.sim_port})"
     )
     started_at = datetime.now(UTC)
     started = time.monotonic()
     info = versions()
-    processes = chaos_processes(profile, options)
     ledger: Ledger
+    processes: list[stack.Process] = []
     try:
-        stack.kafka(profile, "start")
+        profile = start_kafka(profile, options)
+        processes = chaos_processes(profile, options)
         for process in processes:
             stack.start(profile, process)
         stack.wait_ready(profile, processes, 300)
@@ -68,3 +71,21 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             profile.home.rmdir()  # gone unless the ledgers live in it
     return 0 if ledger.ok else 1
+
+
+def start_kafka(profile: stack.Profile, options: Options, attempts: int = 3) -> stack.Profile:
+    """Kafka on free ports: a port picked free can be taken by someone else before the broker binds it (more likely
+    with a cluster's six), so a start that fails is retried on new ports. The profile that started."""
+    for attempt in range(1, attempts + 1):
+        try:
+            stack.kafka(profile, "start")
+            return profile
+        except SystemExit:
+            with contextlib.suppress(BaseException):
+                stack.kafka(profile, "stop")
+            shutil.rmtree(profile.home / "kafka", ignore_errors=True)
+            if attempt == attempts:
+                raise
+            profile = stack.ephemeral_profile(options.name, options.brokers)
+            log(f"kafka did not start; again on new ports (kafka {profile.bootstrap})")
+    raise AssertionError("unreachable")

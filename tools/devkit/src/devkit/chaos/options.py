@@ -56,6 +56,14 @@ class Options:
     webhook_chaos: bool = True
     provider_outage: bool = True
     fuzz: bool = True
+    # Distributed mode (--brokers 3 --replicas 2): its faults only run when the topology has room for them.
+    leader_kill: bool = True
+    rolling_restart: bool = True
+    scale_fetcher: bool = True
+    freeze: bool = True
+    failover: bool = True
+    brokers: int = 1
+    replicas: int = 1
     fuzz_examples: int = 2000
     time_scale: float = 0.01
     transcript_delay: float = 0.3
@@ -80,10 +88,17 @@ FAULT_SWITCHES: dict[str, str] = {
     "webhook-chaos": "duplicate and out-of-order webhooks",
     "provider-outage": "the primary provider fails every transcript for a while",
     "fuzz": "fuzz the ingest endpoint afterwards",
+    "leader-kill": "SIGKILL the broker leading the most partitions (--brokers > 1), restart it later",
+    "rolling-restart": "restart every replica of each service, one at a time, SIGTERM then ready (--replicas > 1)",
+    "scale-fetcher": "scale the fetcher up to 3 replicas and back mid-run (--replicas > 1)",
+    "freeze": "SIGSTOP a transcriber replica past the session timeout, then SIGCONT (--replicas > 1)",
+    "failover": "SIGKILL a transcriber replica and time its partitions' move (--replicas > 1)",
 }
 #: The numeric knobs: flag -> (type, help); the defaults are :class:`Options`'.
 KNOBS: dict[str, tuple[type, str]] = {
     "recordings": (int, "how many recordings"),
+    "brokers": (int, "Kafka nodes (a local KRaft cluster when > 1; replication factor min(N, 3))"),
+    "replicas": (int, "processes of each service (ingest's behind a round-robin balancer)"),
     "kills": (int, "SIGKILLs of each service"),
     "fuzz-examples": (int, "requests of the fuzzing pass"),
     "time-scale": (float, "Recall's webhook retry schedule, scaled"),
@@ -121,6 +136,8 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error(f"--kill-services: unknown {', '.join(sorted(unknown))} (choose from {', '.join(KILLABLE)})")
     if args.recordings < 1:
         parser.error("--recordings must be at least 1")
+    if not 1 <= args.brokers <= 9 or not 1 <= args.replicas <= 5:
+        parser.error("--brokers must be 1-9 and --replicas 1-5")
     options = Options(
         **{_field(flag): getattr(args, _field(flag)) for flag in KNOBS},
         **{_field(name): not getattr(args, f"no_{_field(name)}") for name in FAULT_SWITCHES},
@@ -133,4 +150,7 @@ def parse_args(argv: list[str] | None) -> Options:
     )
     options.kill = options.kill and options.kills > 0 and bool(services)
     options.fuzz = options.fuzz and options.fuzz_examples > 0
+    options.leader_kill = options.leader_kill and options.brokers > 1
+    for name in ("rolling_restart", "scale_fetcher", "freeze", "failover"):
+        setattr(options, name, getattr(options, name) and options.replicas > 1)
     return options

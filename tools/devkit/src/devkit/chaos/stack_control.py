@@ -29,13 +29,21 @@ def chaos_processes(profile: stack.Profile, options: Options) -> list[stack.Proc
         "RECALL_SIM_SEED": str(options.seed),
         "LOG_LEVEL": "WARNING",
     }
-    processes = stack.processes(profile, sim_env=sim_env)
+    processes = stack.processes(profile, sim_env=sim_env, replicas=options.replicas)
     for process in processes:
-        if process.name == "transcriber":
-            process.env["TRANSCRIBER_PROVIDERS"] = json.dumps(CHAIN)
-            process.env["TRANSCRIBER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
-        if process.name == "fetcher":
-            process.env["FETCHER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
-        if process.name != "recall_sim":
-            process.env.setdefault("LOG_LEVEL", "INFO")
+        configure(process, options)
     return processes
+
+
+def configure(process: stack.Process, options: Options) -> None:
+    """The run's settings on one process (a replica started mid-run gets them too, from the first's copy)."""
+    if process.service == "transcriber":
+        process.env["TRANSCRIBER_PROVIDERS"] = json.dumps(CHAIN)
+        process.env["TRANSCRIBER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
+    if process.service == "fetcher":
+        process.env["FETCHER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
+    if process.service in ("transcriber", "fetcher") and options.replicas > 1:
+        # A warm copy of the Tables on another replica: a failover resumes without replaying the changelog.
+        process.env["KAFKA_TABLE_STANDBY_REPLICAS"] = "1"
+    if process.service != "recall_sim":
+        process.env.setdefault("LOG_LEVEL", "INFO")

@@ -11,13 +11,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from devkit.chaos.faults import broker, kills
+from devkit.chaos.faults import broker, failover, freeze, kills, leader_kill, rolling, scaling
 
 if TYPE_CHECKING:
     from devkit.chaos.harness import Chaos
 
 #: Every discrete fault, in the order their tasks are started.
-DISCRETE: list[Callable[[Chaos], list[Awaitable[None]]]] = [kills.scheduled, broker.scheduled]
+DISCRETE: list[Callable[[Chaos], list[Awaitable[None]]]] = [
+    kills.scheduled,
+    broker.scheduled,
+    leader_kill.scheduled,
+    rolling.scheduled,
+    scaling.scheduled,
+    freeze.scheduled,
+    failover.scheduled,
+]
 
 
 def schedule(chaos: Chaos) -> list[Awaitable[None]]:

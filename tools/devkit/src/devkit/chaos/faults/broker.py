@@ -1,4 +1,4 @@
-"""One restart of the Kafka broker (stop, start) at a random point of the run's progress."""
+"""One restart of the Kafka broker (stop, start; every node of a cluster) at a random point of the run's progress."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
 async def restart_broker(chaos: Chaos, fraction: float) -> None:
     await chaos.at_progress(fraction)
+    async with chaos.lock("kafka"):  # never on top of a node's kill (distributed mode)
+        await restart_now(chaos)
+
+
+async def restart_now(chaos: Chaos) -> None:
     event = FaultEvent(chaos.now(), "broker-restart", "kafka")
     ended = chaos.ended()
     chaos.broker_down = True

@@ -9,7 +9,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from devkit import stack
-from devkit.chaos.faults.base import FaultEvent, HarnessError, blocking
+from devkit.chaos.faults.base import FaultEvent, HarnessError
+from devkit.chaos.faults.pods import start_ready
 from devkit.chaos.options import log
 
 if TYPE_CHECKING:
@@ -21,6 +22,11 @@ async def kill_and_restart(chaos: Chaos, name: str, when: float) -> None:
         await chaos.sleep_until(when)  # ingest's work is the webhooks: a moment while Recall is sending them
     else:
         await chaos.at_progress(when)  # a consumer's work is the backlog: a point of the run's progress
+    async with chaos.lock(name):  # not in the middle of a rolling restart or a scaling of the same service
+        await kill_now(chaos, name)
+
+
+async def kill_now(chaos: Chaos, name: str) -> None:
     process = chaos.processes[name]
     pid = stack.running_pid(chaos.profile, name)
     if pid is None:
@@ -31,8 +37,8 @@ async def kill_and_restart(chaos: Chaos, name: str, when: float) -> None:
     if process.popen is not None:
         await asyncio.to_thread(process.popen.wait)
     stack.pid_file(chaos.profile, name).unlink(missing_ok=True)
-    stack.start(chaos.profile, process)
-    await blocking(stack.wait_ready, chaos.profile, [process], 300)
+    # Started again as the kubelet would: a start that crashes (a broker away) is retried with back-off.
+    await start_ready(chaos, process)
     took = chaos.now() - event.at
     chaos.record(event, f"pid {pid} at {ended}/{len(chaos.live.planned)} recordings ended; ready after {took:.1f}s")
     log(f"{event.at:6.1f}s  SIGKILL {name} ({event.detail})")
