@@ -64,3 +64,12 @@ def test_the_worker_refuses_to_start_with_a_bad_chain_or_no_api_key() -> None:
     no_key = subprocess.run([sys.executable, "-m", "transcriber"], env=env, capture_output=True, text=True, timeout=60)
     assert no_key.returncode == 2
     assert "RECALL_API_KEY: Field required" in no_key.stderr
+
+
+def test_the_manifests_data_directory_reaches_faust(monkeypatch: pytest.MonkeyPatch) -> None:
+    # deploy/base/config/transcriber.env sets APP_DATADIR to the faust-data volume, as for the fetcher; the
+    # transcriber read only TRANSCRIBER_DATA_DIR and wrote faust's data into /tmp.
+    monkeypatch.setenv("RECALL_API_KEY", "test-key")
+    monkeypatch.setenv("APP_DATADIR", "/var/lib/faust")
+    settings = load_settings(TranscriberSettings)
+    assert settings.faust_worker().data_dir == "/var/lib/faust"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
 
 from pipeline_common.recall.models import Diarization
@@ -59,6 +59,7 @@ class TranscriberSettings(WorkerSettings):
     transcriber_app_id: str = Field(default="transcriber", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     transcriber_data_dir: str = Field(
         default="/tmp/recall-transcriber",  # noqa: S108 - scratch space only; the state lives in Kafka
+        validation_alias=AliasChoices("transcriber_data_dir", "APP_DATADIR"),
         description="faust's working directory",
     )
     transcriber_web_host: str = "0.0.0.0"
