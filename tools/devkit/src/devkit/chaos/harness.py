@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from devkit.chaos import checks, faults
-from devkit.chaos.faults import windows
+from devkit.chaos.faults import lost, windows
 from devkit.chaos.faults.base import FaultEvent
 from devkit.chaos.fuzz import fuzz_ingest
 from devkit.chaos.ledger import Ledger
@@ -52,6 +52,11 @@ class Chaos:
         self.delivery_ids: set[str] = set()
         self.progressed = asyncio.Event()  # set by the collector whenever outcomes arrive
         self.final = Demo(profile)
+        # The worker-core and reconciliation faults (faults/lost.py, slow.py): what Recall does to which recording.
+        self.lost: dict[str, tuple[str, ...]] = {}  # recording -> the webhook events never delivered
+        self.slow: set[str] = set()  # recordings whose transcripts stay processing past the deadline
+        self.spec_overrides: dict[str, dict[str, Any]] = {}  # recording -> transcript spec fields
+        self.reconcile_runs: list[dict[str, Any]] = []
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -80,7 +85,11 @@ class Chaos:
             item.created_at = time.monotonic()
             response = await sim.post(
                 "/admin/recordings",
-                json={"id": item.recording_id, "metadata": {"chaos": item.kind}, "transcript": item.transcript_spec},
+                json={
+                    "id": item.recording_id,
+                    "metadata": {"chaos": item.kind},
+                    "transcript": item.transcript_spec | self.spec_overrides.get(item.recording_id, {}),
+                },
             )
             response.raise_for_status()
             self.fed += 1
@@ -200,6 +209,7 @@ class Chaos:
             reporter = asyncio.create_task(self.progress(stop))
             self.deadline = self.started + self.options.feed + self.options.drain_timeout / 2
             discrete_done, feed_done = asyncio.Event(), asyncio.Event()
+            await faults.prepare(self, sim)
             discrete = faults.schedule(self)
             log(
                 f"feeding {len(self.live.planned)} recordings over {self.options.feed:.0f}s; {len(discrete)} "
@@ -230,8 +240,12 @@ class Chaos:
                     self.errors.append(f"{type(failure).__name__}: {failure}")
                     log(f"[red]harness error: {type(failure).__name__}: {failure}[/]")
             log(f"{self.faults_over_at:6.1f}s  last fault over; draining")
+            drain_over = asyncio.Event()
+            reconciling = asyncio.create_task(lost.reconciler(self, drain_over))
             drained = await self.drain(sim)
             drained_at = self.now()
+            drain_over.set()
+            await asyncio.gather(reconciling, return_exceptions=True)
             stop.set()
             await asyncio.gather(collector, reporter, return_exceptions=True)
             log(f"{drained_at:6.1f}s  drained: {drained}")

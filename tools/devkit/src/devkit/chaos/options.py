@@ -56,6 +56,11 @@ class Options:
     webhook_chaos: bool = True
     provider_outage: bool = True
     fuzz: bool = True
+    # The worker-core and reconciliation faults (faults/workers.py, store.py, lost.py, slow.py).
+    worker_exceptions: bool = True
+    store_outage: bool = True
+    lost_webhooks: bool = True
+    slow_transcripts: bool = True
     fuzz_examples: int = 2000
     time_scale: float = 0.01
     transcript_delay: float = 0.3
@@ -80,6 +85,10 @@ FAULT_SWITCHES: dict[str, str] = {
     "webhook-chaos": "duplicate and out-of-order webhooks",
     "provider-outage": "the primary provider fails every transcript for a while",
     "fuzz": "fuzz the ingest endpoint afterwards",
+    "worker-exceptions": "raise unforeseen exceptions inside both workers (their fault hook)",
+    "store-outage": "make the fetcher's transcript store unwritable for a few seconds",
+    "lost-webhooks": "lose some transcript.done/failed and recording.done webhooks (sweep and reconciler end them)",
+    "slow-transcripts": "keep a few transcripts processing at Recall past the transcriber's deadline",
 }
 #: The numeric knobs: flag -> (type, help); the defaults are :class:`Options`'.
 KNOBS: dict[str, tuple[type, str]] = {

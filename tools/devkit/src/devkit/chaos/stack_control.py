@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from devkit import stack
+from devkit.chaos import faults
 from devkit.chaos.options import CHAIN, Options
 
 
@@ -36,6 +37,7 @@ def chaos_processes(profile: stack.Profile, options: Options) -> list[stack.Proc
             process.env["TRANSCRIBER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
         if process.name == "fetcher":
             process.env["FETCHER_SESSION_TIMEOUT_SECONDS"] = str(options.session_timeout)
+        process.env.update(faults.worker_env(options).get(process.name, {}))
         if process.name != "recall_sim":
             process.env.setdefault("LOG_LEVEL", "INFO")
     return processes
