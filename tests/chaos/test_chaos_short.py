@@ -1,8 +1,10 @@
 """``make chaos`` in miniature, so CI guards it: 100 recordings through the real processes while each service is
 SIGKILLed once, Recall answers 429s/5xx and drops responses, delivers webhooks twice and out of order, and the primary
-provider has an outage; then the ledger, and a short fuzzing pass on ingest. The harness runs as a subprocess (it
-starts its own broker and stack on free ports under var/<unique name>/) and writes its ledger as JSON; the tests
-read that ledger."""
+provider has an outage, both workers raise unforeseen exceptions, the transcript store is unwritable for a few
+seconds, some webhooks are never delivered (the deadline sweep and the reconciler end those recordings) and a few
+transcripts stay processing past the transcriber's deadline; then the ledger, and a short fuzzing pass on ingest.
+The harness runs as a subprocess (it starts its own broker and stack on free ports under var/<unique name>/) and
+writes its ledger as JSON; the tests read that ledger."""
 
 from __future__ import annotations
 
@@ -96,6 +98,9 @@ def test_every_delivered_webhook_is_on_kafka_and_none_was_lost(run: tuple[dict[s
     ledger, output = run
     webhooks = ledger["webhooks"]
     assert webhooks["missing_from_kafka"] == webhooks["not_brought_in"] == webhooks["bytes_differ"] == 0, output
+    # The lost webhooks were lost (recorded so at Recall), and the pipeline's own events stood in for them.
+    assert webhooks["lost_on_purpose"] > 0, webhooks
+    assert webhooks["reconciler_events_on_kafka"] > 0 and webhooks["transcriber_sweep_events_on_kafka"] > 0, webhooks
     assert webhooks["unknown_ce_ids_on_kafka"] == webhooks["on_wrong_topic"] == 0, output
     # Recall really did deliver twice and out of order, and did have to retry (a SIGKILLed ingest answers nothing).
     assert webhooks["duplicate_deliveries_sent"] > 0 and webhooks["held_back_out_of_order"] > 0, webhooks
@@ -116,6 +121,27 @@ def test_each_service_was_killed_and_came_back(run: tuple[dict[str, Any], str]) 
     kinds = {fault["kind"] for fault in ledger["faults"]}
     assert {"webhook-chaos", "api-faults", "provider-outage"} <= kinds
     assert ledger["timing"]["quiescent_after_last_fault_s"] is not None
+
+
+def test_injected_exceptions_were_parked_and_every_recording_still_ended_once(run: tuple[dict[str, Any], str]) -> None:
+    ledger, output = run
+    workers = ledger["worker_faults"]
+    assert workers["transcriber"]["injected"] > 0 and workers["fetcher"]["injected"] > 0, workers
+    assert workers["transcriber"]["given_up"] == workers["fetcher"]["given_up"] == 0, output
+    assert ledger["recordings"]["lost"] == ledger["recordings"]["duplicated"] == 0, output
+
+
+def test_recordings_whose_webhooks_were_lost_ended_through_the_sweep_and_the_reconciler(
+    run: tuple[dict[str, Any], str],
+) -> None:
+    ledger, output = run
+    lost = ledger["lost_webhooks"]
+    for kind in ("transcript", "recording.done"):
+        assert lost["by_kind"][kind]["recordings"] > 0
+        assert lost["by_kind"][kind]["ended_exactly_once"] == lost["by_kind"][kind]["recordings"], output
+    assert lost["reconcile_runs"] > 0
+    kinds = {fault["kind"] for fault in ledger["faults"]}
+    assert {"worker-exceptions", "lost-webhooks", "store-outage", "slow-transcripts"} <= kinds
 
 
 def test_fuzzing_wrote_nothing_unverified(run: tuple[dict[str, Any], str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from devkit import demo, stack
 from devkit.chaos import faults
 from devkit.chaos.checks.outcomes import expected
+from devkit.chaos.faults import lost, store
 from devkit.chaos.options import FAULT_SWITCHES, KNOBS, Options, parse_args
 from devkit.docs import example_failed, example_ready
 from devkit.ports import free_port_pair
@@ -41,18 +43,59 @@ def test_options_refuse_an_unknown_service_to_kill() -> None:
 
 
 def _chaos(options: Options) -> Any:
-    return SimpleNamespace(options=options, rng=random.Random(1))
+    return SimpleNamespace(options=options, rng=random.Random(1), events=[])
 
 
 @pytest.mark.unit
-def test_the_schedule_holds_one_task_per_killable_service_and_one_broker_restart() -> None:
-    tasks = faults.schedule(_chaos(Options(kill_services=("ingest", "fetcher"))))
+def test_the_schedule_holds_one_task_per_killable_service_one_broker_restart_and_one_store_outage() -> None:
+    chaos = _chaos(Options(kill_services=("ingest", "fetcher")))
+    tasks = faults.schedule(chaos)
     try:
-        assert [task.__qualname__ for task in tasks] == ["killer", "killer", "restart_broker"]  # type: ignore[attr-defined]
+        names = [task.__qualname__ for task in tasks]  # type: ignore[attr-defined]
+        assert names == ["killer", "killer", "restart_broker", "store_outage"]
     finally:
         for task in tasks:
             task.close()  # type: ignore[attr-defined]
-    assert faults.schedule(_chaos(Options(kill=False, broker_restart=False))) == []
+    assert [event.kind for event in chaos.events] == ["worker-exceptions"]  # on for the whole run: recorded now
+    quiet = _chaos(Options(kill=False, broker_restart=False, store_outage=False, worker_exceptions=False))
+    assert faults.schedule(quiet) == [] and quiet.events == []
+
+
+@pytest.mark.unit
+def test_the_fault_settings_reach_the_workers_only_when_their_faults_are_on() -> None:
+    env = faults.worker_env(Options())
+    assert env["transcriber"]["TRANSCRIBER_FAULT_PROBABILITY"] == env["fetcher"]["FETCHER_FAULT_PROBABILITY"] == "0.05"
+    assert float(env["transcriber"]["TRANSCRIBER_DEADLINE_SECONDS"]) < 60  # a lost transcript.done ends in the run
+    assert faults.worker_env(Options(worker_exceptions=False, lost_webhooks=False, slow_transcripts=False)) == {}
+    off = parse_args(["--no-worker-exceptions", "--no-store-outage", "--no-lost-webhooks", "--no-slow-transcripts"])
+    assert not (off.worker_exceptions or off.store_outage or off.lost_webhooks or off.slow_transcripts)
+    assert Options().worker_exceptions and Options().lost_webhooks
+
+
+@pytest.mark.unit
+def test_lost_webhooks_pick_disjoint_recordings_for_each_kind() -> None:
+    chaos = _chaos(Options())
+    chaos.live = SimpleNamespace(planned={f"rec_{i}": None for i in range(100)})
+    chaos.lost = {}
+    lost.choose(chaos)
+    transcript = [rid for rid, events in chaos.lost.items() if events == lost.TRANSCRIPT_EVENTS]
+    recording = [rid for rid, events in chaos.lost.items() if events == lost.RECORDING_EVENTS]
+    assert (len(transcript), len(recording)) == (5, 3)
+
+
+@pytest.mark.unit
+def test_the_store_outage_makes_writes_fail_with_an_oserror_and_puts_everything_back(tmp_path: Path) -> None:
+    root = tmp_path / "transcripts"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "kept.json").write_text("{}")
+    aside = store.block(root)
+    with pytest.raises(NotADirectoryError):
+        (root / "b").mkdir(parents=True, exist_ok=True)
+    with pytest.raises(NotADirectoryError):
+        (root / "a" / "new.json").write_text("{}")
+    store.unblock(root, aside)
+    assert (root / "a" / "kept.json").read_text() == "{}" and not aside.exists()
+    (root / "b").mkdir()
 
 
 def _planned(kind: str, **outcome: Any) -> demo.Planned:

@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber
 
 from ingest.publisher import KafkaPublisher, PublishFailed
 from pipeline_common.settings import KafkaSettings
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.unit
 
@@ -85,3 +86,24 @@ async def test_the_caller_being_cancelled_is_not_a_timeout() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert under_test.ready
+
+
+class ClosableStandIn(StandInProducer):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error=error)
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_producer_whose_idempotence_state_broke_is_replaced_not_reused() -> None:
+    """Seen in chaos after a broker restart: every write failed with OutOfOrderSequenceNumber for minutes, since the
+    same producer (its sequence numbers out of step with the broker's) was reused for every write. It is a fatal
+    state for that producer: drop it, so the maintenance loop connects a fresh one (a new producer id)."""
+    producer = ClosableStandIn(OutOfOrderSequenceNumber())
+    under_test = publisher(producer)
+    with pytest.raises(PublishFailed, match="OutOfOrderSequenceNumber"):
+        await under_test.publish("t", None, b"v", [])
+    assert under_test._producer is None and not under_test.ready
+    assert await wait_for(lambda: producer.stopped, timeout=2, interval=0.01)

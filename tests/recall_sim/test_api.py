@@ -338,6 +338,23 @@ async def test_failing_providers_per_recording(recall_sim: RunningSim, http: htt
     }
 
 
+async def test_processing_seconds_per_recording(recall_sim: RunningSim, http: httpx.AsyncClient) -> None:
+    """A recording's own processing time overrides the configured one: its transcript stays processing."""
+    await recall_sim.admin.configure(transcript_delay_seconds=0.05)
+    slow = await recall_sim.admin.create_recording(transcript={"processing_seconds": 3600})
+    quick = await recall_sim.admin.create_recording()
+    ids = {}
+    for recording in (slow, quick):
+        response = await http.post(create_path(recording["id"]), json={"provider": {"recallai_async": {}}})
+        ids[recording["id"]] = response.json()["id"]
+
+    async def quick_done() -> bool:
+        return (await http.get(f"/api/v1/transcript/{ids[quick['id']]}/")).json()["status"]["code"] == "done"
+
+    assert await wait_for(quick_done, timeout=5, interval=0.02)
+    assert (await http.get(f"/api/v1/transcript/{ids[slow['id']]}/")).json()["status"]["code"] == "processing"
+
+
 async def test_admin_validation_and_state(recall_sim: RunningSim) -> None:
     async with httpx.AsyncClient(base_url=recall_sim.base_url, verify=SSL_CONTEXT) as client:
         assert (await client.put("/admin/faults", json={"endpoints": {"nope": {}}})).status_code == 422

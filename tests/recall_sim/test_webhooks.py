@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import itertools
+import random
 from collections.abc import Iterator
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 
 from pipeline_common.recall.events import parse_webhook_event
@@ -239,3 +242,37 @@ async def test_admin_can_send_any_event(sim: RunningSim, receiver: WebhookReceiv
     assert first.json() == raw
     event = parse_webhook_event(second.body)
     assert (event.family, event.code, event.recording_id, event.bot_id) == ("audio_mixed", "done", "r-1", "b-1")
+
+
+@pytest.mark.unit
+async def test_an_unexpected_client_error_is_a_failed_attempt_and_the_delivery_is_retried() -> None:
+    """Seen in chaos: connecting while ingest is SIGKILLed, anyio raised AttributeError ('NoneType' object has no
+    attribute 'getpeername') out of httpx; the delivery task died and the webhook stayed pending forever."""
+    from recall_sim.config import Faults, RuntimeConfig
+    from recall_sim.webhooks import WebhookDispatcher
+
+    config = RuntimeConfig(
+        webhook_url="http://127.0.0.1:9/webhook",
+        webhook_secrets=["whsec_" + base64.b64encode(b"k" * 24).decode()],
+        time_scale=0.0001,
+    )
+    dispatcher = WebhookDispatcher(lambda: config, Faults, random.Random(1))
+    calls = 0
+
+    async def post(*_: Any, **__: Any) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+        return httpx.Response(200)
+
+    dispatcher._client = SimpleNamespace(post=post)  # type: ignore[assignment]
+    delivery = dispatcher.send({"event": "bot.done", "data": {}})
+    assert delivery is not None
+
+    async def settled() -> bool:
+        return delivery.state != "pending"
+
+    assert await wait_for(settled, timeout=5, interval=0.01)
+    assert delivery.state == "delivered"
+    assert [(attempt.status, attempt.error) for attempt in delivery.attempts] == [(None, "AttributeError"), (200, None)]

@@ -12,7 +12,15 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    RecordTooLargeError,
+)
 
 from pipeline_common.kafka import durable_producer, ensure_topics
 from pipeline_common.logging import get_logger
@@ -20,6 +28,11 @@ from pipeline_common.settings import KafkaSettings
 from pipeline_common.topics import REGISTRY
 
 _log = get_logger(__name__)
+
+#: Errors after which this idempotent producer's state (producer id, epoch, sequence numbers) no longer matches the
+#: broker's (e.g. after a broker restart lost its producer state): every later write would fail the same way, so the
+#: producer is dropped and a fresh one (a new producer id) connected.
+FATAL_TO_THE_PRODUCER = (OutOfOrderSequenceNumber, InvalidProducerEpoch, InvalidProducerIdMapping, ProducerFenced)
 
 
 class PublishFailed(Exception):
@@ -49,6 +62,7 @@ class KafkaPublisher:
         self._ready = False
         self._reason = "starting"
         self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # producers dropped after a fatal error, being closed
 
     @property
     def ready(self) -> bool:
@@ -95,8 +109,23 @@ class KafkaPublisher:
             raise RecordTooLarge(f"Kafka refused the record as too large: {type(error).__name__}") from None
         except KafkaError as error:
             self._mark_unready(f"produce failed: {type(error).__name__}")
+            if isinstance(error, FATAL_TO_THE_PRODUCER) and self._producer is producer:
+                self._replace_producer(producer, error)
             raise PublishFailed(f"Kafka refused the write: {type(error).__name__}") from None
         return time.perf_counter() - started
+
+    def _replace_producer(self, producer: AIOKafkaProducer, error: KafkaError) -> None:
+        """Drop ``producer`` (closed in the background); the maintenance loop connects a new one."""
+        _log.warning("kafka producer state broken; replacing the producer", error=type(error).__name__)
+        self._producer = None
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 10)
+
+        task = asyncio.create_task(close(), name="kafka-producer-close")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _mark_unready(self, reason: str) -> None:
         if self._ready:

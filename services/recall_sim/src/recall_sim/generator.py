@@ -75,6 +75,9 @@ class TranscriptSpec(BaseModel):
     #: Providers that fail on this recording's audio, with the transcript.failed sub_code they end with
     #: (per recording, unlike the provider_failures fault, which hits every recording).
     failing_providers: dict[str, str] = Field(default_factory=dict)
+    #: How long this recording's transcripts stay ``processing`` (``None``: the config's transcript_delay_seconds),
+    #: e.g. one still processing past the transcriber's deadline.
+    processing_seconds: float | None = Field(default=None, ge=0, le=86_400)
 
 
 def _word(text: str, start: float, end: float, origin: datetime | None) -> str:

@@ -337,6 +337,8 @@ class Simulator:
         if self.config.processing_webhooks:
             self.emit_transcript_event(transcript)
         delay = self.config.transcript_delay_seconds
+        if recording.spec.processing_seconds is not None:
+            delay = recording.spec.processing_seconds
         if delay is not None:
             self._spawn(self._finish_later(transcript, delay))
         return transcript

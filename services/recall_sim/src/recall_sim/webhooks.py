@@ -186,7 +186,9 @@ class WebhookDispatcher:
                 config.webhook_url, content=body, headers=headers, timeout=config.webhook_timeout_seconds
             )
             status = response.status_code
-        except (httpx.HTTPError, RuntimeError) as exc:
+        except Exception as exc:
+            # Any failure of an attempt is a failed attempt, retried as Recall would: httpx/anyio can raise e.g.
+            # AttributeError when the endpoint dies mid-connect, and the delivery's task must not die with it.
             error = type(exc).__name__
         duration_ms = round((time.monotonic() - started) * 1000)
         delivery.attempts.append(

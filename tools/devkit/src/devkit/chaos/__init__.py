@@ -11,6 +11,16 @@ Faults (each on by default, each switchable):
                             (processed, then the connection closed), in phases;
 - ``--no-webhook-chaos``    duplicate and out-of-order webhook deliveries;
 - ``--no-provider-outage``  the primary provider fails every transcript for a window (the chain falls back);
+- ``--no-worker-exceptions`` both workers' fault hook (``*_FAULT_PROBABILITY`` 0.05): unforeseen exceptions in
+                            their handlers, parked and handled again (the ledger counts them from their logs);
+- ``--no-store-outage``     the fetcher's file store unwritable for 4 s (its directory replaced by a plain file, so
+                            writes fail with ``NotADirectoryError``: works as root, needs no mount);
+- ``--no-lost-webhooks``    Recall never delivers ``transcript.done``/``failed`` for ~5 % of the recordings (the
+                            transcriber's deadline sweep ends them; ``TRANSCRIBER_DEADLINE_SECONDS`` 25, sweep 5 s)
+                            nor ``recording.done`` for ~3 % (``recall-pipeline reconcile`` runs every 10 s during
+                            the drain and publishes them, ``ce_id`` ``reconciler-...``);
+- ``--no-slow-transcripts`` ~2 % of the transcripts stay processing at Recall 1.6 times the deadline (the sweep must
+                            wait, not fail them);
 - ``--no-fuzz``             skip the "bad input at scale" pass on ingest (hypothesis on raw bytes and headers).
 
 Distributed mode, ``--brokers 3 --replicas 2``: a local KRaft cluster (``scripts/kafka-local``'s
@@ -35,7 +45,9 @@ What the ledger checks:
 - creates per recording (transcripts at Recall) never exceed the chain length nor 10, and no attempt was paid twice
   (one transcript per (recording, Idempotency-Key));
 - every webhook Recall delivered with a 2xx is on its topic (``ce_id`` = webhook id, same bytes); none with a
-  non-2xx final state was lost (Recall's retries brought it in);
+  non-2xx final state was lost (Recall's retries brought it in), except those lost on purpose;
+- each fault above was really there (exceptions injected in both workers, deliveries recorded ``lost``, ...) and the
+  recordings it touched ended exactly once;
 - nothing in the dead-letter queues; the consumers caught up;
 - the time to drain after the last fault.
 

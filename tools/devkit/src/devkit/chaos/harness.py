@@ -20,7 +20,7 @@ import httpx
 from devkit import stack
 from devkit.balancer import Balancer
 from devkit.chaos import checks, faults
-from devkit.chaos.faults import kubelet, windows
+from devkit.chaos.faults import kubelet, lost, windows
 from devkit.chaos.faults.base import FaultEvent
 from devkit.chaos.fuzz import fuzz_ingest
 from devkit.chaos.ledger import Ledger
@@ -56,6 +56,11 @@ class Chaos:
         self.progressed = asyncio.Event()  # set by the collector whenever outcomes arrive
         self.outcome_at = 0.0  # run time of the latest outcome the collector saw
         self.final = Demo(profile)
+        # The worker-core and reconciliation faults (faults/lost.py, slow.py): what Recall does to which recording.
+        self.lost: dict[str, tuple[str, ...]] = {}  # recording -> the webhook events never delivered
+        self.slow: set[str] = set()  # recordings whose transcripts stay processing past the deadline
+        self.spec_overrides: dict[str, dict[str, Any]] = {}  # recording -> transcript spec fields
+        self.reconcile_runs: list[dict[str, Any]] = []
         self.measurements: dict[str, list[dict[str, Any]]] = {}  # failover times and the like, into the ledger
         self.locks: dict[str, asyncio.Lock] = {}  # one fault at a time acts on a service's replicas
         self.balancer: Balancer | None = None
@@ -112,7 +117,11 @@ class Chaos:
             item.created_at = time.monotonic()
             response = await sim.post(
                 "/admin/recordings",
-                json={"id": item.recording_id, "metadata": {"chaos": item.kind}, "transcript": item.transcript_spec},
+                json={
+                    "id": item.recording_id,
+                    "metadata": {"chaos": item.kind},
+                    "transcript": item.transcript_spec | self.spec_overrides.get(item.recording_id, {}),
+                },
             )
             response.raise_for_status()
             self.fed += 1
@@ -257,6 +266,7 @@ class Chaos:
             reporter = asyncio.create_task(self.progress(stop))
             self.deadline = self.started + self.options.feed + self.options.drain_timeout / 2
             discrete_done, feed_done = asyncio.Event(), asyncio.Event()
+            await faults.prepare(self, sim)
             discrete = faults.schedule(self)
             log(
                 f"feeding {len(self.live.planned)} recordings over {self.options.feed:.0f}s; {len(discrete)} "
@@ -289,10 +299,14 @@ class Chaos:
                     self.errors.append(f"{type(failure).__name__}: {failure}")
                     log(f"[red]harness error: {type(failure).__name__}: {failure}[/]")
             log(f"{self.faults_over_at:6.1f}s  last fault over; draining")
+            drain_over = asyncio.Event()
+            reconciling = asyncio.create_task(lost.reconciler(self, drain_over))
             drained = await self.drain(sim)
             kubelet_stop.set()
             await asyncio.gather(kubelet_task, return_exceptions=True)
             drained_at = self.now()
+            drain_over.set()
+            await asyncio.gather(reconciling, return_exceptions=True)
             stop.set()
             await asyncio.gather(collector, reporter, return_exceptions=True)
             log(f"{drained_at:6.1f}s  drained: {drained}")

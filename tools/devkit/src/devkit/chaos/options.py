@@ -64,6 +64,11 @@ class Options:
     failover: bool = True
     brokers: int = 1
     replicas: int = 1
+    # The worker-core and reconciliation faults (faults/workers.py, store.py, lost.py, slow.py).
+    worker_exceptions: bool = True
+    store_outage: bool = True
+    lost_webhooks: bool = True
+    slow_transcripts: bool = True
     fuzz_examples: int = 2000
     time_scale: float = 0.01
     transcript_delay: float = 0.3
@@ -93,6 +98,10 @@ FAULT_SWITCHES: dict[str, str] = {
     "scale-fetcher": "scale the fetcher up to 3 replicas and back mid-run (--replicas > 1)",
     "freeze": "SIGSTOP a transcriber replica past the session timeout, then SIGCONT (--replicas > 1)",
     "failover": "SIGKILL a transcriber replica and time its partitions' move (--replicas > 1)",
+    "worker-exceptions": "raise unforeseen exceptions inside both workers (their fault hook)",
+    "store-outage": "make the fetcher's transcript store unwritable for a few seconds",
+    "lost-webhooks": "lose some transcript.done/failed and recording.done webhooks (sweep and reconciler end them)",
+    "slow-transcripts": "keep a few transcripts processing at Recall past the transcriber's deadline",
 }
 #: The numeric knobs: flag -> (type, help); the defaults are :class:`Options`'.
 KNOBS: dict[str, tuple[type, str]] = {

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from devkit import stack
+from devkit.chaos import faults
 from devkit.chaos.options import CHAIN, Options
 
 
@@ -45,5 +46,6 @@ def configure(process: stack.Process, options: Options) -> None:
     if process.service in ("transcriber", "fetcher") and options.replicas > 1:
         # A warm copy of the Tables on another replica: a failover resumes without replaying the changelog.
         process.env["KAFKA_TABLE_STANDBY_REPLICAS"] = "1"
+    process.env.update(faults.worker_env(options).get(process.service, {}))
     if process.service != "recall_sim":
         process.env.setdefault("LOG_LEVEL", "INFO")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from devkit.chaos.checks.faults import check_fault_kinds
 from devkit.chaos.checks.outcomes import check_outcomes, expected
 from devkit.chaos.checks.recall import check_creates, check_webhooks
 from devkit.chaos.checks.store import check_store
@@ -37,6 +38,7 @@ async def reconcile(chaos: Chaos, ledger: Ledger, sim: httpx.AsyncClient, draine
     await check_store(chaos, ledger, by_topic, transcripts)
     check_creates(chaos, ledger, transcripts, create_calls)
     check_webhooks(chaos, ledger, deliveries, by_topic)
+    check_fault_kinds(chaos, ledger, deliveries)
     odd = [
         item.recording_id
         for item in chaos.final.planned.values()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from devkit.chaos.ledger import Ledger, sample
@@ -21,6 +22,7 @@ def check_outcomes(chaos: Chaos, ledger: Ledger, by_topic: dict[str, list[Record
         final.planned[item.recording_id] = Planned(item.recording_id, item.kind)
     unknown: Counter[str] = Counter()
     ready_ids: dict[str, list[str | None]] = defaultdict(list)
+    failed_ids: dict[str, set[str | None]] = defaultdict(set)
     for topic in (TRANSCRIPTS_READY.name, TRANSCRIPTS_FAILED.name):
         for record in by_topic[topic]:
             key = (record.key or b"").decode("utf-8", "replace")
@@ -29,6 +31,8 @@ def check_outcomes(chaos: Chaos, ledger: Ledger, by_topic: dict[str, list[Record
                 continue
             final.take(topic, record.value)
             ready_ids[key].append(record.ce_id)
+            if topic == TRANSCRIPTS_FAILED.name:
+                failed_ids[key].add(record.ce_id)
     chaos.final = final
     lost = [item.recording_id for item in final.planned.values() if not item.ready_events + item.failed_events]
     duplicated = {
@@ -38,12 +42,23 @@ def check_outcomes(chaos: Chaos, ledger: Ledger, by_topic: dict[str, list[Record
             "ce_ids": sorted({i or "" for i in ready_ids[item.recording_id]}),
         }
         for item in final.planned.values()
-        if item.ready_events + item.failed_events > 1
+        if item.ready_events + len(failed_ids[item.recording_id]) > 1 or item.ready_events > 1
     }
+    # transcripts.failed is sent through the workers' outbox: after a crash between the send and its mark, the same
+    # event is sent again with the same ce_id (docs/worker-core.md), which a consumer drops by ce_id. Counted, not a
+    # duplicate; transcripts.ready has no such allowance (the fetcher's manifest makes it exactly once).
+    failed_resent = sum(
+        item.failed_events - len(failed_ids[item.recording_id])
+        for item in final.planned.values()
+        if item.failed_events > len(failed_ids[item.recording_id]) and item.recording_id not in duplicated
+    )
     wrong = {
         item.recording_id: problems
         for item in final.planned.values()
-        if item.ready_events + item.failed_events == 1 and (problems := expected(chaos, item))
+        if item.recording_id not in duplicated
+        and item.ready_events + item.failed_events >= 1
+        # one announcement, however often the outbox re-sent it
+        and (problems := expected(chaos, replace(item, failed_events=min(item.failed_events, 1))))
     }
     ready = sum(1 for item in final.planned.values() if item.ready_events)
     failed = sum(1 for item in final.planned.values() if item.failed_events and not item.ready_events)
@@ -56,6 +71,7 @@ def check_outcomes(chaos: Chaos, ledger: Ledger, by_topic: dict[str, list[Record
         "failed": failed,
         "lost": len(lost),
         "duplicated": len(duplicated),
+        "failed_resent_same_ce_id": failed_resent,
         "ready_by_provider": dict(providers),
         "events_for_unknown_recordings": dict(unknown),
         "lost_sample": sample(lost),
@@ -66,7 +82,8 @@ def check_outcomes(chaos: Chaos, ledger: Ledger, by_topic: dict[str, list[Record
         "every recording ended exactly once",
         not lost and not duplicated and not unknown,
         f"{len(final.planned)} planned: {ready} ready + {failed} failed; lost {len(lost)}, "
-        f"duplicated {len(duplicated)}, events for unknown recordings {sum(unknown.values())}",
+        f"duplicated {len(duplicated)}, events for unknown recordings {sum(unknown.values())}; "
+        f"transcripts.failed re-sent with the same ce_id {failed_resent} (allowed)",
     )
     ledger.check(
         "every recording ended as planned",
