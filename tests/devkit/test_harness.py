@@ -197,7 +197,7 @@ def test_distributed_faults_need_the_topology_they_act_on() -> None:
 
 @pytest.mark.unit
 def test_the_distributed_schedule_adds_its_faults() -> None:
-    options = Options(kill=False, broker_restart=False, brokers=3, replicas=2)
+    options = Options(kill=False, broker_restart=False, store_outage=False, brokers=3, replicas=2)
     tasks = faults.schedule(_chaos(options))
     try:
         names = sorted(task.__qualname__ for task in tasks)  # type: ignore[attr-defined]
