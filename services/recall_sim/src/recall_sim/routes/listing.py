@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline_common.logging import get_logger
 from recall_sim.config import Endpoint
-from recall_sim.simulator import Call, Recording, Simulator
+from recall_sim.records import Call, Recording
+from recall_sim.simulator import Simulator
 from recall_sim.webhooks import iso
 
 log = get_logger("recall_sim.listing")
