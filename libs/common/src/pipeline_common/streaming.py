@@ -8,7 +8,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import faust
 from faust.types import EventT, TableT, TopicT
@@ -253,6 +253,49 @@ class ReadinessCollector(Collector):
         family = self._family()
         family.add_metric([], 1.0 if self.not_ready_reason() is None else 0.0)
         yield family
+
+
+class EventHandler(Protocol):
+    """The per-event side of a worker core (:class:`~pipeline_common.worker.base.WorkerBase`) that
+    :func:`add_worker_agents` wires to faust."""
+
+    async def on_event(self, message: Inbound) -> None: ...
+    async def on_retry(self, message: Inbound) -> None: ...
+    async def dispatch_due_retries(self) -> Any: ...
+    async def sweep(self) -> None: ...
+
+
+def add_worker_agents(
+    app: faust.App,
+    worker: EventHandler,
+    *,
+    events: TopicT,
+    events_agent: str,
+    retries: TopicT,
+    concurrency: int = 1,
+    scan_seconds: float,
+    sweep_seconds: float,
+) -> None:
+    """A worker's two agents (its input events and its own retries, each handed to the worker as :class:`Inbound`)
+    and its timer (:func:`add_worker_timers`)."""
+
+    @app.agent(events, name=events_agent, concurrency=concurrency)
+    async def handle_events(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await worker.on_event(inbound(event))
+
+    @app.agent(retries, name="retries", concurrency=concurrency)
+    async def handle_retries(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await worker.on_retry(inbound(event))
+
+    add_worker_timers(
+        app,
+        scan_seconds=scan_seconds,
+        sweep_seconds=sweep_seconds,
+        dispatch=worker.dispatch_due_retries,
+        sweep=worker.sweep,
+    )
 
 
 def add_worker_timers(

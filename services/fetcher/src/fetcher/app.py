@@ -26,10 +26,9 @@ from pipeline_common.recall.client import RecallClient
 from pipeline_common.retries import RetryDue
 from pipeline_common.store import TranscriptStore
 from pipeline_common.streaming import (
-    add_worker_timers,
+    add_worker_agents,
     create_faust_app,
     dead_letter,
-    inbound,
     raw_topic,
     recordings_table,
     send_durably,
@@ -99,22 +98,15 @@ def create_app(
         pause_after_send=settings.fetcher_fault_pause_after_announce_seconds,
     )
 
-    @app.agent(transcript_events, name="transcript-events", concurrency=settings.fetcher_concurrency)
-    async def handle_transcript_events(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await fetcher.on_event(inbound(event))
-
-    @app.agent(retries, name="retries", concurrency=settings.fetcher_concurrency)
-    async def handle_retries(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await fetcher.on_retry(inbound(event))
-
-    add_worker_timers(
+    add_worker_agents(
         app,
+        fetcher,
+        events=transcript_events,
+        events_agent="transcript-events",
+        retries=retries,
+        concurrency=settings.fetcher_concurrency,
         scan_seconds=settings.fetcher_retry_scan_seconds,
         sweep_seconds=settings.fetcher_sweep_seconds,
-        dispatch=fetcher.dispatch_due_retries,
-        sweep=fetcher.sweep,
     )
     add_pages(app, recordings, transcript_store, metrics.registry)
     metrics.watch_transcripts(recordings.items, settings.fetcher_deadline_seconds)

@@ -109,23 +109,14 @@ def _classify(error: RecallApiError) -> Exception:
     return RetryLater(str(error), kind=error.kind, retry_after=error.retry_after, status=error.status)
 
 
+@dataclass(kw_only=True, eq=False)
 class TranscriptFetcher:
-    def __init__(
-        self,
-        *,
-        recall: RecallDownloads,
-        store: TranscriptStore,
-        metrics: FetcherMetrics,
-        max_bytes: int,
-        expired_url_retries: int,
-        store_provider_data: bool,
-    ) -> None:
-        self.recall = recall
-        self.store = store
-        self.metrics = metrics
-        self.max_bytes = max_bytes
-        self.expired_url_retries = expired_url_retries
-        self.store_provider_data = store_provider_data
+    recall: RecallDownloads
+    store: TranscriptStore
+    metrics: FetcherMetrics
+    max_bytes: int
+    expired_url_retries: int
+    store_provider_data: bool
 
     async def fetch(self, job: Job) -> Fetched | AlreadyStored:
         try:

@@ -13,10 +13,9 @@ from pipeline_common.contracts import FAILED_EVENT_TYPE, TranscriptFailed, faile
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.retries import RetryDue
 from pipeline_common.streaming import (
-    add_worker_timers,
+    add_worker_agents,
     create_faust_app,
     dead_letter,
-    inbound,
     raw_topic,
     recordings_table,
     send_durably,
@@ -80,22 +79,14 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
         metrics=metrics,
     )
 
-    @app.agent(recall_events, name="recall-events")
-    async def handle_recall_events(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await transcriber.on_event(inbound(event))
-
-    @app.agent(retries, name="retries")
-    async def handle_retries(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await transcriber.on_retry(inbound(event))
-
-    add_worker_timers(
+    add_worker_agents(
         app,
+        transcriber,
+        events=recall_events,
+        events_agent="recall-events",
+        retries=retries,
         scan_seconds=settings.transcriber_retry_scan_seconds,
         sweep_seconds=settings.transcriber_sweep_seconds,
-        dispatch=transcriber.dispatch_due_retries,
-        sweep=transcriber.sweep,
     )
     add_pages(app, recordings, metrics.registry)
 

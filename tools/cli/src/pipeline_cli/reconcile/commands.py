@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from pipeline_cli.kafka import KafkaReader, KafkaUnavailable, KafkaWriter, servers
 from pipeline_cli.reconcile.decide import SOURCE, Scope, Synthesised, Verdict, next_watermark, query_start
-from pipeline_cli.reconcile.options import Duration, Moment, common_options
+from pipeline_cli.reconcile.options import Common, Duration, Moment, common_options
 from pipeline_cli.reconcile.run import Summary, reconcile_window
 from pipeline_cli.reconcile.view import TOPICS, read_view
 from pipeline_cli.reconcile.watermark import ReconcilerWatermark, describe, load_watermark, save_watermark
@@ -184,6 +184,32 @@ def execute(work: Any) -> tuple[Summary, dict[str, str]]:
     return result
 
 
+def run(
+    options: Any,
+    common: Common,
+    max_age: timedelta,
+    *,
+    label: str,
+    publish_per_minute: float | None,
+    window: tuple[datetime, datetime | None] | None,
+    overlap: timedelta,
+) -> None:
+    """One pass of either command over its scope, then its report."""
+    scope = Scope(metadata=common.metadata, max_age=max_age, grace=common.grace, pipeline_prefix=common.pipeline_prefix)
+    work = _pass(
+        options.kafka(),
+        scope,
+        label=label,
+        dry_run=common.dry_run,
+        list_per_minute=common.list_per_minute,
+        publish_per_minute=publish_per_minute,
+        window=window,
+        overlap=overlap,
+    )
+    summary, facts = execute(work)
+    report(summary, facts, dry_run=common.dry_run, as_json=common.as_json)
+
+
 def report(summary: Summary, facts: dict[str, str], *, dry_run: bool, as_json: bool) -> None:
     verb = "would publish" if dry_run else "published"
     if as_json:
@@ -226,34 +252,12 @@ def report(summary: Summary, facts: dict[str, str], *, dry_run: bool, as_json: b
     help="Start this long before the stored watermark (a safety margin for clock skew and late status changes).",
 )
 @click.pass_obj
-def reconcile(
-    options: Any,
-    dry_run: bool,
-    metadata: dict[str, str],
-    list_per_minute: float,
-    grace: timedelta,
-    pipeline_prefix: str,
-    as_json: bool,
-    max_age: timedelta,
-    overlap: timedelta,
-) -> None:
+def reconcile(options: Any, common: Common, max_age: timedelta, overlap: timedelta) -> None:
     """Find recordings done at Recall that the pipeline never heard of (a lost recording.done) or whose finished
     transcript it never received (a lost transcript.done / transcript.failed), and publish the missing events,
     marked ce_source urn:recall-pipeline:reconciler. Walks List Recordings from the watermark stored in
     recall.reconciler.state (minus --overlap) and stores the next one. Run it periodically (the CronJob)."""
-    scope = Scope(metadata=metadata, max_age=max_age, grace=grace, pipeline_prefix=pipeline_prefix)
-    work = _pass(
-        options.kafka(),
-        scope,
-        label="reconciling",
-        dry_run=dry_run,
-        list_per_minute=list_per_minute,
-        publish_per_minute=None,
-        window=None,
-        overlap=overlap,
-    )
-    summary, facts = execute(work)
-    report(summary, facts, dry_run=dry_run, as_json=as_json)
+    run(options, common, max_age, label="reconciling", publish_per_minute=None, window=None, overlap=overlap)
 
 
 @click.command("backfill")
@@ -269,18 +273,7 @@ def reconcile(
     help="At most this many events published a minute, so live recordings never queue behind the backfill.",
 )
 @click.pass_obj
-def backfill(
-    options: Any,
-    dry_run: bool,
-    metadata: dict[str, str],
-    list_per_minute: float,
-    grace: timedelta,
-    pipeline_prefix: str,
-    as_json: bool,
-    since: datetime,
-    until: datetime | None,
-    rate: float,
-) -> None:
+def backfill(options: Any, common: Common, since: datetime, until: datetime | None, rate: float) -> None:
     """Transcribe existing recordings through the normal pipeline: every done recording created in [--since,
     --until) that the pipeline has no record of gets a synthesised recording.done, paced by --rate. Leaves the
     reconciler's watermark alone. Try --dry-run first."""
@@ -289,18 +282,13 @@ def backfill(
         raise click.BadParameter("--until must be after --since", param_hint="--until")
     if since >= now:
         raise click.BadParameter("--since must be in the past", param_hint="--since")
-    scope = Scope(
-        metadata=metadata, max_age=now - since + timedelta(minutes=1), grace=grace, pipeline_prefix=pipeline_prefix
-    )
-    work = _pass(
-        options.kafka(),
-        scope,
+    max_age = now - since + timedelta(minutes=1)
+    run(
+        options,
+        common,
+        max_age,
         label="backfilling",
-        dry_run=dry_run,
-        list_per_minute=list_per_minute,
         publish_per_minute=rate,
         window=(since, until),
         overlap=timedelta(0),
     )
-    summary, facts = execute(work)
-    report(summary, facts, dry_run=dry_run, as_json=as_json)
