@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from pipeline_common.contracts import AttemptRecord, FailureReason
+from pipeline_common.retries import ScheduledRetry
 
 
 class Status(StrEnum):
@@ -52,13 +53,10 @@ class Attempt(BaseModel):
         )
 
 
-class RetrySchedule(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class RetrySchedule(ScheduledRetry):
+    """A recording's scheduled create retry: which attempt it retries."""
 
     attempt: int = Field(ge=1, description="the attempt whose create call is retried (same Idempotency-Key)")
-    sequence: int = Field(ge=1, description="increases with every schedule, so a stale wake-up is recognisable")
-    due_at: AwareDatetime
-    reason: str
 
 
 class RecordingState(BaseModel):
