@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -57,8 +57,6 @@ def split_csv(value: Any) -> Any:
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
 
-
-_split_csv = split_csv
 
 #: A list read from one comma-separated variable.
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(split_csv)]
@@ -109,7 +107,7 @@ class KafkaSettings(BaseServiceSettings):
     @field_validator("kafka_bootstrap_servers", mode="before")
     @classmethod
     def _parse_bootstrap(cls, value: Any) -> Any:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -344,33 +342,13 @@ class WorkerSettings(KafkaSettings, RecallApiSettings, LoggingSettings):
         return getattr(self, f"{self.WORKER_PREFIX}_{name}")
 
     def faust_worker(self) -> FaustWorker:
-        return FaustWorker(
-            partitions=self.WORKER_PARTITIONS,
-            **{name: self._own(name) for name in _FAUST_WORKER_FIELDS},
-        )
+        own = {field.name: self._own(field.name) for field in fields(FaustWorker) if field.name != "partitions"}
+        return FaustWorker(partitions=self.WORKER_PARTITIONS, **own)
 
     def limits(self) -> WorkerLimits:
         from pipeline_common.worker.limits import WorkerLimits  # the worker package imports settings' neighbours
 
-        return WorkerLimits(**{name: self._own(name) for name in _LIMIT_FIELDS})
-
-
-_FAUST_WORKER_FIELDS: Final = (
-    "app_id",
-    "data_dir",
-    "auto_offset_reset",
-    "web_host",
-    "web_port",
-    "session_timeout_seconds",
-)
-_LIMIT_FIELDS: Final = (
-    "max_internal_errors",
-    "deadline_seconds",
-    "sweep_seconds",
-    "retention_seconds",
-    "give_up_seconds",
-    "fault_probability",
-)
+        return WorkerLimits(**{field.name: self._own(field.name) for field in fields(WorkerLimits)})
 
 
 class TranscriptStoreSettings(BaseServiceSettings):

@@ -8,6 +8,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import faust
@@ -16,10 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pipeline_common.cloudevents import CloudEventAttributes, build_headers
+from pipeline_common.contracts import FAILED_EVENT_TYPE, TranscriptFailed, failed_event_id
 from pipeline_common.dlq import dlq_headers
 from pipeline_common.kafka import ensure_topics_when_reachable
 from pipeline_common.kafka_preflight import KafkaConnectionRefused, check_kafka_connection
 from pipeline_common.logging import configure_logging, faust_logging_config, get_logger
+from pipeline_common.retries import RetryDue
 from pipeline_common.settings import ConfigError, FaustWorker, KafkaSettings, WorkerSettings, load_settings
 from pipeline_common.worker.faust_patches import (
     apply_faust_patches,
@@ -253,6 +257,34 @@ class ReadinessCollector(Collector):
         family = self._family()
         family.add_metric([], 1.0 if self.not_ready_reason() is None else 0.0)
         yield family
+
+
+@dataclass(frozen=True)
+class WorkerOutputs:
+    """What both workers send besides their own results: a due retry to their retries topic, a message to their DLQ,
+    and a ``TranscriptFailed`` (its id deterministic, so a re-emission after a crash can be dropped downstream)."""
+
+    service: str
+    retries: TopicT
+    dlq: TopicT
+    failed: TopicT
+
+    async def retry(self, due: RetryDue) -> None:
+        await send_durably(self.retries, due.recording_id.encode(), due.dumps(), [])
+
+    async def dead_letter(self, message: Inbound, reason: str) -> None:
+        await dead_letter(self.dlq, message, reason=reason, service=self.service)
+
+    async def transcript_failed(self, failed: TranscriptFailed) -> None:
+        attributes = CloudEventAttributes(
+            id=failed_event_id(failed.recording_id),
+            source=f"urn:recall-pipeline:{self.service}",
+            type=FAILED_EVENT_TYPE,
+            time=failed.failed_at,
+            subject=failed.recording_id,
+        )
+        value = failed.model_dump_json().encode()
+        await send_durably(self.failed, failed.recording_id.encode(), value, build_headers(attributes))
 
 
 class EventHandler(Protocol):
