@@ -11,7 +11,7 @@ import click
 from aiokafka.errors import KafkaError
 
 from pipeline_cli.kafka import KafkaUnavailable
-from pipeline_common.settings import ConfigError, KafkaSettings, load_settings
+from pipeline_common.settings import ConfigError, KafkaSettings, RecallApiSettings, load_settings
 
 T = TypeVar("T")
 
@@ -33,6 +33,19 @@ class ConfigProblem(click.ClickException):
     """The environment or an argument names something that cannot work: exit 2."""
 
     exit_code = 2
+
+
+def recall_api(needed_for: str) -> tuple[RecallApiSettings, str]:
+    """Recall's API settings and the key; ConfigProblem (exit 2) when they do not load or the key is missing, saying
+    what ``needed_for`` it."""
+    try:
+        settings = load_settings(RecallApiSettings)
+    except ConfigError as error:
+        raise ConfigProblem(str(error)) from None
+    key = settings.recall_api_key.get_secret_value().strip() if settings.recall_api_key else ""
+    if not key:
+        raise ConfigProblem(f"RECALL_API_KEY is not set: {needed_for}")
+    return settings, key
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from pipeline_cli.common import ConfigProblem, Failure, recall_api
 from pipeline_cli.kafka import KafkaReader, KafkaUnavailable, KafkaWriter, servers
 from pipeline_cli.reconcile.decide import SOURCE, Scope, Synthesised, Verdict, next_watermark, query_start
 from pipeline_cli.reconcile.options import Common, Duration, Moment, common_options
@@ -30,27 +31,8 @@ from pipeline_common.kafka import ensure_topics
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.recall.errors import RecallApiError, RecallForbidden, RecallInvalidArgument, RecallUnauthorized
 from pipeline_common.recall.listing import ListPacer
-from pipeline_common.settings import ConfigError, KafkaSettings, RecallApiSettings, load_settings
+from pipeline_common.settings import KafkaSettings
 from pipeline_common.topics import RECONCILER_STATE
-
-
-class Failure(click.ClickException):
-    exit_code = 1
-
-
-class ConfigProblem(click.ClickException):
-    exit_code = 2
-
-
-def _recall() -> tuple[RecallApiSettings, str]:
-    try:
-        settings = load_settings(RecallApiSettings)
-    except ConfigError as error:
-        raise ConfigProblem(str(error)) from None
-    key = settings.recall_api_key.get_secret_value().strip() if settings.recall_api_key else ""
-    if not key:
-        raise ConfigProblem("RECALL_API_KEY is not set: the reconciler lists recordings through Recall's API")
-    return settings, key
 
 
 @contextmanager
@@ -93,7 +75,7 @@ async def _pass(
     overlap: timedelta,
 ) -> tuple[Summary, dict[str, str]]:
     """window None: reconcile from the stored watermark (and store the next one); else a backfill window."""
-    recall_settings, api_key = _recall()
+    recall_settings, api_key = recall_api("the reconciler lists recordings through Recall's API")
     now = datetime.now(UTC)
     facts: dict[str, str] = {}
     if kafka.kafka_create_topics and not dry_run:
