@@ -14,12 +14,11 @@ from pydantic import ValidationError
 
 from pipeline_cli import render
 from pipeline_cli.arguments import check_recording_id, check_topic, timeout_option
-from pipeline_cli.common import EPILOG, ConfigProblem, Failure, Options, recall_api, run, warn, within
+from pipeline_cli.common import EPILOG, ConfigProblem, Failure, Options, recall_api, recall_errors, run, warn, within
 from pipeline_cli.kafka import KafkaReader, Record, servers
 from pipeline_common.contracts import TranscriptFailed, TranscriptReady
 from pipeline_common.recall._base import describe_validation_error
 from pipeline_common.recall.client import RecallClient
-from pipeline_common.recall.errors import RecallApiError, RecallForbidden, RecallInvalidArgument, RecallUnauthorized
 from pipeline_common.recall.providers import ProviderConfig
 from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIPT_EVENTS, TRANSCRIPTS_FAILED, TRANSCRIPTS_READY
 
@@ -170,14 +169,8 @@ def recording_retranscribe(recording_id: str, provider: ProviderConfig) -> None:
             )
         return artifact.id
 
-    try:
+    with recall_errors("Recall did not create a transcript", key_context=f" at {settings.recall_base_url}"):
         transcript_id = asyncio.run(create())
-    except RecallInvalidArgument as error:
-        raise ConfigProblem(str(error)) from None
-    except (RecallUnauthorized, RecallForbidden) as error:
-        raise ConfigProblem(f"Recall rejected RECALL_API_KEY at {settings.recall_base_url}: {error}") from None
-    except RecallApiError as error:
-        raise Failure(f"Recall did not create a transcript ({error.kind.value}): {error}") from None
     click.echo(transcript_id)
     warn(
         f"requested transcript {transcript_id} of recording {recording_id} with {provider.provider_name} "

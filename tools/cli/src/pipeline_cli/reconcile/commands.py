@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pipeline_cli.common import ConfigProblem, Failure, recall_api
+from pipeline_cli.common import Failure, recall_api, recall_errors
 from pipeline_cli.kafka import KafkaReader, KafkaUnavailable, KafkaWriter, servers
 from pipeline_cli.reconcile.decide import SOURCE, Scope, Synthesised, Verdict, next_watermark, query_start
 from pipeline_cli.reconcile.options import Common, Duration, Moment, common_options
@@ -29,7 +29,6 @@ from pipeline_cli.reconcile.watermark import ReconcilerWatermark, describe, load
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.kafka import ensure_topics
 from pipeline_common.recall.client import RecallClient
-from pipeline_common.recall.errors import RecallApiError, RecallForbidden, RecallInvalidArgument, RecallUnauthorized
 from pipeline_common.recall.listing import ListPacer
 from pipeline_common.settings import KafkaSettings
 from pipeline_common.topics import RECONCILER_STATE
@@ -152,17 +151,12 @@ async def _pass(
 
 def execute(work: Any) -> tuple[Summary, dict[str, str]]:
     try:
-        result: tuple[Summary, dict[str, str]] = asyncio.run(work)
+        with recall_errors("a Recall list call failed"):
+            result: tuple[Summary, dict[str, str]] = asyncio.run(work)
     except KafkaUnavailable as error:
         raise Failure(str(error)) from None
     except KafkaError as error:
         raise Failure(f"Kafka error: {error!r}") from None
-    except RecallInvalidArgument as error:
-        raise ConfigProblem(str(error)) from None
-    except (RecallUnauthorized, RecallForbidden) as error:
-        raise ConfigProblem(f"Recall rejected RECALL_API_KEY: {error}") from None
-    except RecallApiError as error:
-        raise Failure(f"a Recall list call failed ({error.kind.value}): {error}") from None
     return result
 
 
