@@ -42,15 +42,8 @@ class Attempt(BaseModel):
     updated_at: AwareDatetime
 
     def record(self) -> AttemptRecord:
-        return AttemptRecord(
-            number=self.number,
-            provider=self.provider,
-            transcript_id=self.transcript_id,
-            outcome=self.outcome,
-            sub_code=self.sub_code,
-            http_status=self.http_status,
-            message=self.message,
-        )
+        """The public record of this attempt: the fields the contract shares with the state, by name."""
+        return AttemptRecord.model_validate(self.model_dump(include=set(AttemptRecord.model_fields)))
 
 
 class RetrySchedule(ScheduledRetry):
