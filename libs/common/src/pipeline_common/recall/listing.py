@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Final
 
-from pydantic import StrictStr, ValidationError
+from pydantic import StrictStr
 
-from pipeline_common.recall._base import RecallModel, check_size, invalid
+from pipeline_common.recall._base import RecallModel, parse_model
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.recall.errors import RecallInvalidArgument
 from pipeline_common.recall.models import API_RESPONSE_MAX_BYTES, RecordingArtifact, TranscriptArtifact
@@ -43,11 +43,7 @@ class RecordingPage(RecallModel):
 
 
 def parse_recording_page(data: bytes | str, *, max_bytes: int | None = API_RESPONSE_MAX_BYTES) -> RecordingPage:
-    raw = check_size(data, max_bytes, "recording list")
-    try:
-        return RecordingPage.model_validate_json(raw)
-    except ValidationError as error:
-        raise invalid(error, "recording list") from None
+    return parse_model(RecordingPage, data, max_bytes, "recording list")
 
 
 def _iso(moment: datetime) -> str:
