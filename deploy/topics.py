@@ -15,15 +15,14 @@ name prefix or suffix renames the Kubernetes object, never the real Kafka topic.
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
+from deploy import generated
 from pipeline_common.topics import REGISTRY, TopicSpec
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -96,65 +95,31 @@ def render_files(registry: Iterable[TopicSpec] = REGISTRY) -> dict[str, str]:
         if filename in files:
             raise ValueError(f"two registry topics map to the same file {filename}")
         files[filename] = HEADER + _dump(kafka_topic(spec))
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": list(files),
-    }
-    files["kustomization.yaml"] = HEADER + _dump(kustomization)
-    return files
+    return generated.with_kustomization(files, HEADER, _dump)
 
 
 def stale_files(directory: Path = TOPICS_DIR, registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
     """The files of ``directory`` that differ from the generator's output (missing, changed or left over)."""
-    wanted = render_files(registry)
-    problems = []
-    for filename, content in wanted.items():
-        path = directory / filename
-        if not path.is_file():
-            problems.append(f"{filename}: missing")
-        elif path.read_text(encoding="utf-8") != content:
-            problems.append(f"{filename}: differs from the registry")
-    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
-        if path.name not in wanted:
-            problems.append(f"{path.name}: no registry topic generates it")
-    return problems
+    return generated.stale(
+        directory, render_files(registry), differs="differs from the registry", unowned="no registry topic generates it"
+    )
 
 
 def write_files(directory: Path = TOPICS_DIR, registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
     """Write ``directory`` from the registry, removing YAML files the registry no longer generates."""
-    wanted = render_files(registry)
-    directory.mkdir(parents=True, exist_ok=True)
-    changed = []
-    for filename, content in wanted.items():
-        path = directory / filename
-        if not path.is_file() or path.read_text(encoding="utf-8") != content:
-            path.write_text(content, encoding="utf-8")
-            changed.append(filename)
-    for path in sorted(directory.glob("*.yaml")):
-        if path.name not in wanted:
-            path.unlink()
-            changed.append(path.name)
-    return changed
+    return generated.write(directory, render_files(registry))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.topics", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare only; exit 1 when deploy/topics/ is stale")
-    parser.add_argument("--dir", type=Path, default=TOPICS_DIR, help="output directory (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.check:
-        problems = stale_files(args.dir)
-        if problems:
-            print(f"{args.dir} is stale; run `make kube-topics`:", file=sys.stderr)
-            for problem in problems:
-                print(f"  {problem}", file=sys.stderr)
-            return 1
-        print(f"{args.dir}: up to date with the topic registry ({len(REGISTRY)} topics)")
-        return 0
-    changed = write_files(args.dir)
-    print(f"{args.dir}: {len(changed)} file(s) written or removed" + (f": {', '.join(changed)}" if changed else ""))
-    return 0
+    return generated.Generator(
+        prog="python -m deploy.topics",
+        description=(__doc__ or "").split("\n\n")[0],
+        directory=TOPICS_DIR,
+        make_target="kube-topics",
+        stale_files=stale_files,
+        write_files=write_files,
+        up_to_date=f"the topic registry ({len(REGISTRY)} topics)",
+    ).main(argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""Finding objects in rendered output, and resolving a container's environment."""
+"""Finding objects in rendered output, resolving a container's environment, and asserting what the validator rejects."""
 
 from __future__ import annotations
 
-from deploy.validate import Obj, kind_of, name_of
+from collections.abc import Callable
+from typing import Any
+
+from deploy.validate import OVERLAY_EXPECTATIONS, Obj, Problem, find_problems, kind_of, name_of
 
 
 def find(objects: list[Obj], kind: str, name: str) -> Obj:
@@ -40,3 +43,27 @@ def environment(objects: list[Obj], deployment: str) -> tuple[dict[str, str], di
             reference = variable["valueFrom"]["secretKeyRef"]
             secrets[variable["name"]] = (reference["name"], reference["key"])
     return plain, secrets
+
+
+# --- breaking rendered manifests (tests/deploy/test_policies*.py)
+
+Fresh = Callable[[str], list[Obj]]
+INGEST = "Deployment recall-pipeline/ingest"
+
+
+def rejected(objects: list[Obj], obj: str, fragment: str, overlay: str = "prod") -> list[Problem]:
+    """Assert the validator names ``obj`` with a message containing ``fragment``; return the problems."""
+    problems = find_problems(objects, OVERLAY_EXPECTATIONS[overlay])
+    assert problems, "the broken manifests passed validation"
+    matching = [p for p in problems if p.object == obj and fragment in p.message]
+    assert matching, f"no problem naming {obj!r} with {fragment!r}; got:\n" + "\n".join(map(str, problems))
+    return problems
+
+
+def ingest_container(objects: list[Obj]) -> dict[str, Any]:
+    container: dict[str, Any] = find(objects, "Deployment", "ingest")["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def remove(objects: list[Obj], kind: str, name: str) -> None:
+    objects.remove(find(objects, kind, name))

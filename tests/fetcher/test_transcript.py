@@ -13,16 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fetcher.transcript import RENDITIONS, analyse, read_parts, render_one
+from fetcher.transcript import RENDERERS, analyse, read_parts, render_one
 from pipeline_common.recall import render
 from pipeline_common.recall.errors import InvalidRecallPayload
 from pipeline_common.recall.models import parse_transcript
+from pipeline_common.store import RENDITIONS
 from recall_sim.generator import TranscriptSpec, generate_transcript
 from tests.common.recall.test_models import DOCUMENTED_TRANSCRIPT
 
 pytestmark = pytest.mark.unit
 
-RENDERERS = {
+LIBRARY = {
     "readable": render.render_readable_json,
     "txt": render.render_text,
     "vtt": render.render_vtt,
@@ -35,10 +36,11 @@ def assert_same_as_library(data: bytes, tmp_path: Path, read_bytes: int = 1024 *
     path.write_bytes(data)
     parts = parse_transcript(data)
     analysis = analyse(path, read_bytes=read_bytes)
-    for name in RENDITIONS:
+    assert set(RENDERERS) == {name for name, rendition in RENDITIONS.items() if rendition.rendered}
+    for name in RENDERERS:
         # readable.json is Recall's form of the parts as downloaded (absolute timestamps byte for byte).
         source = json.loads(data) if name == "readable" else parts
-        assert render_one(analysis, name) == RENDERERS[name](source).encode(), name
+        assert render_one(analysis, name) == LIBRARY[name](source).encode(), name
     assert analysis.unnamed_word_count == render.unnamed_word_count(parts)
     assert analysis.paragraphs == render.readable(parts)
     assert analysis.cues == render.cues(parts)
@@ -158,7 +160,7 @@ def test_the_transcript_is_grouped_once_for_all_renditions(tmp_path: Path, monke
     path = tmp_path / "t.json"
     path.write_bytes(data)
     parts = parse_transcript(data)
-    expected = {name: renderer(parts).encode() for name, renderer in RENDERERS.items()}
+    expected = {name: renderer(parts).encode() for name, renderer in LIBRARY.items()}
     calls = {"readable": 0, "paragraph_cues": 0}
     readable, paragraph_cues = render.readable, render.paragraph_cues
 
@@ -174,5 +176,5 @@ def test_the_transcript_is_grouped_once_for_all_renditions(tmp_path: Path, monke
     monkeypatch.setattr(render, "paragraph_cues", counted_cues)
     analysis = analyse(path)
     assert calls == {"readable": 1, "paragraph_cues": 1}
-    assert {name: render_one(analysis, name) for name in RENDITIONS} == expected
+    assert {name: render_one(analysis, name) for name in RENDERERS} == expected
     assert calls == {"readable": 1, "paragraph_cues": 1}

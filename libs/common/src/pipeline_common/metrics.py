@@ -1,5 +1,5 @@
-"""Prometheus pieces shared by the services: a collector that reads a worker's per-recording Table at scrape time,
-and the operator-problem kinds.
+"""Prometheus pieces shared by the services: the counters both workers keep (:class:`WorkerMetrics`), a collector
+that reads a worker's per-recording Table at scrape time, and the operator-problem kinds.
 
 The Table is the truth about what is in flight, so the gauges an operator alerts on (how many items sit in each state,
 how old the oldest unfinished one is, how many are past their deadline) are computed from it when Prometheus scrapes,
@@ -9,10 +9,11 @@ not kept up to date by hand at every transition, where one missed ``dec()`` woul
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import ClassVar, Final
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -122,3 +123,62 @@ class WorkStateCollector(Collector):
         oldest.add_metric([], oldest_age)
         past_deadline.add_metric([], late)
         yield from (by_state, oldest, past_deadline, deadline)
+
+
+@dataclass
+class WorkerMetrics:
+    """What both workers count, named ``<PREFIX>_...`` on a registry of the worker's own. A worker's metrics class
+    sets the class variables and adds its own counters in ``__post_init__`` after calling this one."""
+
+    PREFIX: ClassVar[str]
+    EVENTS_HELP: ClassVar[str]
+    OPERATOR_PROBLEMS_HELP: ClassVar[str]
+    RETRY_BACKLOG_HELP: ClassVar[str]
+    LATENCY_BUCKETS: ClassVar[tuple[float, ...]]
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r, p = self.registry, self.PREFIX
+        self.events = Counter(f"{p}_events", self.EVENTS_HELP, ["event_type"], registry=r)
+        self.operator_problems = Counter(f"{p}_operator_problems", self.OPERATOR_PROBLEMS_HELP, ["kind"], registry=r)
+        self.recall_calls = Counter(
+            f"{p}_recall_calls", "Recall API calls by operation and outcome", ["operation", "outcome"], registry=r
+        )
+        self.recall_latency = Histogram(
+            f"{p}_recall_api_latency_seconds",
+            "Recall API call latency",
+            ["operation"],
+            buckets=self.LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retry_backlog = Gauge(f"{p}_retry_backlog", self.RETRY_BACKLOG_HELP, registry=r)
+        self.dlq = Counter(f"{p}_dlq", f"Messages sent to {p}.dlq", registry=r)
+        self.internal_errors = Counter(
+            f"{p}_internal_errors", "Unforeseen exceptions caught by the supervisor (and the sweep)", registry=r
+        )
+        self.expired = Counter(f"{p}_expired", "Finished recordings removed after the retention", registry=r)
+        ProcessCollector(registry=r)
+
+    def operator_problem(self, status: int | None) -> None:
+        self.operator_problems.labels(kind=operator_problem_kind(status)).inc()
+
+    def watch(
+        self,
+        noun: str,
+        states: Iterable[str],
+        terminal: Iterable[str],
+        snapshot: Callable[[], Iterable[Tracked]],
+        deadline_seconds: float,
+    ) -> None:
+        """Items by state, the oldest unfinished one's age and those past the deadline, read at every scrape."""
+        self.registry.register(
+            WorkStateCollector(
+                prefix=self.PREFIX,
+                noun=noun,
+                states=list(states),
+                terminal=list(terminal),
+                snapshot=snapshot,
+                deadline_seconds=deadline_seconds,
+            )
+        )

@@ -15,7 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 REDISPATCH_AFTER_SECONDS: Final = 60.0
+
+
+class ScheduledRetry(BaseModel):
+    """A retry as a worker keeps it in its Table (the fetcher's per transcript, the transcriber's per recording)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sequence: int = Field(ge=1, description="increases with every schedule, so a stale wake-up is recognisable")
+    due_at: AwareDatetime
+    reason: str
 
 
 class PoisonMessage(Exception):

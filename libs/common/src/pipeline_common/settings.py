@@ -15,15 +15,26 @@ from __future__ import annotations
 
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from pipeline_common import kafka_connection
+
+if TYPE_CHECKING:
+    from pipeline_common.worker.limits import WorkerLimits
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -40,10 +51,29 @@ class BaseServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, frozen=True)
 
 
-def _split_csv(value: Any) -> Any:
+def split_csv(value: Any) -> Any:
+    """A comma-separated variable as a list (blank items dropped); anything else as given."""
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+#: A list read from one comma-separated variable.
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(split_csv)]
+
+
+def check_webhook_secrets(secrets: list[SecretStr]) -> list[SecretStr]:
+    """At least one secret, each ``whsec_...``; a wrong one is named by its position, never by its value."""
+    if not secrets:
+        raise ValueError("must hold at least one secret")
+    for position, secret in enumerate(secrets, start=1):
+        if not secret.get_secret_value().startswith("whsec_"):
+            raise ValueError(f"entry {position} does not start with 'whsec_' (copy it from the Recall dashboard)")
+    return secrets
+
+
+#: Standard Webhooks secrets, comma-separated (several during a rotation).
+WebhookSecrets = Annotated[list[SecretStr], NoDecode, BeforeValidator(split_csv), AfterValidator(check_webhook_secrets)]
 
 
 class SecurityProtocol(StrEnum):
@@ -80,7 +110,7 @@ class KafkaSettings(BaseServiceSettings):
     @field_validator("kafka_bootstrap_servers", mode="before")
     @classmethod
     def _parse_bootstrap(cls, value: Any) -> Any:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -269,25 +299,7 @@ class RecallApiSettings(BaseServiceSettings):
 
 
 class WebhookSettings(BaseServiceSettings):
-    recall_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(
-        description="whsec_... ; several, comma-separated, during a rotation"
-    )
-
-    @field_validator("recall_webhook_secret", mode="before")
-    @classmethod
-    def _parse_secrets(cls, value: Any) -> Any:
-        return _split_csv(value)
-
-    @field_validator("recall_webhook_secret")
-    @classmethod
-    def _check_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
-        if not secrets:
-            raise ValueError("must hold at least one secret")
-        for position, secret in enumerate(secrets, start=1):
-            if not secret.get_secret_value().startswith("whsec_"):
-                # Never echo the value: say which entry is wrong and what shape is expected.
-                raise ValueError(f"entry {position} does not start with 'whsec_' (copy it from the Recall dashboard)")
-        return secrets
+    recall_webhook_secret: WebhookSecrets = Field(description="whsec_... ; several, comma-separated, during a rotation")
 
 
 class LogFormat(StrEnum):
@@ -322,10 +334,24 @@ class FaustWorker:
 
 
 class WorkerSettings(KafkaSettings, RecallApiSettings, LoggingSettings):
-    """What every faust worker here reads: Kafka, Recall's API, logging, and its own :class:`FaustWorker`."""
+    """What every faust worker here reads: Kafka, Recall's API, logging, and its own :class:`FaustWorker` and
+    :class:`~pipeline_common.worker.limits.WorkerLimits`, from the variables named ``<WORKER_PREFIX>_...``."""
+
+    WORKER_PREFIX: ClassVar[str]
+    #: The input topics' partition count, which the Table is co-partitioned with.
+    WORKER_PARTITIONS: ClassVar[int]
+
+    def _own(self, name: str) -> Any:
+        return getattr(self, f"{self.WORKER_PREFIX}_{name}")
 
     def faust_worker(self) -> FaustWorker:
-        raise NotImplementedError
+        own = {field.name: self._own(field.name) for field in fields(FaustWorker) if field.name != "partitions"}
+        return FaustWorker(partitions=self.WORKER_PARTITIONS, **own)
+
+    def limits(self) -> WorkerLimits:
+        from pipeline_common.worker.limits import WorkerLimits  # the worker package imports settings' neighbours
+
+        return WorkerLimits(**{field.name: self._own(field.name) for field in fields(WorkerLimits)})
 
 
 class TranscriptStoreSettings(BaseServiceSettings):

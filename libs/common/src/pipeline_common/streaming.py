@@ -8,7 +8,8 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import faust
 from faust.types import EventT, TableT, TopicT
@@ -16,10 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pipeline_common.cloudevents import CloudEventAttributes, build_headers
+from pipeline_common.contracts import FAILED_EVENT_TYPE, TranscriptFailed, failed_event_id
 from pipeline_common.dlq import dlq_headers
 from pipeline_common.kafka import ensure_topics_when_reachable
 from pipeline_common.kafka_preflight import KafkaConnectionRefused, check_kafka_connection
 from pipeline_common.logging import configure_logging, faust_logging_config, get_logger
+from pipeline_common.retries import RetryDue
 from pipeline_common.settings import ConfigError, FaustWorker, KafkaSettings, WorkerSettings, load_settings
 from pipeline_common.worker.faust_patches import (
     apply_faust_patches,
@@ -253,6 +257,77 @@ class ReadinessCollector(Collector):
         family = self._family()
         family.add_metric([], 1.0 if self.not_ready_reason() is None else 0.0)
         yield family
+
+
+@dataclass(frozen=True)
+class WorkerOutputs:
+    """What both workers send besides their own results: a due retry to their retries topic, a message to their DLQ,
+    and a ``TranscriptFailed`` (its id deterministic, so a re-emission after a crash can be dropped downstream)."""
+
+    service: str
+    retries: TopicT
+    dlq: TopicT
+    failed: TopicT
+
+    async def retry(self, due: RetryDue) -> None:
+        await send_durably(self.retries, due.recording_id.encode(), due.dumps(), [])
+
+    async def dead_letter(self, message: Inbound, reason: str) -> None:
+        await dead_letter(self.dlq, message, reason=reason, service=self.service)
+
+    async def transcript_failed(self, failed: TranscriptFailed) -> None:
+        attributes = CloudEventAttributes(
+            id=failed_event_id(failed.recording_id),
+            source=f"urn:recall-pipeline:{self.service}",
+            type=FAILED_EVENT_TYPE,
+            time=failed.failed_at,
+            subject=failed.recording_id,
+        )
+        value = failed.model_dump_json().encode()
+        await send_durably(self.failed, failed.recording_id.encode(), value, build_headers(attributes))
+
+
+class EventHandler(Protocol):
+    """The per-event side of a worker core (:class:`~pipeline_common.worker.base.WorkerBase`) that
+    :func:`add_worker_agents` wires to faust."""
+
+    async def on_event(self, message: Inbound) -> None: ...
+    async def on_retry(self, message: Inbound) -> None: ...
+    async def dispatch_due_retries(self) -> Any: ...
+    async def sweep(self) -> None: ...
+
+
+def add_worker_agents(
+    app: faust.App,
+    worker: EventHandler,
+    *,
+    events: TopicT,
+    events_agent: str,
+    retries: TopicT,
+    concurrency: int = 1,
+    scan_seconds: float,
+    sweep_seconds: float,
+) -> None:
+    """A worker's two agents (its input events and its own retries, each handed to the worker as :class:`Inbound`)
+    and its timer (:func:`add_worker_timers`)."""
+
+    @app.agent(events, name=events_agent, concurrency=concurrency)
+    async def handle_events(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await worker.on_event(inbound(event))
+
+    @app.agent(retries, name="retries", concurrency=concurrency)
+    async def handle_retries(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await worker.on_retry(inbound(event))
+
+    add_worker_timers(
+        app,
+        scan_seconds=scan_seconds,
+        sweep_seconds=sweep_seconds,
+        dispatch=worker.dispatch_due_retries,
+        sweep=worker.sweep,
+    )
 
 
 def add_worker_timers(

@@ -20,22 +20,17 @@ from fetcher.publish import Publisher
 from fetcher.settings import FetcherSettings
 from fetcher.state import RetryPolicy
 from fetcher.worker import Fetcher, Senders
-from pipeline_common.cloudevents import CloudEventAttributes, build_headers
-from pipeline_common.contracts import FAILED_EVENT_TYPE, TranscriptFailed, failed_event_id
 from pipeline_common.recall.client import RecallClient
-from pipeline_common.retries import RetryDue
 from pipeline_common.store import TranscriptStore
 from pipeline_common.streaming import (
-    add_worker_timers,
+    WorkerOutputs,
+    add_worker_agents,
     create_faust_app,
-    dead_letter,
-    inbound,
     raw_topic,
     recordings_table,
-    send_durably,
 )
 from pipeline_common.topics import FETCHER_RETRIES, TRANSCRIPT_EVENTS, TRANSCRIPTS_FAILED, TRANSCRIPTS_READY, dlq_topic
-from pipeline_common.worker import Inbound, now
+from pipeline_common.worker import now
 
 SERVICE: Final = "fetcher"
 
@@ -59,22 +54,7 @@ def create_app(
     recordings = recordings_table(app)
     announcer = Announcer(settings, ready_out)
 
-    async def send_retry(due: RetryDue) -> None:
-        await send_durably(retries, due.recording_id.encode(), due.dumps(), [])
-
-    async def send_dead_letter(message: Inbound, reason: str) -> None:
-        await dead_letter(dlq, message, reason=reason, service=SERVICE)
-
-    async def send_failed(failed: TranscriptFailed) -> None:
-        attributes = CloudEventAttributes(
-            id=failed_event_id(failed.recording_id),
-            source=f"urn:recall-pipeline:{SERVICE}",
-            type=FAILED_EVENT_TYPE,
-            time=failed.failed_at,
-            subject=failed.recording_id,
-        )
-        value = failed.model_dump_json().encode()
-        await send_durably(failed_out, failed.recording_id.encode(), value, build_headers(attributes))
+    outputs = WorkerOutputs(SERVICE, retries=retries, dlq=dlq, failed=failed_out)
 
     fetcher = Fetcher(
         table=recordings,
@@ -93,28 +73,21 @@ def create_app(
             pause_before_send=settings.fetcher_fault_pause_before_announce_seconds,
         ),
         policy=RetryPolicy.from_settings(settings),
-        senders=Senders(retry=send_retry, dead_letter=send_dead_letter, failed=send_failed),
+        senders=Senders(retry=outputs.retry, dead_letter=outputs.dead_letter, failed=outputs.transcript_failed),
         limits=settings.limits(),
         metrics=metrics,
         pause_after_send=settings.fetcher_fault_pause_after_announce_seconds,
     )
 
-    @app.agent(transcript_events, name="transcript-events", concurrency=settings.fetcher_concurrency)
-    async def handle_transcript_events(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await fetcher.on_event(inbound(event))
-
-    @app.agent(retries, name="retries", concurrency=settings.fetcher_concurrency)
-    async def handle_retries(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await fetcher.on_retry(inbound(event))
-
-    add_worker_timers(
+    add_worker_agents(
         app,
+        fetcher,
+        events=transcript_events,
+        events_agent="transcript-events",
+        retries=retries,
+        concurrency=settings.fetcher_concurrency,
         scan_seconds=settings.fetcher_retry_scan_seconds,
         sweep_seconds=settings.fetcher_sweep_seconds,
-        dispatch=fetcher.dispatch_due_retries,
-        sweep=fetcher.sweep,
     )
     add_pages(app, recordings, transcript_store, metrics.registry)
     metrics.watch_transcripts(recordings.items, settings.fetcher_deadline_seconds)

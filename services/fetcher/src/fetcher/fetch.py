@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from fetcher.metrics import FetcherMetrics
-from fetcher.transcript import RENDITIONS, Analysis, analyse, render_one
+from fetcher.transcript import RENDERERS, Analysis, analyse, render_one
 from pipeline_common.contracts import StoredObject
 from pipeline_common.logging import get_logger
 from pipeline_common.recall.client import safe_url
@@ -35,7 +35,7 @@ from pipeline_common.recall.errors import (
     RecallNotFound,
 )
 from pipeline_common.recall.models import TranscriptArtifact
-from pipeline_common.store import Manifest, StoreError, TranscriptKeys, TranscriptStore, read_manifest
+from pipeline_common.store import RENDITIONS, Manifest, StoreError, TranscriptKeys, TranscriptStore, read_manifest
 
 _log = get_logger("fetcher.fetch")
 RAW_CONTENT_TYPE: Final = "application/json"
@@ -109,23 +109,14 @@ def _classify(error: RecallApiError) -> Exception:
     return RetryLater(str(error), kind=error.kind, retry_after=error.retry_after, status=error.status)
 
 
+@dataclass(kw_only=True, eq=False)
 class TranscriptFetcher:
-    def __init__(
-        self,
-        *,
-        recall: RecallDownloads,
-        store: TranscriptStore,
-        metrics: FetcherMetrics,
-        max_bytes: int,
-        expired_url_retries: int,
-        store_provider_data: bool,
-    ) -> None:
-        self.recall = recall
-        self.store = store
-        self.metrics = metrics
-        self.max_bytes = max_bytes
-        self.expired_url_retries = expired_url_retries
-        self.store_provider_data = store_provider_data
+    recall: RecallDownloads
+    store: TranscriptStore
+    metrics: FetcherMetrics
+    max_bytes: int
+    expired_url_retries: int
+    store_provider_data: bool
 
     async def fetch(self, job: Job) -> Fetched | AlreadyStored:
         try:
@@ -251,9 +242,10 @@ class TranscriptFetcher:
         started = time.perf_counter()
         try:
             objects: dict[str, StoredObject] = {}
-            for name, (filename, content_type, _) in RENDITIONS.items():
+            for name in RENDERERS:
+                rendition = RENDITIONS[name]
                 data = await asyncio.to_thread(render_one, analysis, name)
-                objects[name] = await self.store.put_bytes(keys.key(filename), data, content_type)
+                objects[name] = await self.store.put_bytes(keys.key(rendition.filename), data, rendition.content_type)
                 del data
             if self.store_provider_data and artifact.provider_data_download_url:
                 objects["provider_data"] = await self._store_provider_data(artifact.provider_data_download_url, keys)

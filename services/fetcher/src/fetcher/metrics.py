@@ -1,15 +1,16 @@
-"""Prometheus metrics of the fetcher, on a registry of its own."""
+"""Prometheus metrics of the fetcher, on a registry of its own (the counters both workers keep are
+:class:`~pipeline_common.metrics.WorkerMetrics`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import Counter, Histogram
 
 from fetcher.state import Status
-from pipeline_common.metrics import Tracked, WorkStateCollector, operator_problem_kind, parse_time
+from pipeline_common.metrics import Tracked, WorkerMetrics, parse_time
 
 #: A transcript in one of these needs nothing more from the fetcher.
 TERMINAL = frozenset({Status.READY, Status.GONE, Status.REJECTED})
@@ -17,12 +18,16 @@ _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 
 
 @dataclass
-class FetcherMetrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+class FetcherMetrics(WorkerMetrics):
+    PREFIX = "fetcher"
+    EVENTS_HELP = "Recall transcript events consumed"
+    OPERATOR_PROBLEMS_HELP = "Recall refused our credentials or billing (401/402/403), by kind"
+    RETRY_BACKLOG_HELP = "Transcripts waiting for a retry"
+    LATENCY_BUCKETS = _SECONDS
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         r = self.registry
-        self.events = Counter("fetcher_events", "Recall transcript events consumed", ["event_type"], registry=r)
         self.downloads = Counter(
             "fetcher_downloads",
             "Transcript downloads by outcome (ok, expired, not_found, too_large, not_allowed, invalid, retryable, ...)",
@@ -51,52 +56,22 @@ class FetcherMetrics:
         )
         self.gone = Counter("fetcher_gone", "Transcripts deleted at Recall before they were stored", registry=r)
         self.retries = Counter("fetcher_retries_scheduled", "Retries scheduled, by error kind", ["kind"], registry=r)
-        self.retry_backlog = Gauge("fetcher_retry_backlog", "Transcripts waiting for a retry", registry=r)
-        self.operator_problems = Counter(
-            "fetcher_operator_problems",
-            "Recall refused our credentials or billing (401/402/403), by kind",
-            ["kind"],
-            registry=r,
-        )
         self.stored_bytes = Counter(
             "fetcher_stored_bytes",
             "Bytes written to the transcript store, by object (raw, readable, txt, vtt, srt, provider_data)",
             ["object"],
             registry=r,
         )
-        self.dlq = Counter("fetcher_dlq", "Messages sent to fetcher.dlq", registry=r)
         self.failed = Counter(
             "fetcher_failed", "TranscriptFailed published for transcripts the fetcher gave up", ["reason"], registry=r
         )
-        self.internal_errors = Counter(
-            "fetcher_internal_errors", "Unforeseen exceptions caught by the supervisor (and the sweep)", registry=r
-        )
-        self.expired = Counter("fetcher_expired", "Finished recordings removed after the retention", registry=r)
-        self.recall_calls = Counter(
-            "fetcher_recall_calls", "Recall API calls by operation and outcome", ["operation", "outcome"], registry=r
-        )
-        self.recall_latency = Histogram(
-            "fetcher_recall_api_latency_seconds", "Recall API call latency", ["operation"], buckets=_SECONDS, registry=r
-        )
-
-        ProcessCollector(registry=r)
-
-    def operator_problem(self, status: int | None) -> None:
-        self.operator_problems.labels(kind=operator_problem_kind(status)).inc()
 
     def watch_transcripts(self, items: Callable[[], Iterable[tuple[str, Any]]], deadline_seconds: float) -> None:
         """Transcripts by state, the oldest unfinished one's age and those past the deadline, read from the Table's
         ``items()`` at every scrape."""
-        self.registry.register(
-            WorkStateCollector(
-                prefix="fetcher",
-                noun="transcript",
-                states=[status.value for status in Status],
-                terminal=[status.value for status in TERMINAL],
-                snapshot=lambda: transcript_states(items()),
-                deadline_seconds=deadline_seconds,
-            )
-        )
+        states = [status.value for status in Status]
+        terminal = [status.value for status in TERMINAL]
+        self.watch("transcript", states, terminal, lambda: transcript_states(items()), deadline_seconds)
 
 
 def transcript_states(items: Iterable[tuple[str, Any]]) -> Iterator[Tracked]:

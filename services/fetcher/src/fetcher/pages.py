@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import faust
 from aiohttp import web as aioweb
@@ -11,29 +11,17 @@ from prometheus_client import CollectorRegistry
 
 from fetcher.state import RecordingDoc
 from pipeline_common.logging import get_logger
-from pipeline_common.store import StoreError, TranscriptStore, find_transcript, read_manifest
+from pipeline_common.store import (
+    StoreError,
+    TranscriptStore,
+    find_transcript,
+    format_names,
+    read_manifest,
+    rendition_for_format,
+)
 from pipeline_common.streaming import add_operational_pages
 
 _log = get_logger("fetcher.pages")
-
-#: ``GET /transcripts/{id}?format=...`` -> the manifest's object name.
-FORMATS: Final = {
-    "json": "raw",
-    "raw": "raw",
-    "readable": "readable",
-    "txt": "txt",
-    "vtt": "vtt",
-    "srt": "srt",
-    "provider_data": "provider_data",
-}
-OBJECT_FILES: Final = {
-    "raw": "transcript.json",
-    "readable": "readable.json",
-    "txt": "transcript.txt",
-    "vtt": "transcript.vtt",
-    "srt": "transcript.srt",
-    "provider_data": "provider_data.json",
-}
 
 
 def add_pages(
@@ -59,9 +47,9 @@ def add_pages(
     @app.page("/transcripts/{transcript_id}")
     async def transcript_content(web: Any, request: Any, transcript_id: str) -> Any:
         wanted = request.query.get("format", "json")
-        name = FORMATS.get(wanted)
-        if name is None:
-            return web.json({"error": "bad_format", "formats": sorted(FORMATS)}, status=400)
+        rendition = rendition_for_format(wanted)
+        if rendition is None:
+            return web.json({"error": "bad_format", "formats": format_names()}, status=400)
         try:
             keys = await find_transcript(store, transcript_id)
             manifest = await read_manifest(store, keys) if keys is not None else None
@@ -72,7 +60,7 @@ def add_pages(
             return web.json({"error": "store_unavailable"}, status=503)
         if keys is None or manifest is None:
             return web.json({"error": "not_found", "transcript_id": transcript_id}, status=404)
-        stored = manifest.object(name)
+        stored = manifest.object(rendition.name)
         if stored is None:
             return web.json({"error": "not_stored", "format": wanted}, status=404)
         response = aioweb.StreamResponse(
@@ -84,7 +72,7 @@ def add_pages(
             }
         )
         await response.prepare(request)
-        async for chunk in store.iter_bytes(keys.key(OBJECT_FILES[name])):
+        async for chunk in store.iter_bytes(keys.key(rendition.filename)):
             await response.write(chunk)
         await response.write_eof()
         return response

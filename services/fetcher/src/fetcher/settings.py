@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import NoDecode
 
-from pipeline_common.settings import FaustWorker, TranscriptStoreSettings, WorkerSettings
-from pipeline_common.settings import _split_csv as split_csv
+from pipeline_common.settings import CsvList, TranscriptStoreSettings, WorkerSettings
 from pipeline_common.store import TranscriptStore, open_store
 from pipeline_common.topics import TRANSCRIPT_EVENTS
-from pipeline_common.worker.limits import WorkerLimits
 
 #: Recall's regions and the storage its pre-signed download URLs point at (S3, virtual-hosted or path style).
 DEFAULT_DOWNLOAD_HOSTS = (
@@ -33,6 +30,9 @@ DEFAULT_DOWNLOAD_HOSTS = (
 
 
 class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
+    WORKER_PREFIX = "fetcher"
+    WORKER_PARTITIONS = TRANSCRIPT_EVENTS.partitions
+
     fetcher_app_id: str = Field(default="fetcher", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="consumer group")
     fetcher_data_dir: str = Field(
         default="/tmp/recall-fetcher",  # noqa: S108 - scratch space; the state lives in Kafka and the store
@@ -52,7 +52,7 @@ class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
 
     fetcher_max_transcript_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, le=2 * 1024**3)
     fetcher_download_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
-    fetcher_download_hosts: Annotated[list[str], NoDecode] = Field(
+    fetcher_download_hosts: CsvList = Field(
         default_factory=lambda: list(DEFAULT_DOWNLOAD_HOSTS),
         description="comma-separated hosts (or *.suffix) download URLs may point at; the API's own host is added",
     )
@@ -90,32 +90,6 @@ class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
     )
     transcript_store_s3_region: str | None = None
     transcript_store_s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
-
-    def limits(self) -> WorkerLimits:
-        return WorkerLimits(
-            max_internal_errors=self.fetcher_max_internal_errors,
-            deadline_seconds=self.fetcher_deadline_seconds,
-            sweep_seconds=self.fetcher_sweep_seconds,
-            retention_seconds=self.fetcher_retention_seconds,
-            give_up_seconds=self.fetcher_give_up_seconds,
-            fault_probability=self.fetcher_fault_probability,
-        )
-
-    def faust_worker(self) -> FaustWorker:
-        return FaustWorker(
-            app_id=self.fetcher_app_id,
-            data_dir=self.fetcher_data_dir,
-            partitions=TRANSCRIPT_EVENTS.partitions,
-            auto_offset_reset=self.fetcher_auto_offset_reset,
-            web_host=self.fetcher_web_host,
-            web_port=self.fetcher_web_port,
-            session_timeout_seconds=self.fetcher_session_timeout_seconds,
-        )
-
-    @field_validator("fetcher_download_hosts", mode="before")
-    @classmethod
-    def _csv(cls, value: Any) -> Any:
-        return split_csv(value)
 
     @field_validator("fetcher_download_hosts")
     @classmethod

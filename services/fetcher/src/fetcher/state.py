@@ -20,7 +20,7 @@ from pipeline_common.cloudevents import CloudEventHeaderError, parse_headers
 from pipeline_common.contracts import AttemptRecord, FailureReason, TranscriptFailed
 from pipeline_common.recall.errors import ErrorKind
 from pipeline_common.recall.events import WebhookEvent
-from pipeline_common.retries import PendingRetry, RetryDue
+from pipeline_common.retries import PendingRetry, RetryDue, ScheduledRetry
 from pipeline_common.worker.backoff import Backoff
 from pipeline_common.worker.message import Inbound
 
@@ -74,12 +74,8 @@ class Source(BaseModel):
         )
 
 
-class Retry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    sequence: int = Field(ge=1, description="increases with every schedule, so a stale wake-up is recognisable")
-    due_at: AwareDatetime
-    reason: str
+#: A transcript's scheduled download retry.
+Retry = ScheduledRetry
 
 
 class TranscriptState(BaseModel):

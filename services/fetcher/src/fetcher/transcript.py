@@ -267,17 +267,17 @@ def _srt(analysis: Analysis) -> str:
     return render.format_srt(analysis.cues)
 
 
-#: name -> (file name in the store, content type, renderer); each rendition is byte for byte the library's
-#: ``render.render_readable_json`` / ``render_text`` / ``render_vtt`` / ``render_srt`` of the parts.
-RENDITIONS: Final[dict[str, tuple[str, str, Callable[[Analysis], str]]]] = {
-    "readable": ("readable.json", "application/json", _readable_json),
-    "txt": ("transcript.txt", "text/plain; charset=utf-8", _text),
-    "vtt": ("transcript.vtt", "text/vtt; charset=utf-8", _vtt),
-    "srt": ("transcript.srt", "application/x-subrip; charset=utf-8", _srt),
+#: rendition name -> renderer; what each one is (file name, content type) is the store's one table,
+#: :data:`pipeline_common.store.RENDITIONS`. Each is byte for byte the library's ``render.render_readable_json`` /
+#: ``render_text`` / ``render_vtt`` / ``render_srt`` of the parts.
+RENDERERS: Final[dict[str, Callable[[Analysis], str]]] = {
+    "readable": _readable_json,
+    "txt": _text,
+    "vtt": _vtt,
+    "srt": _srt,
 }
 
 
 def render_one(analysis: Analysis, name: str) -> bytes:
     """One rendition, as bytes (blocking: run it in a thread). One at a time keeps the peak low."""
-    _, _, renderer = RENDITIONS[name]
-    return renderer(analysis).encode("utf-8")
+    return RENDERERS[name](analysis).encode("utf-8")

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from pipeline_common.logging import get_logger
 from pipeline_common.recall.providers import ProviderConfig
 from recall_sim.config import Endpoint
-from recall_sim.simulator import Call, Simulator
+from recall_sim.records import Call
+from recall_sim.simulator import Simulator
 
 log = get_logger("recall_sim.api")
 

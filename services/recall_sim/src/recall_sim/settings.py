@@ -11,20 +11,14 @@ import base64
 import json
 from typing import Annotated, Any, Final
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from pipeline_common.settings import LoggingSettings
+from pipeline_common.settings import LoggingSettings, WebhookSecrets, split_csv
 from recall_sim.config import Faults, RuntimeConfig
 
 DEV_API_KEY: Final = "recall-sim-api-key"
 DEV_WEBHOOK_SECRET: Final = "whsec_" + base64.b64encode(b"recall-sim-development-secret!!!").decode()
-
-
-def _csv(value: Any) -> Any:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
 
 
 class SimSettings(LoggingSettings):
@@ -32,7 +26,7 @@ class SimSettings(LoggingSettings):
     recall_sim_port: int = Field(default=8081, ge=0, le=65535)
     recall_sim_api_key: SecretStr = SecretStr(DEV_API_KEY)
     recall_sim_webhook_url: str | None = None
-    recall_sim_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(
+    recall_sim_webhook_secret: WebhookSecrets = Field(
         default_factory=lambda: [SecretStr(DEV_WEBHOOK_SECRET)],
         description="whsec_...; several, comma-separated, to sign each delivery with each (a rotation)",
     )
@@ -44,7 +38,7 @@ class SimSettings(LoggingSettings):
     recall_sim_time_scale: float = Field(default=1.0, ge=0, description="multiplies Recall's webhook retry schedule")
     recall_sim_webhook_timeout_seconds: float = Field(default=15.0, gt=0)
     recall_sim_webhook_legacy_headers: bool = False
-    recall_sim_webhook_events: Annotated[list[str] | None, NoDecode] = None
+    recall_sim_webhook_events: Annotated[list[str] | None, NoDecode, BeforeValidator(split_csv)] = None
     recall_sim_processing_webhooks: bool = True
     recall_sim_transcript_limit: int = Field(default=10, ge=1)
     recall_sim_idempotency_ttl_seconds: float = Field(default=3600.0, gt=0)
@@ -62,26 +56,6 @@ class SimSettings(LoggingSettings):
     recall_sim_bot_events: bool = Field(default=False, description="also send legacy bot.status_change events")
     recall_sim_seed: int = 0
     recall_sim_faults: Faults = Field(default_factory=Faults, description="JSON, the body of PUT /admin/faults")
-
-    @field_validator("recall_sim_webhook_secret", mode="before")
-    @classmethod
-    def _parse_secrets(cls, value: Any) -> Any:
-        return _csv(value)
-
-    @field_validator("recall_sim_webhook_secret")
-    @classmethod
-    def _check_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
-        if not secrets:
-            raise ValueError("must hold at least one secret")
-        for position, secret in enumerate(secrets, 1):
-            if not secret.get_secret_value().startswith("whsec_"):
-                raise ValueError(f"entry {position} does not start with 'whsec_'")
-        return secrets
-
-    @field_validator("recall_sim_webhook_events", mode="before")
-    @classmethod
-    def _parse_events(cls, value: Any) -> Any:
-        return _csv(value)
 
     @field_validator("recall_sim_faults", mode="before")
     @classmethod

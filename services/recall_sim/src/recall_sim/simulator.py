@@ -4,112 +4,26 @@ idempotency, rate limits, fault decisions, signed download URLs, and the log of 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import hmac
 import random
 import secrets
-import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 from pipeline_common.logging import get_logger
+from recall_sim import signing
 from recall_sim.config import Endpoint, EndpointFault, Faults, RuntimeConfig
 from recall_sim.generator import TranscriptSpec, generate_transcript, provider_data
+from recall_sim.records import TRANSCRIPT_RETENTION, Call, Clock, IdempotencyEntry, Recording, SimTranscript
 from recall_sim.webhooks import WebhookDispatcher, iso
 
 log = get_logger("recall_sim")
 
-TRANSCRIPT_RETENTION: Final = timedelta(days=7)
 MAX_CALLS_KEPT: Final = 200_000
 CACHE_BYTES: Final = 256 * 1024 * 1024
-
-
-class Clock:
-    """Wall-clock time that tests can move forward (URL expiry, idempotency TTL, rate windows)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def time(self) -> float:
-        return time.time() + self.offset
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.time(), tz=UTC)
-
-
-@dataclass
-class Recording:
-    id: str
-    bot_id: str | None
-    metadata: dict[str, Any]
-    bot_metadata: dict[str, Any]
-    status: str
-    sub_code: str | None
-    created_at: datetime
-    started_at: datetime
-    completed_at: datetime | None
-    updated_at: datetime
-    spec: TranscriptSpec
-
-    def to_dict(self, latest_transcript: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "completed_at": iso(self.completed_at) if self.completed_at else None,
-            "expires_at": iso(self.created_at + TRANSCRIPT_RETENTION),
-            "status": {"code": self.status, "sub_code": self.sub_code, "updated_at": iso(self.updated_at)},
-            "media_shortcuts": {"transcript": latest_transcript},
-            "metadata": self.metadata,
-            "bot": {"id": self.bot_id, "metadata": self.bot_metadata} if self.bot_id else None,
-        }
-
-
-@dataclass
-class SimTranscript:
-    id: str
-    seq: int
-    recording_id: str
-    provider: dict[str, Any]
-    provider_name: str
-    diarization: dict[str, Any] | None
-    metadata: dict[str, Any]
-    status: str
-    sub_code: str | None
-    created_at: datetime
-    updated_at: datetime
-    idempotency_key: str | None
-    deleted: bool = False
-
-
-@dataclass
-class Call:
-    seq: int
-    at: str
-    method: str
-    path: str
-    endpoint: str
-    status: int | None = None
-    outcome: str = "pending"
-    recording_id: str | None = None
-    transcript_id: str | None = None
-    bot_id: str | None = None
-    idempotency_key: str | None = None
-    provider: str | None = None
-    authorization_sent: bool = False
-    latency_ms: int = 0
-
-
-@dataclass
-class IdempotencyEntry:
-    in_flight: bool
-    created: float
-    status: int = 0
-    body: bytes = b""
 
 
 @dataclass
@@ -184,33 +98,25 @@ class Simulator:
         return self.faults.endpoints.get(endpoint, EndpointFault())
 
     def injected_error(self, endpoint: Endpoint) -> EndpointFault | None:
+        return self._fault_fires(endpoint, "fail_next", "error_rate")
+
+    def should_drop(self, endpoint: Endpoint) -> bool:
+        return self._fault_fires(endpoint, "drop_next", "drop_rate") is not None
+
+    def should_garble(self, endpoint: Endpoint) -> bool:
+        return self._fault_fires(endpoint, "garble_next", "garble_rate") is not None
+
+    def _fault_fires(self, endpoint: Endpoint, countdown: str, rate: str) -> EndpointFault | None:
+        """The endpoint's fault if it fires now: one of the next ``countdown`` calls (used up), else by ``rate``."""
         fault = self.faults.endpoints.get(endpoint)
         if fault is None:
             return None
-        if fault.fail_next > 0:
-            fault.fail_next -= 1
+        left: int = getattr(fault, countdown)
+        if left > 0:
+            setattr(fault, countdown, left - 1)
             return fault
-        if fault.error_rate and self.rng.random() < fault.error_rate:
-            return fault
-        return None
-
-    def should_drop(self, endpoint: Endpoint) -> bool:
-        fault = self.faults.endpoints.get(endpoint)
-        if fault is None:
-            return False
-        if fault.drop_next > 0:
-            fault.drop_next -= 1
-            return True
-        return bool(fault.drop_rate and self.rng.random() < fault.drop_rate)
-
-    def should_garble(self, endpoint: Endpoint) -> bool:
-        fault = self.faults.endpoints.get(endpoint)
-        if fault is None:
-            return False
-        if fault.garble_next > 0:
-            fault.garble_next -= 1
-            return True
-        return bool(fault.garble_rate and self.rng.random() < fault.garble_rate)
+        chance: float = getattr(fault, rate)
+        return fault if chance and self.rng.random() < chance else None
 
     def rate_limited(self, bucket: str, limit: int | None) -> float | None:
         """None if allowed (and counted); else the seconds until a slot frees up."""
@@ -424,40 +330,20 @@ class Simulator:
 
     # --- downloads -------------------------------------------------------------------------------------------------
 
-    def _signature(self, kind: str, transcript_id: str, expires: int) -> str:
-        message = f"{kind}:{transcript_id}:{expires}".encode()
-        return base64.urlsafe_b64encode(hmac.new(self.url_key, message, hashlib.sha256).digest()).decode().rstrip("=")
-
     def signed_url(self, base_url: str, kind: str, transcript_id: str) -> str:
         expires = int(self.clock.time() + self.config.download_url_ttl_seconds)
-        signature = self._signature(kind, transcript_id, expires)
+        signature = signing.signature(self.url_key, kind, transcript_id, expires)
         base = (self.config.public_url or base_url).rstrip("/")
-        if self._redirects(transcript_id):
+        if signing.redirects(self.config.seed, self.config.download_redirect_ratio, transcript_id):
             # Recall's download URLs can live on the regional API host and redirect to storage.
             return f"{base}/api/v1/download/{kind}/{transcript_id}?token={expires}.{signature}"
         return self.storage_url(base, kind, transcript_id, expires, signature)
 
-    @staticmethod
-    def storage_url(base: str, kind: str, transcript_id: str, expires: int | str, signature: str) -> str:
-        return f"{base}/files/{kind}/{transcript_id}.json?X-Sim-Expires={expires}&X-Sim-Signature={signature}"
-
-    def _redirects(self, transcript_id: str) -> bool:
-        ratio = self.config.download_redirect_ratio
-        if ratio <= 0:
-            return False
-        # Deterministic per transcript: every retrieve of one transcript gives the same kind of URL.
-        digest = hashlib.sha256(f"{self.config.seed}:{transcript_id}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < ratio
+    storage_url = staticmethod(signing.storage_url)
 
     def check_signed(self, kind: str, transcript_id: str, expires: str | None, signature: str | None) -> str | None:
         """None if the URL is valid now; else S3's error code for it."""
-        if not expires or not signature or not expires.isdigit() or len(expires) > 12:
-            return "AccessDenied"
-        if not hmac.compare_digest(self._signature(kind, transcript_id, int(expires)).encode(), signature.encode()):
-            return "SignatureDoesNotMatch"
-        if self.clock.time() > int(expires):
-            return "ExpiredToken"
-        return None
+        return signing.check(self.url_key, self.clock.time(), kind, transcript_id, expires, signature)
 
     async def transcript_bytes(self, transcript: SimTranscript) -> bytes:
         recording = self.recordings[transcript.recording_id]

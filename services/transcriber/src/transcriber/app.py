@@ -8,15 +8,11 @@ from typing import Any
 
 import faust
 
-from pipeline_common.cloudevents import CloudEventAttributes, build_headers
-from pipeline_common.contracts import FAILED_EVENT_TYPE, TranscriptFailed, failed_event_id
 from pipeline_common.recall.client import RecallClient
-from pipeline_common.retries import RetryDue
 from pipeline_common.streaming import (
-    add_worker_timers,
+    WorkerOutputs,
+    add_worker_agents,
     create_faust_app,
-    dead_letter,
-    inbound,
     raw_topic,
     recordings_table,
     send_durably,
@@ -28,7 +24,6 @@ from pipeline_common.topics import (
     TRANSCRIPTS_FAILED,
     dlq_topic,
 )
-from pipeline_common.worker import Inbound
 from transcriber.fallback import Policy
 from transcriber.metrics import TranscriberMetrics
 from transcriber.pages import add_pages
@@ -49,24 +44,7 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
     recordings = recordings_table(app)
     metrics = TranscriberMetrics()
 
-    async def send_failed(failed: TranscriptFailed) -> None:
-        headers = build_headers(
-            CloudEventAttributes(
-                # Deterministic: a re-emission after a crash carries the same id, so consumers can drop it.
-                id=failed_event_id(failed.recording_id),
-                source=f"urn:recall-pipeline:{SERVICE}",
-                type=FAILED_EVENT_TYPE,
-                time=failed.failed_at,
-                subject=failed.recording_id,
-            )
-        )
-        await send_durably(failed_out, failed.recording_id.encode(), failed.model_dump_json().encode(), headers)
-
-    async def send_retry(due: RetryDue) -> None:
-        await send_durably(retries, due.recording_id.encode(), due.dumps(), [])
-
-    async def send_dead_letter(message: Inbound, reason: str) -> None:
-        await dead_letter(dlq, message, reason=reason, service=SERVICE)
+    outputs = WorkerOutputs(SERVICE, retries=retries, dlq=dlq, failed=failed_out)
 
     async def send_transcript_event(key: str, body: bytes, headers: list[tuple[str, bytes]]) -> None:
         await send_durably(transcript_out, key.encode(), body, headers)
@@ -75,27 +53,19 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
         table=recordings,
         recall=recall_client,
         policy=Policy.from_settings(settings),
-        senders=Senders(send_failed, send_retry, send_dead_letter, send_transcript_event),
+        senders=Senders(outputs.transcript_failed, outputs.retry, outputs.dead_letter, send_transcript_event),
         limits=settings.limits(),
         metrics=metrics,
     )
 
-    @app.agent(recall_events, name="recall-events")
-    async def handle_recall_events(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await transcriber.on_event(inbound(event))
-
-    @app.agent(retries, name="retries")
-    async def handle_retries(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await transcriber.on_retry(inbound(event))
-
-    add_worker_timers(
+    add_worker_agents(
         app,
+        transcriber,
+        events=recall_events,
+        events_agent="recall-events",
+        retries=retries,
         scan_seconds=settings.transcriber_retry_scan_seconds,
         sweep_seconds=settings.transcriber_sweep_seconds,
-        dispatch=transcriber.dispatch_due_retries,
-        sweep=transcriber.sweep,
     )
     add_pages(app, recordings, metrics.registry)
 

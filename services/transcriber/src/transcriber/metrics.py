@@ -1,24 +1,29 @@
-"""Prometheus metrics of the transcriber, on a registry of its own."""
+"""Prometheus metrics of the transcriber, on a registry of its own (the counters both workers keep are
+:class:`~pipeline_common.metrics.WorkerMetrics`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import Counter
 
-from pipeline_common.metrics import Tracked, WorkStateCollector, operator_problem_kind, parse_time
+from pipeline_common.metrics import Tracked, WorkerMetrics, parse_time
 from transcriber.state import TERMINAL, Status
 
 
 @dataclass
-class TranscriberMetrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+class TranscriberMetrics(WorkerMetrics):
+    PREFIX = "transcriber"
+    EVENTS_HELP = "Recall events consumed"
+    OPERATOR_PROBLEMS_HELP = "Creates refused with 401/402/403 (fix credentials or billing), by kind"
+    RETRY_BACKLOG_HELP = "Recordings waiting for a create retry"
+    LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         r = self.registry
-        self.events = Counter("transcriber_events", "Recall events consumed", ["event_type"], registry=r)
         self.creates = Counter(
             "transcriber_creates",
             "Create Async Transcript calls by provider and outcome",
@@ -29,56 +34,19 @@ class TranscriberMetrics:
         self.terminal_failures = Counter(
             "transcriber_terminal_failures", "TranscriptFailed emitted, by reason", ["reason"], registry=r
         )
-        self.operator_problems = Counter(
-            "transcriber_operator_problems",
-            "Creates refused with 401/402/403 (fix credentials or billing), by kind",
-            ["kind"],
-            registry=r,
-        )
-        self.recall_calls = Counter(
-            "transcriber_recall_calls",
-            "Recall API calls by operation and outcome",
-            ["operation", "outcome"],
-            registry=r,
-        )
-        self.retry_backlog = Gauge("transcriber_retry_backlog", "Recordings waiting for a create retry", registry=r)
-        self.dlq = Counter("transcriber_dlq", "Messages sent to transcriber.dlq", registry=r)
-        self.internal_errors = Counter(
-            "transcriber_internal_errors", "Unforeseen exceptions caught by the supervisor (and the sweep)", registry=r
-        )
         self.reconciled = Counter(
             "transcriber_reconciled",
             "Recordings past their deadline looked up at Recall, by what Recall said",
             ["outcome"],
             registry=r,
         )
-        self.expired = Counter("transcriber_expired", "Finished recordings removed after the retention", registry=r)
-        self.recall_latency = Histogram(
-            "transcriber_recall_api_latency_seconds",
-            "Recall API call latency",
-            ["operation"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=r,
-        )
-
-        ProcessCollector(registry=r)
-
-    def operator_problem(self, status: int | None) -> None:
-        self.operator_problems.labels(kind=operator_problem_kind(status)).inc()
 
     def watch_recordings(self, items: Callable[[], Iterable[tuple[str, Any]]], deadline_seconds: float) -> None:
         """Recordings by state, the oldest unfinished one's age and those past the deadline, read from the Table's
         ``items()`` at every scrape."""
-        self.registry.register(
-            WorkStateCollector(
-                prefix="transcriber",
-                noun="recording",
-                states=[status.value for status in Status],
-                terminal=[status.value for status in TERMINAL],
-                snapshot=lambda: recording_states(items()),
-                deadline_seconds=deadline_seconds,
-            )
-        )
+        states = [status.value for status in Status]
+        terminal = [status.value for status in TERMINAL]
+        self.watch("recording", states, terminal, lambda: recording_states(items()), deadline_seconds)
 
 
 def recording_states(items: Iterable[tuple[str, Any]]) -> Iterator[Tracked]:

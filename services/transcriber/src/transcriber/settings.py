@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import NoDecode
 
 from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.settings import FaustWorker, WorkerSettings
-from pipeline_common.settings import _split_csv as split_csv
+from pipeline_common.settings import CsvList, WorkerSettings
 from pipeline_common.topics import RECORDING_EVENTS
-from pipeline_common.worker.limits import WorkerLimits
 
 RECALL_TRANSCRIPT_LIMIT = 10  # Recall's hard cap of transcripts per recording
 
 
 class TranscriberSettings(WorkerSettings):
+    WORKER_PREFIX = "transcriber"
+    WORKER_PARTITIONS = RECORDING_EVENTS.partitions
+
     transcriber_providers: list[ProviderConfig] = Field(
         default_factory=lambda: [ProviderConfig.of("recallai_async", {"language_code": "auto"})],
         min_length=1,
@@ -27,7 +25,7 @@ class TranscriberSettings(WorkerSettings):
         default_factory=lambda: Diarization(use_separate_streams_when_available=True)
     )
     #: Transcript-failure sub_codes worth one more try on the same provider before falling back.
-    transcriber_retry_same_provider_on: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    transcriber_retry_same_provider_on: CsvList = Field(default_factory=list)
     transcriber_max_attempts: int = Field(default=RECALL_TRANSCRIPT_LIMIT, ge=1, le=RECALL_TRANSCRIPT_LIMIT)
     transcriber_retry_base_seconds: float = Field(default=1.0, gt=0, le=600)
     transcriber_retry_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
@@ -68,32 +66,6 @@ class TranscriberSettings(WorkerSettings):
         default=15.0, ge=6, le=300, description="how soon a crashed worker's partitions move to another"
     )
     transcriber_auto_offset_reset: str = Field(default="earliest", pattern=r"^(earliest|latest)$")
-
-    def limits(self) -> WorkerLimits:
-        return WorkerLimits(
-            max_internal_errors=self.transcriber_max_internal_errors,
-            deadline_seconds=self.transcriber_deadline_seconds,
-            sweep_seconds=self.transcriber_sweep_seconds,
-            retention_seconds=self.transcriber_retention_seconds,
-            give_up_seconds=self.transcriber_give_up_seconds,
-            fault_probability=self.transcriber_fault_probability,
-        )
-
-    def faust_worker(self) -> FaustWorker:
-        return FaustWorker(
-            app_id=self.transcriber_app_id,
-            data_dir=self.transcriber_data_dir,
-            partitions=RECORDING_EVENTS.partitions,
-            auto_offset_reset=self.transcriber_auto_offset_reset,
-            web_host=self.transcriber_web_host,
-            web_port=self.transcriber_web_port,
-            session_timeout_seconds=self.transcriber_session_timeout_seconds,
-        )
-
-    @field_validator("transcriber_retry_same_provider_on", mode="before")
-    @classmethod
-    def _csv(cls, value: Any) -> Any:
-        return split_csv(value)
 
     @field_validator("transcriber_providers")
     @classmethod

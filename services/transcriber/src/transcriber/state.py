@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from pipeline_common.contracts import AttemptRecord, FailureReason
+from pipeline_common.retries import ScheduledRetry
 
 
 class Status(StrEnum):
@@ -41,24 +42,14 @@ class Attempt(BaseModel):
     updated_at: AwareDatetime
 
     def record(self) -> AttemptRecord:
-        return AttemptRecord(
-            number=self.number,
-            provider=self.provider,
-            transcript_id=self.transcript_id,
-            outcome=self.outcome,
-            sub_code=self.sub_code,
-            http_status=self.http_status,
-            message=self.message,
-        )
+        """The public record of this attempt: the fields the contract shares with the state, by name."""
+        return AttemptRecord.model_validate(self.model_dump(include=set(AttemptRecord.model_fields)))
 
 
-class RetrySchedule(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class RetrySchedule(ScheduledRetry):
+    """A recording's scheduled create retry: which attempt it retries."""
 
     attempt: int = Field(ge=1, description="the attempt whose create call is retried (same Idempotency-Key)")
-    sequence: int = Field(ge=1, description="increases with every schedule, so a stale wake-up is recognisable")
-    due_at: AwareDatetime
-    reason: str
 
 
 class RecordingState(BaseModel):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -11,7 +12,8 @@ import click
 from aiokafka.errors import KafkaError
 
 from pipeline_cli.kafka import KafkaUnavailable
-from pipeline_common.settings import ConfigError, KafkaSettings, load_settings
+from pipeline_common.recall.errors import RecallApiError, RecallForbidden, RecallInvalidArgument, RecallUnauthorized
+from pipeline_common.settings import ConfigError, KafkaSettings, RecallApiSettings, load_settings
 
 T = TypeVar("T")
 
@@ -33,6 +35,33 @@ class ConfigProblem(click.ClickException):
     """The environment or an argument names something that cannot work: exit 2."""
 
     exit_code = 2
+
+
+@contextmanager
+def recall_errors(what_failed: str, *, key_context: str = "") -> Iterator[None]:
+    """Recall's refusals as exit codes: a bad argument or a rejected key is a configuration problem (2), any other
+    failed call a failure (1), said as ``what_failed (kind): error``."""
+    try:
+        yield
+    except RecallInvalidArgument as error:
+        raise ConfigProblem(str(error)) from None
+    except (RecallUnauthorized, RecallForbidden) as error:
+        raise ConfigProblem(f"Recall rejected RECALL_API_KEY{key_context}: {error}") from None
+    except RecallApiError as error:
+        raise Failure(f"{what_failed} ({error.kind.value}): {error}") from None
+
+
+def recall_api(needed_for: str) -> tuple[RecallApiSettings, str]:
+    """Recall's API settings and the key; ConfigProblem (exit 2) when they do not load or the key is missing, saying
+    what ``needed_for`` it."""
+    try:
+        settings = load_settings(RecallApiSettings)
+    except ConfigError as error:
+        raise ConfigProblem(str(error)) from None
+    key = settings.recall_api_key.get_secret_value().strip() if settings.recall_api_key else ""
+    if not key:
+        raise ConfigProblem(f"RECALL_API_KEY is not set: {needed_for}")
+    return settings, key
 
 
 @dataclass(frozen=True, slots=True)

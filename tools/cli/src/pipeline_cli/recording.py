@@ -14,14 +14,12 @@ from pydantic import ValidationError
 
 from pipeline_cli import render
 from pipeline_cli.arguments import check_recording_id, check_topic, timeout_option
-from pipeline_cli.common import EPILOG, ConfigProblem, Failure, Options, run, warn, within
+from pipeline_cli.common import EPILOG, ConfigProblem, Failure, Options, recall_api, recall_errors, run, warn, within
 from pipeline_cli.kafka import KafkaReader, Record, servers
 from pipeline_common.contracts import TranscriptFailed, TranscriptReady
 from pipeline_common.recall._base import describe_validation_error
 from pipeline_common.recall.client import RecallClient
-from pipeline_common.recall.errors import RecallApiError, RecallForbidden, RecallInvalidArgument, RecallUnauthorized
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.settings import ConfigError, RecallApiSettings, load_settings
 from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIPT_EVENTS, TRANSCRIPTS_FAILED, TRANSCRIPTS_READY
 
 #: The topics a recording's lifecycle crosses, in the order they are normally written.
@@ -156,15 +154,7 @@ def recording_retranscribe(recording_id: str, provider: ProviderConfig) -> None:
     """Ask Recall for a new transcript of RECORDING_ID (Create Async Transcript, with a fresh Idempotency-Key) and
     print its id. Its transcript.done reaches the fetcher like any other, which stores it and announces
     transcripts.ready. Needs RECALL_API_KEY. Recall allows at most 10 transcripts per recording, and each costs."""
-    try:
-        settings = load_settings(RecallApiSettings)
-    except ConfigError as error:
-        raise ConfigProblem(str(error)) from None
-    api_key = settings.recall_api_key.get_secret_value().strip() if settings.recall_api_key else ""
-    if not api_key:
-        raise ConfigProblem(
-            "RECALL_API_KEY is not set: retranscribe calls Recall's Create Async Transcript and needs the API key"
-        )
+    settings, api_key = recall_api("retranscribe calls Recall's Create Async Transcript and needs the API key")
     idempotency_key = f"recall-pipeline-cli-{uuid.uuid4().hex}"
 
     async def create() -> str:
@@ -179,14 +169,8 @@ def recording_retranscribe(recording_id: str, provider: ProviderConfig) -> None:
             )
         return artifact.id
 
-    try:
+    with recall_errors("Recall did not create a transcript", key_context=f" at {settings.recall_base_url}"):
         transcript_id = asyncio.run(create())
-    except RecallInvalidArgument as error:
-        raise ConfigProblem(str(error)) from None
-    except (RecallUnauthorized, RecallForbidden) as error:
-        raise ConfigProblem(f"Recall rejected RECALL_API_KEY at {settings.recall_base_url}: {error}") from None
-    except RecallApiError as error:
-        raise Failure(f"Recall did not create a transcript ({error.kind.value}): {error}") from None
     click.echo(transcript_id)
     warn(
         f"requested transcript {transcript_id} of recording {recording_id} with {provider.provider_name} "

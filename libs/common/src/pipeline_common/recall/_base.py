@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
@@ -71,3 +71,15 @@ def check_size(data: bytes | str, max_bytes: int | None, what: str) -> bytes:
     if max_bytes is not None and len(raw) > max_bytes:
         raise InvalidRecallPayload(f"{what} is {len(raw)} bytes, over the {max_bytes}-byte limit")
     return bytes(raw)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def parse_model(model: type[ModelT], data: bytes | str, max_bytes: int | None, what: str) -> ModelT:
+    """``data`` (JSON) as ``model``, or :class:`InvalidRecallPayload` saying what is wrong with the ``what``."""
+    raw = check_size(data, max_bytes, what)
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise invalid(error, what) from None

@@ -1,7 +1,9 @@
-"""HTTP helpers of the Recall client: URLs safe to log, ``Retry-After``, capped reads, transport failures."""
+"""HTTP helpers of the Recall client: URLs safe to log, ``Retry-After``, capped reads, transport failures, and the
+short, secret-free detail of an error body."""
 
 from __future__ import annotations
 
+import json
 import time
 from email.utils import parsedate_to_datetime
 from typing import Final
@@ -77,3 +79,31 @@ def transport_error(error: httpx.HTTPError, method: str, path: str) -> RecallApi
     if isinstance(error, httpx.TransportError):
         return RecallConnectionError(f"could not reach Recall ({name})", method=method, path=path)
     return RecallConnectionError(f"HTTP error ({name})", method=method, path=path)
+
+
+def scrub(text: str, secret: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters, with ``secret`` masked (Recall may echo a bad key)."""
+    if secret:
+        text = text.replace(secret, "**********")
+    return " ".join(text.split())[:limit]
+
+
+def error_detail(body: bytes) -> str:
+    """What an error body says: DRF's ``detail``, the first few ``field: messages``, or the text itself."""
+    if not body:
+        return ""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict):
+        if isinstance(parsed.get("detail"), str):
+            return str(parsed["detail"])
+        return "; ".join(
+            f"{field}: {' '.join(map(str, value)) if isinstance(value, list) else value}"
+            for field, value in list(parsed.items())[:5]
+        )
+    if isinstance(parsed, list):
+        return " ".join(map(str, parsed[:5]))
+    return text

@@ -18,14 +18,20 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
 from pipeline_common.logging import get_logger
 from pipeline_common.recall._base import describe_validation_error
-from pipeline_common.recall._http import parse_retry_after, read_capped, safe_url, transport_error
+from pipeline_common.recall._http import (
+    error_detail,
+    parse_retry_after,
+    read_capped,
+    safe_url,
+    scrub,
+    transport_error,
+)
 from pipeline_common.recall.downloads import download_error, open_following_redirects
 from pipeline_common.recall.errors import (
     InvalidRecallPayload,
@@ -51,9 +57,10 @@ from pipeline_common.recall.models import (
     parse_transcript_page,
 )
 from pipeline_common.recall.pacing import Operation, RecallPacer
+from pipeline_common.recall.paging import MAX_PAGES, ListPacer, walk_pages
 from pipeline_common.settings import RecallApiSettings, RecallRegion
 
-__all__ = ["RecallClient", "parse_retry_after", "safe_url"]
+__all__ = ["MAX_PAGES", "RecallClient", "parse_retry_after", "safe_url"]
 
 log = get_logger("pipeline_common.recall.client")
 T = TypeVar("T")
@@ -63,7 +70,6 @@ _IDEMPOTENCY_KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
 _DETAIL_CHARS: Final = 300
 _ERROR_BODY_BYTES: Final = 4096
 MAX_RETRY_AFTER_SECONDS: Final = 24 * 3600.0
-MAX_PAGES: Final = 1000
 DEFAULT_USER_AGENT: Final = "recall-kafka-pipeline/0.1 (+httpx)"
 
 
@@ -77,12 +83,6 @@ def _check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise RecallInvalidArgument(f"{what} must be 1-128 letters, digits, '-' or '_'")
     return value
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,36 +233,20 @@ class RecallClient:
         return self._parse(response, parse_transcript_artifact)
 
     async def iter_transcripts(
-        self, *, recording_id: str | None = None, **filters: str
+        self, *, recording_id: str | None = None, list_pacer: ListPacer | None = None, **filters: str
     ) -> AsyncIterator[TranscriptArtifact]:
-        """List Transcripts, page by page (follows ``next``; only ever to the API's own origin)."""
+        """List Transcripts, page by page (:func:`~pipeline_common.recall.paging.walk_pages`: follows ``next`` only
+        to the API's own origin). With a ``list_pacer`` (a long walk) that paces the calls instead of the client's."""
         params = dict(filters)
         if recording_id is not None:
             params["recording_id"] = _check_id(recording_id, "recording_id")
-        url: str | None = "/api/v1/transcript/"
-        seen: set[str] = set()
-        pages = 0
-        request_params: dict[str, str] | None = params
-        while url is not None:
-            pages += 1
-            if pages > MAX_PAGES:
-                raise RecallInvalidResponse(f"more than {MAX_PAGES} pages", method="GET", path="/api/v1/transcript/")
-            response = await self._request("GET", url, params=request_params, pace=(Operation.LIST, None))
-            page = self._parse(response, parse_transcript_page)
+        pages = walk_pages(self, "/api/v1/transcript/", params, parse_transcript_page, pacer=list_pacer)
+        async for page in pages:
             for item in page.results:
                 yield item
-            url, request_params = page.next, None
-            if url is not None:
-                if _origin(url) != _origin(self.base_url):
-                    raise RecallInvalidResponse(
-                        "pagination 'next' points outside the API", method="GET", path="/api/v1/transcript/"
-                    )
-                if url in seen:
-                    raise RecallInvalidResponse("pagination loops", method="GET", path="/api/v1/transcript/")
-                seen.add(url)
 
     async def list_transcripts(self, *, recording_id: str | None = None, **filters: str) -> list[TranscriptArtifact]:
-        return [item async for item in self.iter_transcripts(recording_id=recording_id, **filters)]
+        return [item async for item in self.iter_transcripts(recording_id=recording_id, list_pacer=None, **filters)]
 
     async def delete_transcript(self, transcript_id: str) -> None:
         _check_id(transcript_id, "transcript_id")
@@ -387,31 +371,10 @@ class RecallClient:
             ) from None
 
     def _scrub(self, text: str) -> str:
-        key = self._key.get_secret_value()
-        if key:
-            text = text.replace(key, "**********")
-        return " ".join(text.split())[:_DETAIL_CHARS]
+        return scrub(text, self._key.get_secret_value(), _DETAIL_CHARS)
 
     def _detail(self, content: bytes) -> str | None:
-        body = content[:_ERROR_BODY_BYTES]
-        if not body:
-            return None
-        text = body.decode("utf-8", errors="replace")
-        try:
-            parsed = json.loads(text)
-        except (ValueError, RecursionError):
-            parsed = None
-        if isinstance(parsed, dict):
-            if isinstance(parsed.get("detail"), str):
-                text = parsed["detail"]
-            else:
-                text = "; ".join(
-                    f"{field}: {' '.join(map(str, value)) if isinstance(value, list) else value}"
-                    for field, value in list(parsed.items())[:5]
-                )
-        elif isinstance(parsed, list):
-            text = " ".join(map(str, parsed[:5]))
-        return self._scrub(text) or None
+        return self._scrub(error_detail(content[:_ERROR_BODY_BYTES])) or None
 
     def _status_error(self, reply: _Reply) -> RecallApiError:
         status, method, path = reply.status, reply.method, reply.path

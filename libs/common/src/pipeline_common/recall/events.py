@@ -21,9 +21,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-from pydantic import StrictStr, StringConstraints, ValidationError, model_validator
+from pydantic import StrictStr, StringConstraints, model_validator
 
-from pipeline_common.recall._base import RecallModel, check_size, invalid
+from pipeline_common.recall._base import RecallModel, parse_model
 from pipeline_common.recall.errors import InvalidRecallPayload
 from pipeline_common.recall.models import Metadata, RecallId
 
@@ -160,8 +160,4 @@ def _metadata(ref: ArtifactRef | None) -> dict[str, Any]:
 
 def parse_webhook_event(body: bytes | str, *, max_bytes: int | None = WEBHOOK_MAX_BYTES) -> WebhookEvent:
     """Parse a (verified) webhook body, or raise :class:`InvalidRecallPayload` with a short reason."""
-    raw = check_size(body, max_bytes, "webhook body")
-    try:
-        return WebhookEvent.model_validate_json(raw)
-    except ValidationError as error:
-        raise invalid(error, "webhook body") from None
+    return parse_model(WebhookEvent, body, max_bytes, "webhook body")

@@ -21,7 +21,7 @@ from pydantic import (
     ValidationError,
 )
 
-from pipeline_common.recall._base import PassThroughModel, RecallModel, check_size, invalid
+from pipeline_common.recall._base import PassThroughModel, RecallModel, parse_model
 from pipeline_common.recall.providers import PROVIDER_NAMES, ProviderConfig
 
 __all__ = [
@@ -286,34 +286,18 @@ class Transcript(RootModel[list[TranscriptPart]]):
 
 def parse_transcript(data: bytes | str, *, max_bytes: int | None = None) -> list[TranscriptPart]:
     """Parse a downloaded transcript, or raise :class:`InvalidRecallPayload` saying why."""
-    raw = check_size(data, max_bytes, "transcript")
-    try:
-        return Transcript.model_validate_json(raw).root
-    except ValidationError as error:
-        raise invalid(error, "transcript") from None
+    return parse_model(Transcript, data, max_bytes, "transcript").root
 
 
 def parse_transcript_artifact(
     data: bytes | str, *, max_bytes: int | None = API_RESPONSE_MAX_BYTES
 ) -> TranscriptArtifact:
-    raw = check_size(data, max_bytes, "transcript artifact")
-    try:
-        return TranscriptArtifact.model_validate_json(raw)
-    except ValidationError as error:
-        raise invalid(error, "transcript artifact") from None
+    return parse_model(TranscriptArtifact, data, max_bytes, "transcript artifact")
 
 
 def parse_transcript_page(data: bytes | str, *, max_bytes: int | None = API_RESPONSE_MAX_BYTES) -> TranscriptPage:
-    raw = check_size(data, max_bytes, "transcript list")
-    try:
-        return TranscriptPage.model_validate_json(raw)
-    except ValidationError as error:
-        raise invalid(error, "transcript list") from None
+    return parse_model(TranscriptPage, data, max_bytes, "transcript list")
 
 
 def parse_recording_artifact(data: bytes | str, *, max_bytes: int | None = API_RESPONSE_MAX_BYTES) -> RecordingArtifact:
-    raw = check_size(data, max_bytes, "recording")
-    try:
-        return RecordingArtifact.model_validate_json(raw)
-    except ValidationError as error:
-        raise invalid(error, "recording") from None
+    return parse_model(RecordingArtifact, data, max_bytes, "recording")

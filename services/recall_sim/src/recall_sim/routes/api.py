@@ -22,7 +22,8 @@ from recall_sim.http import (
     unauthorized,
     validate_create,
 )
-from recall_sim.simulator import Call, IdempotencyEntry, SimTranscript, Simulator
+from recall_sim.records import Call, IdempotencyEntry, SimTranscript
+from recall_sim.simulator import Simulator
 
 router = APIRouter()
 # Fault injection (auth, latency, injected errors) as each endpoint's dependency.

@@ -7,17 +7,25 @@ from fastapi.responses import Response, StreamingResponse
 
 from recall_sim.config import Endpoint
 from recall_sim.http import error, finish, inject_faults, s3_error, sim_of
+from recall_sim.records import Call
 from recall_sim.routes.api import live_transcript
 
 router = APIRouter()
 
 
+def _download_call(request: Request, transcript_id: str) -> Call:
+    """The call log's entry for a download: pre-signed URLs carry their credential, so an Authorization header sent
+    along is noted (S3 refuses it, and the key must never go to storage)."""
+    call = sim_of(request).record_call("GET", request.url.path, Endpoint.DOWNLOAD)
+    call.transcript_id = transcript_id
+    call.authorization_sent = "authorization" in request.headers
+    return call
+
+
 @router.get("/files/{kind}/{transcript_id}.json")
 async def download(kind: str, transcript_id: str, request: Request) -> Response:
     sim, endpoint = sim_of(request), Endpoint.DOWNLOAD
-    call = sim.record_call("GET", request.url.path, endpoint)
-    call.transcript_id = transcript_id
-    call.authorization_sent = "authorization" in request.headers
+    call = _download_call(request, transcript_id)
     if call.authorization_sent:
         response = s3_error(400, "InvalidArgument", "Only one auth mechanism allowed")
         return finish(request, call, response, "authorization_sent", endpoint)
@@ -52,9 +60,7 @@ async def download(kind: str, transcript_id: str, request: Request) -> Response:
 async def download_redirect(kind: str, transcript_id: str, request: Request) -> Response:
     """A download URL on the API host: the token is the credential (no Authorization), the answer a redirect."""
     sim, endpoint = sim_of(request), Endpoint.DOWNLOAD
-    call = sim.record_call("GET", request.url.path, endpoint)
-    call.transcript_id = transcript_id
-    call.authorization_sent = "authorization" in request.headers
+    call = _download_call(request, transcript_id)
     if call.authorization_sent:
         return finish(request, call, error(400, "Authorization is not accepted here."), "authorization_sent", endpoint)
     expires, _, signature = (request.query_params.get("token") or "").partition(".")

@@ -8,11 +8,9 @@ as if Recall had given up on them; ``faults.webhooks.lose_recording_rate`` does 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import re
-import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline_common.logging import get_logger
 from recall_sim.config import Endpoint
-from recall_sim.simulator import Call, Recording, Simulator
+from recall_sim.http import inject_faults, rate_limited, unauthorized
+from recall_sim.records import Call, Recording
+from recall_sim.simulator import Simulator
 from recall_sim.webhooks import iso
 
 log = get_logger("recall_sim.listing")
@@ -39,12 +39,18 @@ def _sim(request: Request) -> Simulator:
     return sim
 
 
-def _answer(call: Call, status: int, body: Any, outcome: str, **headers: str) -> Response:
-    call.status, call.outcome = status, outcome
-    log.info("api call", endpoint=call.endpoint, method=call.method, path=call.path, status=status, outcome=outcome)
-    if status == 204:
-        return Response(status_code=204)
-    return JSONResponse(body, status_code=status, headers=headers or None)
+def _record(call: Call, response: Response, outcome: str) -> Response:
+    call.status, call.outcome = response.status_code, outcome
+    log.info(
+        "api call", endpoint=call.endpoint, method=call.method, path=call.path, status=call.status, outcome=outcome
+    )
+    return response
+
+
+def _answer(call: Call, status: int, body: Any, outcome: str) -> Response:
+    return _record(
+        call, Response(status_code=204) if status == 204 else JSONResponse(body, status_code=status), outcome
+    )
 
 
 def _parse_time(value: str) -> datetime | None:
@@ -100,25 +106,15 @@ async def list_recordings(request: Request) -> Response:
     sim = _sim(request)
     endpoint = Endpoint.LIST_RECORDINGS
     call = sim.record_call("GET", request.url.path, endpoint)
-    header = request.headers.get("authorization")
-    if not sim.authorized(header):
-        detail = "Invalid token." if header else "Authentication credentials were not provided."
-        return _answer(call, 401, {"detail": detail}, "unauthorized")
-    fault = sim.fault(endpoint)
-    if fault.latency_seconds:
-        started = time.monotonic()
-        await asyncio.sleep(fault.latency_seconds)
-        call.latency_ms = round((time.monotonic() - started) * 1000)
-    injected = sim.injected_error(endpoint)
+    refused = unauthorized(sim, call, request.headers.get("authorization"))
+    if refused is not None:
+        return _record(call, refused, "unauthorized")
+    injected = await inject_faults(request, call, endpoint)
     if injected is not None:
-        retry = injected.retry_after if injected.retry_after is not None else (1 if injected.status == 429 else None)
-        extra = {"Retry-After": f"{retry:g}"} if retry is not None else {}
-        return _answer(call, injected.status, {"detail": "Simulated failure."}, "injected", **extra)
+        return _record(call, injected, "injected")
     wait = sim.rate_limited("list_recordings", sim.config.list_per_window)
     if wait is not None:
-        seconds = max(1, int(-(-wait // 1)))
-        detail = f"Request was throttled. Expected available in {seconds} seconds."
-        return _answer(call, 429, {"detail": detail}, "rate_limited", **{"Retry-After": str(seconds)})
+        return _record(call, rate_limited(wait), "rate_limited")
     params = dict(request.query_params)
     errors = _field_errors(params)
     if errors:

@@ -19,38 +19,19 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from pipeline_cli.common import Failure, recall_api, recall_errors
 from pipeline_cli.kafka import KafkaReader, KafkaUnavailable, KafkaWriter, servers
 from pipeline_cli.reconcile.decide import SOURCE, Scope, Synthesised, Verdict, next_watermark, query_start
-from pipeline_cli.reconcile.options import Duration, Moment, common_options
+from pipeline_cli.reconcile.options import Common, Duration, Moment, common_options
 from pipeline_cli.reconcile.run import Summary, reconcile_window
 from pipeline_cli.reconcile.view import TOPICS, read_view
 from pipeline_cli.reconcile.watermark import ReconcilerWatermark, describe, load_watermark, save_watermark
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.kafka import ensure_topics
 from pipeline_common.recall.client import RecallClient
-from pipeline_common.recall.errors import RecallApiError, RecallForbidden, RecallInvalidArgument, RecallUnauthorized
 from pipeline_common.recall.listing import ListPacer
-from pipeline_common.settings import ConfigError, KafkaSettings, RecallApiSettings, load_settings
+from pipeline_common.settings import KafkaSettings
 from pipeline_common.topics import RECONCILER_STATE
-
-
-class Failure(click.ClickException):
-    exit_code = 1
-
-
-class ConfigProblem(click.ClickException):
-    exit_code = 2
-
-
-def _recall() -> tuple[RecallApiSettings, str]:
-    try:
-        settings = load_settings(RecallApiSettings)
-    except ConfigError as error:
-        raise ConfigProblem(str(error)) from None
-    key = settings.recall_api_key.get_secret_value().strip() if settings.recall_api_key else ""
-    if not key:
-        raise ConfigProblem("RECALL_API_KEY is not set: the reconciler lists recordings through Recall's API")
-    return settings, key
 
 
 @contextmanager
@@ -93,7 +74,7 @@ async def _pass(
     overlap: timedelta,
 ) -> tuple[Summary, dict[str, str]]:
     """window None: reconcile from the stored watermark (and store the next one); else a backfill window."""
-    recall_settings, api_key = _recall()
+    recall_settings, api_key = recall_api("the reconciler lists recordings through Recall's API")
     now = datetime.now(UTC)
     facts: dict[str, str] = {}
     if kafka.kafka_create_topics and not dry_run:
@@ -170,18 +151,39 @@ async def _pass(
 
 def execute(work: Any) -> tuple[Summary, dict[str, str]]:
     try:
-        result: tuple[Summary, dict[str, str]] = asyncio.run(work)
+        with recall_errors("a Recall list call failed"):
+            result: tuple[Summary, dict[str, str]] = asyncio.run(work)
     except KafkaUnavailable as error:
         raise Failure(str(error)) from None
     except KafkaError as error:
         raise Failure(f"Kafka error: {error!r}") from None
-    except RecallInvalidArgument as error:
-        raise ConfigProblem(str(error)) from None
-    except (RecallUnauthorized, RecallForbidden) as error:
-        raise ConfigProblem(f"Recall rejected RECALL_API_KEY: {error}") from None
-    except RecallApiError as error:
-        raise Failure(f"a Recall list call failed ({error.kind.value}): {error}") from None
     return result
+
+
+def run(
+    options: Any,
+    common: Common,
+    max_age: timedelta,
+    *,
+    label: str,
+    publish_per_minute: float | None,
+    window: tuple[datetime, datetime | None] | None,
+    overlap: timedelta,
+) -> None:
+    """One pass of either command over its scope, then its report."""
+    scope = Scope(metadata=common.metadata, max_age=max_age, grace=common.grace, pipeline_prefix=common.pipeline_prefix)
+    work = _pass(
+        options.kafka(),
+        scope,
+        label=label,
+        dry_run=common.dry_run,
+        list_per_minute=common.list_per_minute,
+        publish_per_minute=publish_per_minute,
+        window=window,
+        overlap=overlap,
+    )
+    summary, facts = execute(work)
+    report(summary, facts, dry_run=common.dry_run, as_json=common.as_json)
 
 
 def report(summary: Summary, facts: dict[str, str], *, dry_run: bool, as_json: bool) -> None:
@@ -226,34 +228,12 @@ def report(summary: Summary, facts: dict[str, str], *, dry_run: bool, as_json: b
     help="Start this long before the stored watermark (a safety margin for clock skew and late status changes).",
 )
 @click.pass_obj
-def reconcile(
-    options: Any,
-    dry_run: bool,
-    metadata: dict[str, str],
-    list_per_minute: float,
-    grace: timedelta,
-    pipeline_prefix: str,
-    as_json: bool,
-    max_age: timedelta,
-    overlap: timedelta,
-) -> None:
+def reconcile(options: Any, common: Common, max_age: timedelta, overlap: timedelta) -> None:
     """Find recordings done at Recall that the pipeline never heard of (a lost recording.done) or whose finished
     transcript it never received (a lost transcript.done / transcript.failed), and publish the missing events,
     marked ce_source urn:recall-pipeline:reconciler. Walks List Recordings from the watermark stored in
     recall.reconciler.state (minus --overlap) and stores the next one. Run it periodically (the CronJob)."""
-    scope = Scope(metadata=metadata, max_age=max_age, grace=grace, pipeline_prefix=pipeline_prefix)
-    work = _pass(
-        options.kafka(),
-        scope,
-        label="reconciling",
-        dry_run=dry_run,
-        list_per_minute=list_per_minute,
-        publish_per_minute=None,
-        window=None,
-        overlap=overlap,
-    )
-    summary, facts = execute(work)
-    report(summary, facts, dry_run=dry_run, as_json=as_json)
+    run(options, common, max_age, label="reconciling", publish_per_minute=None, window=None, overlap=overlap)
 
 
 @click.command("backfill")
@@ -269,18 +249,7 @@ def reconcile(
     help="At most this many events published a minute, so live recordings never queue behind the backfill.",
 )
 @click.pass_obj
-def backfill(
-    options: Any,
-    dry_run: bool,
-    metadata: dict[str, str],
-    list_per_minute: float,
-    grace: timedelta,
-    pipeline_prefix: str,
-    as_json: bool,
-    since: datetime,
-    until: datetime | None,
-    rate: float,
-) -> None:
+def backfill(options: Any, common: Common, since: datetime, until: datetime | None, rate: float) -> None:
     """Transcribe existing recordings through the normal pipeline: every done recording created in [--since,
     --until) that the pipeline has no record of gets a synthesised recording.done, paced by --rate. Leaves the
     reconciler's watermark alone. Try --dry-run first."""
@@ -289,18 +258,13 @@ def backfill(
         raise click.BadParameter("--until must be after --since", param_hint="--until")
     if since >= now:
         raise click.BadParameter("--since must be in the past", param_hint="--since")
-    scope = Scope(
-        metadata=metadata, max_age=now - since + timedelta(minutes=1), grace=grace, pipeline_prefix=pipeline_prefix
-    )
-    work = _pass(
-        options.kafka(),
-        scope,
+    max_age = now - since + timedelta(minutes=1)
+    run(
+        options,
+        common,
+        max_age,
         label="backfilling",
-        dry_run=dry_run,
-        list_per_minute=list_per_minute,
         publish_per_minute=rate,
         window=(since, until),
         overlap=timedelta(0),
     )
-    summary, facts = execute(work)
-    report(summary, facts, dry_run=dry_run, as_json=as_json)

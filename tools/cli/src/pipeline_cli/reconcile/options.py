@@ -3,7 +3,9 @@ variables (docs/configuration.md)."""
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -58,7 +60,20 @@ def _metadata(ctx: click.Context, param: click.Parameter, values: Any) -> dict[s
     return pairs
 
 
+@dataclass(frozen=True, slots=True)
+class Common:
+    """The options every reconcile command takes (:func:`common_options`), handed to the command as one value."""
+
+    dry_run: bool
+    metadata: dict[str, str]
+    list_per_minute: float
+    grace: timedelta
+    pipeline_prefix: str
+    as_json: bool
+
+
 def common_options(command: Any) -> Any:
+    """Add the common options; the command receives them as one :class:`Common` (after ``click.pass_obj``'s)."""
     options = [
         click.option("--dry-run", is_flag=True, help="Decide and list what would be published; publish nothing."),
         click.option(
@@ -95,6 +110,22 @@ def common_options(command: Any) -> Any:
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the summary (and dry-run actions) as JSON."),
     ]
+
+    @functools.wraps(command)
+    def bundled(
+        *args: Any,
+        dry_run: bool,
+        metadata: dict[str, str],
+        list_per_minute: float,
+        grace: timedelta,
+        pipeline_prefix: str,
+        as_json: bool,
+        **rest: Any,
+    ) -> Any:
+        common = Common(dry_run, metadata, list_per_minute, grace, pipeline_prefix, as_json)
+        return command(*args, common, **rest)
+
+    wrapped: Any = bundled
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped

@@ -1,0 +1,85 @@
+"""What the manifest generators (``deploy.topics``, ``deploy.users``) share: a directory of YAML files generated from
+the topic registry, kept in step with it (``--check`` in CI, a write otherwise)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def with_kustomization(files: dict[str, str], header: str, dump: Callable[[dict[str, Any]], str]) -> dict[str, str]:
+    """``files`` plus the kustomization.yaml that lists them, in order."""
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": list(files),
+    }
+    return {**files, "kustomization.yaml": header + dump(kustomization)}
+
+
+def stale(directory: Path, wanted: dict[str, str], *, differs: str, unowned: str) -> list[str]:
+    """The files of ``directory`` that differ from ``wanted`` (missing, changed or left over)."""
+    problems = []
+    for filename, content in wanted.items():
+        path = directory / filename
+        if not path.is_file():
+            problems.append(f"{filename}: missing")
+        elif path.read_text(encoding="utf-8") != content:
+            problems.append(f"{filename}: {differs}")
+    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
+        if path.name not in wanted:
+            problems.append(f"{path.name}: {unowned}")
+    return problems
+
+
+def write(directory: Path, wanted: dict[str, str]) -> list[str]:
+    """Write ``wanted`` into ``directory``, removing YAML files it no longer holds; the names touched."""
+    directory.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for filename, content in wanted.items():
+        path = directory / filename
+        if not path.is_file() or path.read_text(encoding="utf-8") != content:
+            path.write_text(content, encoding="utf-8")
+            changed.append(filename)
+    for path in sorted(directory.glob("*.yaml")):
+        if path.name not in wanted:
+            path.unlink()
+            changed.append(path.name)
+    return changed
+
+
+@dataclass(frozen=True)
+class Generator:
+    """One generator's command line: ``--check`` or write, into ``--dir``."""
+
+    prog: str
+    description: str
+    directory: Path
+    make_target: str
+    stale_files: Callable[[Path], list[str]]
+    write_files: Callable[[Path], list[str]]
+    up_to_date: str  # what the directory is up to date with, e.g. "the topic registry (9 topics)"
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
+        name = f"{self.directory.parent.name}/{self.directory.name}/"
+        parser.add_argument("--check", action="store_true", help=f"compare only; exit 1 when {name} is stale")
+        parser.add_argument("--dir", type=Path, default=self.directory, help="output directory (default: %(default)s)")
+        args = parser.parse_args(argv)
+        if args.check:
+            problems = self.stale_files(args.dir)
+            if problems:
+                print(f"{args.dir} is stale; run `make {self.make_target}`:", file=sys.stderr)
+                for problem in problems:
+                    print(f"  {problem}", file=sys.stderr)
+                return 1
+            print(f"{args.dir}: up to date with {self.up_to_date}")
+            return 0
+        changed = self.write_files(args.dir)
+        written = f"{args.dir}: {len(changed)} file(s) written or removed"
+        print(written + (f": {', '.join(changed)}" if changed else ""))
+        return 0
