@@ -103,9 +103,7 @@ class KafkaSettings(BaseServiceSettings):
     kafka_ssl_check_hostname: bool = True
     kafka_topic_replication_factor: int = Field(default=1, ge=1, le=32)
     kafka_create_topics: bool = Field(default=True, description="create missing registry topics at start-up")
-    kafka_table_standby_replicas: int = Field(
-        default=0, ge=0, le=8, description="faust workers: warm copies of each Table partition on other replicas"
-    )
+    kafka_table_standby_replicas: int = Field(default=0, ge=0, le=8, description="warm Table copies on other replicas")
 
     @field_validator("kafka_bootstrap_servers", mode="before")
     @classmethod
