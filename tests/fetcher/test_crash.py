@@ -70,7 +70,9 @@ async def restart_and_expect_one_event(
 ) -> None:
     worker.start(**overrides)
     worker.wait_ready()
-    await wait_state(worker, transcript.recording_id, transcript.transcript_id, "ready", timeout=90)
+    await wait_state(
+        worker, transcript.recording_id, transcript.transcript_id, "ready", timeout=180
+    )  # a restart on a loaded 2-core machine
     events = await pipeline.all_ready(transcript.transcript_id)
     assert len(events) == 1, events
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -16,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devkit.ports import free_port_block
 from tests.support.broker import KAFKA_LOCAL
+from tests.support.waiting import wait_for
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -65,8 +67,14 @@ async def create_topic(bootstrap: str, topic: str) -> int:
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=3)])
-        (described,) = await admin.describe_topics([topic])
-        return min(len(partition["replicas"]) for partition in described["partitions"])
+
+        async def partitions() -> list[dict[str, Any]] | None:
+            # The controller answers the create before every broker's metadata lists the new partitions.
+            (described,) = await admin.describe_topics([topic])
+            return list(described["partitions"]) or None
+
+        listed = await wait_for(partitions, timeout=30, message=f"{topic}'s partitions in the metadata")
+        return min(len(partition["replicas"]) for partition in listed)
     finally:
         await admin.close()
 
