@@ -16,6 +16,7 @@ import sys
 from typing import Any, Final
 
 import structlog
+from structlog.processors import NAME_TO_LEVEL
 from structlog.typing import EventDict, Processor
 
 from pipeline_common.settings import LogFormat, LoggingSettings
@@ -83,6 +84,17 @@ def redact_secrets(_logger: Any, _method: str, event_dict: EventDict) -> EventDi
     return event_dict
 
 
+class LevelFilteringBoundLogger(structlog.stdlib.BoundLogger):
+    """structlog's stdlib logger, asking the stdlib logger's level first: a call below it returns before the event
+    dict is built and before any processor runs (``filter_by_level`` as a processor still costs the dict, the chain
+    call and a ``DropEvent`` raised and caught: ~9 us per dropped call, a per-request DEBUG line in ingest)."""
+
+    def _proxy_to_logger(self, method_name: str, event: str | None = None, *event_args: str, **event_kw: Any) -> Any:
+        if not self._logger.isEnabledFor(NAME_TO_LEVEL[method_name]):
+            return None
+        return super()._proxy_to_logger(method_name, event, *event_args, **event_kw)
+
+
 def _build_handler(settings: LoggingSettings, shared: list[Processor]) -> logging.Handler:
     renderer: Processor
     if settings.log_format is LogFormat.JSON:
@@ -117,12 +129,13 @@ def configure_logging(settings: LoggingSettings | None = None, *, service: str |
         # Before redaction, so a traceback's text is redacted too.
         shared.insert(-1, structlog.processors.format_exc_info)
     structlog.configure(
-        # filter_by_level first: an event below the logger's level is dropped before any other processor runs
-        # (the stdlib logger would drop it anyway, but only after the whole chain, timestamp included, had run).
+        # An event below the logger's level is dropped before any processor runs (the stdlib logger would drop it
+        # anyway, but only after the whole chain, timestamp included, had run): by the wrapper class before the event
+        # dict exists, and by filter_by_level first in the chain for a logger wrapped some other way.
         # Only here: the standard library's own records are filtered by their logger before they reach us.
         processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        wrapper_class=LevelFilteringBoundLogger,
         cache_logger_on_first_use=True,
     )
     _handler = _build_handler(settings, shared)

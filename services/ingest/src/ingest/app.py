@@ -70,13 +70,11 @@ def create_app(settings: IngestSettings, *, publisher: KafkaPublisher | None = N
             response, outcome = await receiver.handle(request)
         except Exception:
             # FastAPI answers 500; count it, so an alert on ingest's 5xx sees bugs as well as Kafka outages.
-            metrics.requests.labels(outcome="error").inc()
-            metrics.responses.labels(code="500").inc()
+            metrics.count_response("error", 500)
             raise
         finally:
             metrics.in_flight.dec()
-        metrics.requests.labels(outcome=outcome).inc()
-        metrics.responses.labels(code=str(response.status_code)).inc()
+        metrics.count_response(outcome, response.status_code)
         return response
 
     @app.get("/healthz")
