@@ -19,22 +19,20 @@ The ratio ingest/baseline is computed inside each repetition. Parameters (``--se
 ``steps`` (comma-separated concurrencies), ``step_seconds``, ``rate_seconds``, ``event`` (default
 ``recording.done``; the smoke test routes ``audio_mixed.done`` to ``recall.other.events`` to keep the
 session broker's recording topic quiet), ``log_level`` (ingest's ``LOG_LEVEL``, default INFO as deployed),
-``min_gain``, ``flat_steps``, ``profile`` (default 1 in a full run, 0 with ``--quick``: after the last repetition's
-measurements, one more step per server at its best concurrency with py-spy sampling it; see ``bench/profiling.py``;
-never a figure).
+``min_gain``, ``flat_steps``, ``service_env`` (more environment for ingest, ``A=1;B=2``), ``compare_env`` (when set,
+a second ingest with this environment, measured in the same repetitions: the ``variant_*`` figures), ``profile``
+(default 1 in a full run, 0 with ``--quick``: after the last repetition's measurements, one more step per server at
+its best concurrency with py-spy sampling it; see ``bench/profiling.py``; never a figure).
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import os
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from bench.framework import (
@@ -42,13 +40,14 @@ from bench.framework import (
     BenchContext,
     Figure,
     Goal,
-    JsonLineProcess,
     Repetition,
     ServerProcess,
     free_port,
     histogram_delta,
+    listening_pid,
     scrape_histograms,
 )
+from bench.ingest_targets import LoadGenerator, Target
 from bench.profiling import SpyRecorder, format_summary, profiles_dir
 
 DESCRIPTION = "signed recording.done webhooks: python -m ingest (Kafka, acks=all) vs a verify-only FastAPI baseline"
@@ -67,10 +66,15 @@ FIGURES = {
     "ingest_cpu_ms_per_req": Figure("ingest: server CPU per request at its max", "ms"),
     "baseline_cpu_ms_per_req": Figure("baseline: server CPU per request at its max", "ms"),
     "ratio_cpu_ingest_baseline": Figure("ingest / baseline CPU per request (same run)", "x"),
+    "broker_cpu_ms_per_req": Figure("Kafka broker CPU per request at ingest's max", "ms"),
     "ingest_errors_at_80pct": Figure("ingest errors in the 80 % run", ""),
     "ingest_ack_mean_ms": Figure("ingest at 80 %: Kafka ack wait, mean (its /metrics)", "ms"),
     "ingest_ack_p99_at_most_ms": Figure("ingest at 80 %: Kafka ack wait p99, bucket bound", "ms"),
     "baseline_errors_at_80pct": Figure("baseline errors in the 80 % run", ""),
+    "variant_max_rps": Figure("variant (compare_env): max sustained rate", "req/s"),
+    "ratio_variant_baseline": Figure("variant / baseline max rate (same run)", "x"),
+    "variant_p99_ms": Figure("variant p99 at 80 % of its max", "ms"),
+    "variant_cpu_ms_per_req": Figure("variant: server CPU per request at its max", "ms"),
 }
 
 FULL = {"steps": "1,2,4,8,16,32,64,128,256", "step_seconds": "4", "rate_seconds": "8", "warmup": "1", "profile": "1"}
@@ -79,53 +83,13 @@ PROFILE_SECONDS = 12.0
 FALL_REPEAT = 0.2  # a step this far below the best so far is run once more before it counts
 ACK_HISTOGRAM = "ingest_produce_latency_seconds"  # ingest's own time from produce to the broker's acknowledgement
 PROFILE_LEAD_SECONDS = 3.0
-PATH = "/webhooks/recall"
 POOL_RATE_FLOOR = 3000  # requests/second worth of signed requests prepared for a step, at least...
 POOL_RATE_CAP = 20000  # ...and at most
 
 
-class LoadGenerator(JsonLineProcess):
-    """``bench/loadgen.py`` in its own process; one JSON command in, one JSON result out, each with a deadline."""
-
-    def __init__(self, secret: str, log_dir: Path) -> None:
-        super().__init__(
-            "load generator",
-            [sys.executable, str(ROOT / "bench" / "loadgen.py")],
-            log_dir / "loadgen.log",
-            hello_timeout=60,
-            env={**os.environ, "BENCH_WEBHOOK_SECRET": secret},
-        )
-
-    def run(self, command: dict[str, Any], timeout: float) -> dict[str, Any]:
-        self.send(command)
-        result = self.next_answer(timeout)
-        if "failed" in result:
-            raise RuntimeError(f"load generator failed: {result['failed']}")
-        return result
-
-
-class Target:
-    def __init__(self, name: str, server: ServerProcess, port: int) -> None:
-        self.name = name
-        self.server = server
-        self.port = port
-
-    def command(self, op: str, event: str, **fields: Any) -> dict[str, Any]:
-        return {"op": op, "host": "127.0.0.1", "port": self.port, "path": PATH, "event": event, **fields}
-
-    def drive(self, gen: LoadGenerator, command: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Run one load command against this server and add the server's CPU time per answered request."""
-        before = self.server.cpu_seconds()
-        result = gen.run(command, timeout)
-        used = self.server.cpu_seconds() - before
-        result["server_cpu_s"] = round(used, 3)
-        result["server_cpu_ms_per_ok"] = round(1000 * used / result["ok"], 4) if result["ok"] else None
-        self.check_alive()
-        return result
-
-    def check_alive(self) -> None:
-        if self.server.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited ({self.server.process.returncode}):\n{self.server.tail()}")
+def _env(text: str) -> dict[str, str]:
+    """``A=1;B=2`` -> {"A": "1", "B": "2"}."""
+    return dict(item.strip().split("=", 1) for item in text.split(";") if "=" in item)
 
 
 def _settings(ctx: BenchContext) -> dict[str, Any]:
@@ -139,6 +103,8 @@ def _settings(ctx: BenchContext) -> dict[str, Any]:
         "log_level": ctx.param("log_level", "INFO"),
         "min_gain": float(ctx.param("min_gain", "0.02")),
         "flat_steps": int(ctx.param("flat_steps", "2")),
+        "service_env": _env(ctx.param("service_env", "")),
+        "compare_env": _env(ctx.param("compare_env", "")),
         "profile": ctx.param("profile", defaults["profile"]) not in ("0", "false", "no", ""),
     }
 
@@ -164,7 +130,8 @@ def _step(
     ctx.log(
         f"  {target.name:8} c={concurrency:<4} {result['rps']:>8.1f} req/s  p99 {result['p99_ms']} ms"
         f"  errors {result['error_count']}  server {result['server_cpu_ms_per_ok']} ms CPU/req"
-        f"  loadgen {result['loadgen_cpu_s'] / max(result['elapsed_s'], 1e-9):.0%} CPU"
+        + (f"  broker {result['broker_cpu_ms_per_ok']} ms" if "broker_cpu_ms_per_ok" in result else "")
+        + f"  loadgen {result['loadgen_cpu_s'] / max(result['elapsed_s'], 1e-9):.0%} CPU"
     )
     return result
 
@@ -279,6 +246,49 @@ def profile(
     return found
 
 
+def _figures(measured: dict[str, Any]) -> dict[str, Any]:
+    ing, base = measured["ingest"], measured["baseline"]
+    figures = {
+        "ingest_max_rps": ing["max_rps"],
+        "baseline_max_rps": base["max_rps"],
+        "ratio_ingest_baseline": round(ing["max_rps"] / base["max_rps"], 3),
+        "ingest_p50_ms": ing["at_80pct"]["p50_ms"],
+        "ingest_p99_ms": ing["at_80pct"]["p99_ms"],
+        "baseline_p50_ms": base["at_80pct"]["p50_ms"],
+        "baseline_p99_ms": base["at_80pct"]["p99_ms"],
+        "ingest_p99_from_due_ms": ing["at_80pct"]["p99_from_due_ms"],
+        "ingest_best_concurrency": ing["best"]["concurrency"],
+        "baseline_best_concurrency": base["best"]["concurrency"],
+        "ingest_cpu_ms_per_req": ing["best"]["server_cpu_ms_per_ok"],
+        "baseline_cpu_ms_per_req": base["best"]["server_cpu_ms_per_ok"],
+        "ratio_cpu_ingest_baseline": round(
+            ing["best"]["server_cpu_ms_per_ok"] / base["best"]["server_cpu_ms_per_ok"], 3
+        ),
+        **(
+            {"broker_cpu_ms_per_req": ing["best"]["broker_cpu_ms_per_ok"]}
+            if "broker_cpu_ms_per_ok" in ing["best"]
+            else {}
+        ),
+        "ingest_errors_at_80pct": ing["at_80pct"]["error_count"],
+        **(
+            {
+                "ingest_ack_mean_ms": round(1000 * ing["at_80pct"]["kafka_ack"]["mean"], 2),
+                "ingest_ack_p99_at_most_ms": 1000 * ing["at_80pct"]["kafka_ack"]["p99_at_most"],
+            }
+            if ing["at_80pct"].get("kafka_ack")
+            else {}
+        ),
+        "baseline_errors_at_80pct": base["at_80pct"]["error_count"],
+    }
+    variant = measured.get("variant")
+    if variant is not None:  # the same figures for ingest with compare_env, in the same repetition
+        figures["variant_max_rps"] = variant["max_rps"]
+        figures["ratio_variant_baseline"] = round(variant["max_rps"] / base["max_rps"], 3)
+        figures["variant_p99_ms"] = variant["at_80pct"]["p99_ms"]
+        figures["variant_cpu_ms_per_req"] = variant["best"]["server_cpu_ms_per_ok"]
+    return figures
+
+
 def run(ctx: BenchContext) -> Iterator[Repetition]:
     cfg = _settings(ctx)
     bootstrap = ctx.kafka_bootstrap()
@@ -286,19 +296,29 @@ def run(ctx: BenchContext) -> Iterator[Repetition]:
     started: list[Any] = []
     try:
         ingest_port, baseline_port = free_port(), free_port()
-        ingest = ServerProcess(
-            "ingest",
-            ["-m", "ingest"],
-            {
-                "RECALL_WEBHOOK_SECRET": secret,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "INGEST_HOST": "127.0.0.1",
-                "INGEST_PORT": str(ingest_port),
-                "LOG_LEVEL": cfg["log_level"],
-            },
-            ctx.work_dir,
-        )
-        started.append(ingest)
+
+        def ingest_process(name: str, port: int, env: dict[str, str]) -> ServerProcess:
+            server = ServerProcess(
+                name,
+                ["-m", "ingest"],
+                {
+                    "RECALL_WEBHOOK_SECRET": secret,
+                    "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                    "INGEST_HOST": "127.0.0.1",
+                    "INGEST_PORT": str(port),
+                    "LOG_LEVEL": cfg["log_level"],
+                    **env,
+                },
+                ctx.work_dir,
+            )
+            started.append(server)
+            return server
+
+        ingest = ingest_process("ingest", ingest_port, cfg["service_env"])
+        variant = variant_port = None
+        if cfg["compare_env"]:
+            variant_port = free_port()
+            variant = ingest_process("variant", variant_port, cfg["compare_env"])
         baseline = ServerProcess(
             "baseline",
             [str(ROOT / "bench" / "baseline_app.py")],
@@ -310,41 +330,18 @@ def run(ctx: BenchContext) -> Iterator[Repetition]:
         started.append(gen)
         baseline.wait_http_ok(f"http://127.0.0.1:{baseline_port}/readyz", timeout=60)
         ingest.wait_http_ok(f"http://127.0.0.1:{ingest_port}/readyz", timeout=120)
-        targets = [Target("baseline", baseline, baseline_port), Target("ingest", ingest, ingest_port)]
+        broker_pid = listening_pid(int(bootstrap.split(",")[0].rsplit(":", 1)[1]))
+        targets = [Target("baseline", baseline, baseline_port), Target("ingest", ingest, ingest_port, broker_pid)]
+        if variant is not None and variant_port is not None:
+            variant.wait_http_ok(f"http://127.0.0.1:{variant_port}/readyz", timeout=120)
+            targets.append(Target("variant", variant, variant_port, broker_pid))
         ctx.log(f"ingest (pid {ingest.pid}) and baseline (pid {baseline.pid}) ready; broker {bootstrap}")
 
         for repetition in range(ctx.repeats):
             order = targets if repetition % 2 == 0 else targets[::-1]
             ctx.log(f"repetition {repetition + 1}/{ctx.repeats}: {' then '.join(t.name for t in order)}")
             measured = {target.name: measure(ctx, gen, target, cfg) for target in order}
-            ing, base = measured["ingest"], measured["baseline"]
-            figures = {
-                "ingest_max_rps": ing["max_rps"],
-                "baseline_max_rps": base["max_rps"],
-                "ratio_ingest_baseline": round(ing["max_rps"] / base["max_rps"], 3),
-                "ingest_p50_ms": ing["at_80pct"]["p50_ms"],
-                "ingest_p99_ms": ing["at_80pct"]["p99_ms"],
-                "baseline_p50_ms": base["at_80pct"]["p50_ms"],
-                "baseline_p99_ms": base["at_80pct"]["p99_ms"],
-                "ingest_p99_from_due_ms": ing["at_80pct"]["p99_from_due_ms"],
-                "ingest_best_concurrency": ing["best"]["concurrency"],
-                "baseline_best_concurrency": base["best"]["concurrency"],
-                "ingest_cpu_ms_per_req": ing["best"]["server_cpu_ms_per_ok"],
-                "baseline_cpu_ms_per_req": base["best"]["server_cpu_ms_per_ok"],
-                "ratio_cpu_ingest_baseline": round(
-                    ing["best"]["server_cpu_ms_per_ok"] / base["best"]["server_cpu_ms_per_ok"], 3
-                ),
-                "ingest_errors_at_80pct": ing["at_80pct"]["error_count"],
-                **(
-                    {
-                        "ingest_ack_mean_ms": round(1000 * ing["at_80pct"]["kafka_ack"]["mean"], 2),
-                        "ingest_ack_p99_at_most_ms": 1000 * ing["at_80pct"]["kafka_ack"]["p99_at_most"],
-                    }
-                    if ing["at_80pct"].get("kafka_ack")
-                    else {}
-                ),
-                "baseline_errors_at_80pct": base["at_80pct"]["error_count"],
-            }
+            figures = _figures(measured)
             detail: dict[str, Any] = {
                 "order": [t.name for t in order],
                 "settings": {**cfg, "steps": cfg["steps"]},

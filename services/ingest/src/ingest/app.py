@@ -38,6 +38,8 @@ def create_app(settings: IngestSettings, *, publisher: KafkaPublisher | None = N
         produce_timeout=settings.ingest_produce_timeout_seconds,
         check_interval=settings.ingest_readiness_interval_seconds,
         max_request_bytes=settings.ingest_kafka_max_request_bytes,
+        producers=settings.ingest_kafka_producers,
+        linger_ms=settings.ingest_kafka_linger_ms,
     )
     receiver = WebhookReceiver(settings, verifier, metrics, recent, kafka)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import zlib
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -52,13 +53,18 @@ class KafkaPublisher:
         produce_timeout: float,
         check_interval: float,
         max_request_bytes: int | None = None,
+        producers: int = 1,
+        linger_ms: int = 0,
     ) -> None:
         self._settings = settings
+        self._producer_count = producers
+        self._linger_ms = linger_ms
         self._max_request_bytes = max_request_bytes
         self._required_topics = frozenset(required_topics)
         self._produce_timeout = produce_timeout
         self._check_interval = check_interval
         self._producer: AIOKafkaProducer | None = None
+        self._more: tuple[AIOKafkaProducer, ...] = ()  # producers beyond the first (INGEST_KAFKA_PRODUCERS)
         self._ready = False
         self._reason = "starting"
         self._task: asyncio.Task[None] | None = None
@@ -85,7 +91,8 @@ class KafkaPublisher:
                 await self._task
         if self._producer is not None:
             try:
-                await asyncio.wait_for(self._producer.stop(), grace_seconds)
+                async with asyncio.timeout(grace_seconds):
+                    await asyncio.gather(*(producer.stop() for producer in (self._producer, *self._more)))
             except (TimeoutError, KafkaError) as error:
                 _log.warning("producer did not flush before shutdown", error=repr(error))
         self._ready = False
@@ -96,6 +103,11 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None:
             raise PublishFailed(f"Kafka producer not connected ({self._reason})")
+        if self._more and key is not None:
+            # By key, so the events of one recording keep their order (one producer, one partition, in sequence).
+            index = zlib.crc32(key) % (len(self._more) + 1)
+            if index:
+                producer = self._more[index - 1]
         started = time.perf_counter()
         try:
             # asyncio.timeout, not wait_for: 3.11's wait_for wraps the coroutine in a new Task on every call.
@@ -109,19 +121,21 @@ class KafkaPublisher:
             raise RecordTooLarge(f"Kafka refused the record as too large: {type(error).__name__}") from None
         except KafkaError as error:
             self._mark_unready(f"produce failed: {type(error).__name__}")
-            if isinstance(error, FATAL_TO_THE_PRODUCER) and self._producer is producer:
-                self._replace_producer(producer, error)
+            if isinstance(error, FATAL_TO_THE_PRODUCER) and (self._producer is producer or producer in self._more):
+                self._replace_producer(error)
             raise PublishFailed(f"Kafka refused the write: {type(error).__name__}") from None
         return time.perf_counter() - started
 
-    def _replace_producer(self, producer: AIOKafkaProducer, error: KafkaError) -> None:
-        """Drop ``producer`` (closed in the background); the maintenance loop connects a new one."""
+    def _replace_producer(self, error: KafkaError) -> None:
+        """Drop the producers (closed in the background); the maintenance loop connects new ones."""
         _log.warning("kafka producer state broken; replacing the producer", error=type(error).__name__)
-        self._producer = None
+        dropped = [producer for producer in (self._producer, *self._more) if producer is not None]
+        self._producer, self._more = None, ()
 
         async def close() -> None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 10)
+                async with asyncio.timeout(10):
+                    await asyncio.gather(*(producer.stop() for producer in dropped), return_exceptions=True)
 
         task = asyncio.create_task(close(), name="kafka-producer-close")
         self._closing.add(task)
@@ -150,16 +164,22 @@ class KafkaPublisher:
                 backoff = min(backoff * 2, 10.0)
 
     async def _connect(self) -> None:
-        options: dict[str, int] = {"request_timeout_ms": max(int(self._produce_timeout * 1000), 1000)}
+        options: dict[str, int] = {
+            "request_timeout_ms": max(int(self._produce_timeout * 1000), 1000),
+            "linger_ms": self._linger_ms,
+        }
         if self._max_request_bytes is not None:
             options["max_request_size"] = self._max_request_bytes
-        producer = durable_producer(self._settings, **options)
+        producers = [durable_producer(self._settings, **options) for _ in range(self._producer_count)]
         try:
-            await producer.start()
+            for producer in producers:
+                await producer.start()
         except BaseException:
-            await producer.stop()
+            for producer in producers:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
             raise
-        self._producer = producer
+        self._producer, self._more = producers[0], tuple(producers[1:])
         _log.info("kafka producer connected", bootstrap_servers=self._settings.kafka_bootstrap_servers)
 
     async def _missing_topics(self) -> frozenset[str]:

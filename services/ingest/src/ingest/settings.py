@@ -25,6 +25,8 @@ class IngestSettings(KafkaSettings, WebhookSettings, LoggingSettings):
     ingest_kafka_max_request_bytes: int = Field(
         default=KAFKA_DEFAULT_REQUEST_BYTES, ge=64 * 1024, le=WEBHOOK_MAX_BYTES + RECORD_OVERHEAD_BYTES
     )
+    ingest_kafka_producers: int = Field(default=1, ge=1, le=16)
+    ingest_kafka_linger_ms: int = Field(default=0, ge=0, le=1000)
     ingest_produce_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     ingest_retry_after_seconds: int = Field(default=5, ge=1, le=3600)
     ingest_dedup_window_seconds: float = Field(default=600.0, ge=0, le=86_400)
