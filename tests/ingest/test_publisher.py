@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from typing import Any
 
 import pytest
@@ -107,3 +108,37 @@ async def test_a_producer_whose_idempotence_state_broke_is_replaced_not_reused()
         await under_test.publish("t", None, b"v", [])
     assert under_test._producer is None and not under_test.ready
     assert await wait_for(lambda: producer.stopped, timeout=2, interval=0.01)
+
+
+def publisher_of(producers: list[StandInProducer]) -> KafkaPublisher:
+    under_test = publisher(producers[0])
+    under_test._more = tuple(producers[1:])  # type: ignore[arg-type]
+    return under_test
+
+
+async def test_with_several_producers_one_key_always_goes_through_the_same_one() -> None:
+    # Per key order: the events of one recording must not overtake each other through two producers.
+    producers = [StandInProducer() for _ in range(4)]
+    under_test = publisher_of(producers)
+    keys = [f"rec-{n}".encode() for n in range(40)]
+    for _ in range(3):
+        for key in keys:
+            await under_test.publish("t", key, key, [])
+    carriers = {key: [n for n, p in enumerate(producers) if any(k == key for _t, _v, k in p.sent)] for key in keys}
+    assert all(len(used) == 1 for used in carriers.values())
+    assert all(len(p.sent) % 3 == 0 for p in producers)
+    assert len({used[0] for used in carriers.values()}) == 4  # and the keys are spread over all of them
+    await under_test.publish("t", None, b"no key", [])
+    assert producers[0].sent[-1] == ("t", b"no key", None)
+
+
+async def test_a_fatal_error_in_one_of_several_producers_replaces_them_all() -> None:
+    broken = ClosableStandIn(OutOfOrderSequenceNumber())
+    others = [ClosableStandIn(KafkaConnectionError("unused")) for _ in range(2)]
+    producers: list[StandInProducer] = [others[0], broken, others[1]]
+    under_test = publisher_of(producers)
+    key = next(k for k in (f"rec-{n}".encode() for n in range(100)) if zlib.crc32(k) % 3 == 1)
+    with pytest.raises(PublishFailed, match="OutOfOrderSequenceNumber"):
+        await under_test.publish("t", key, b"v", [])
+    assert under_test._producer is None and under_test._more == () and not under_test.ready
+    assert await wait_for(lambda: broken.stopped and all(p.stopped for p in others), timeout=2, interval=0.01)
