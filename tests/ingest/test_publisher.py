@@ -112,7 +112,7 @@ async def test_a_producer_whose_idempotence_state_broke_is_replaced_not_reused()
 
 def publisher_of(producers: list[StandInProducer]) -> KafkaPublisher:
     under_test = publisher(producers[0])
-    under_test._more = tuple(producers[1:])  # type: ignore[arg-type]
+    under_test._more = tuple(producers[1:])
     return under_test
 
 
