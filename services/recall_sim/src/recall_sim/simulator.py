@@ -48,6 +48,9 @@ class Simulator:
         self.webhooks.lose = self.loses_webhook
         self._tasks: set[asyncio.Task[None]] = set()
         self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_bytes = 0
+        # recording id -> its transcripts' ids: a create checks the recording's count without a scan of them all.
+        self._of_recording: dict[str, list[str]] = {}
         self._cache_lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -66,11 +69,13 @@ class Simulator:
         self.webhooks.reset()
         self.recordings.clear()
         self.transcripts.clear()
+        self._of_recording.clear()
         self.calls.clear()
         self.lost_webhooks.clear()
         self.idempotency.clear()
         self.windows.clear()
         self._cache.clear()
+        self._cache_bytes = 0
         self.clock.offset = 0.0
 
     def _spawn(self, coro: Any) -> None:
@@ -213,7 +218,9 @@ class Simulator:
     # --- transcripts -----------------------------------------------------------------------------------------------
 
     def active_transcripts(self, recording_id: str) -> list[SimTranscript]:
-        return [t for t in self.transcripts.values() if t.recording_id == recording_id and not t.deleted]
+        ids = self._of_recording.get(recording_id, ())
+        found = (self.transcripts.get(transcript_id) for transcript_id in ids)
+        return [t for t in found if t is not None and t.recording_id == recording_id and not t.deleted]
 
     def create_transcript(
         self,
@@ -240,6 +247,7 @@ class Simulator:
             idempotency_key=idempotency_key,
         )
         self.transcripts[transcript.id] = transcript
+        self._of_recording.setdefault(recording.id, []).append(transcript.id)
         if self.config.processing_webhooks:
             self.emit_transcript_event(transcript)
         delay = self.config.transcript_delay_seconds
@@ -364,8 +372,9 @@ class Simulator:
                 started_at=recording.started_at,
             )
             self._cache[key] = data
-            while sum(len(item) for item in self._cache.values()) > CACHE_BYTES and len(self._cache) > 1:
-                self._cache.popitem(last=False)
+            self._cache_bytes += len(data)
+            while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
+                self._cache_bytes -= len(self._cache.popitem(last=False)[1])
             return data
 
     def provider_bytes(self, transcript: SimTranscript) -> bytes:
@@ -382,5 +391,7 @@ class Simulator:
             events = self.lost_webhooks[recording_id]
             return events is None or event in events
         rate = self.faults.webhooks.lose_recording_rate
+        if not rate:
+            return False  # seeding a Random per webhook costs more than the rest of sending it
         draw = random.Random(f"recall-sim-lose:{self.config.seed}:{recording_id}").random()  # noqa: S311
-        return bool(rate) and draw < rate
+        return draw < rate

@@ -4,6 +4,10 @@ Each event becomes one message with a ``msg_...`` id, signed with :func:`pipelin
 ``v1`` signature per configured secret, a fresh timestamp per attempt). A delivery that does not get a 2xx within the
 timeout is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (times the time scale), always with the same
 ``webhook-id``. Faults: a duplicate delivery after a 2xx, and holding a delivery back so later ones overtake it.
+
+Deliveries go out through aiohttp, not httpx: under load the simulator has a hundred deliveries in flight, and
+httpcore's pool checks every pooled connection (a socket poll each) for every request it places, which made the
+webhook client more than half of the simulator's CPU (``bench/FINDINGS.md``, section 2).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 from pipeline_common.logging import get_logger
 from pipeline_common.webhooks import sign_webhook
@@ -65,6 +69,45 @@ class Delivery:
         return data
 
 
+class _Status(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status_code: int
+
+
+class _Poster(Protocol):
+    # httpx's post shape (the tests stand one in); the timeout is aiohttp's per-phase one, not a whole-call deadline.
+    async def post(self, url: str, *, content: bytes, headers: dict[str, str], timeout: float) -> _Status: ...  # noqa: ASYNC109
+
+
+class WebhookClient:
+    """One pooled aiohttp session for every delivery. ``timeout`` bounds getting a connection (pool wait included)
+    and each read, as httpx's did; the body of the answer is read so the connection goes back to the pool."""
+
+    def __init__(self, user_agent: str) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=100),
+            headers={"User-Agent": user_agent},
+            trust_env=False,
+            auto_decompress=False,
+        )
+
+    async def post(self, url: str, *, content: bytes, headers: dict[str, str], timeout: float) -> _Answer:  # noqa: ASYNC109
+        limits = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        async with self._session.post(
+            url, data=content, headers=headers, timeout=limits, allow_redirects=False
+        ) as response:
+            await response.read()
+            return _Answer(response.status)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
 class WebhookDispatcher:
     def __init__(self, config: Callable[[], RuntimeConfig], faults: Callable[[], Faults], rng: random.Random) -> None:
         self._config = config
@@ -72,23 +115,21 @@ class WebhookDispatcher:
         self._rng = rng
         self.deliveries: list[Delivery] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
+        self._client: _Poster | None = None
         # (event type, recording id) -> True to "lose" the event: recorded, never delivered, as if Recall gave up.
         self.lose: Callable[[str, str | None], bool] | None = None
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, headers={"User-Agent": "Svix-Webhooks/1.0 (recall-sim)"}
-        )
+        self._client = WebhookClient("Svix-Webhooks/1.0 (recall-sim)")
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
+        if isinstance(self._client, WebhookClient):
             await self._client.aclose()
-            self._client = None
+        self._client = None
 
     def reset(self) -> None:
         for task in list(self._tasks):
@@ -187,7 +228,7 @@ class WebhookDispatcher:
             )
             status = response.status_code
         except Exception as exc:
-            # Any failure of an attempt is a failed attempt, retried as Recall would: httpx/anyio can raise e.g.
+            # Any failure of an attempt is a failed attempt, retried as Recall would: an HTTP client can raise e.g.
             # AttributeError when the endpoint dies mid-connect, and the delivery's task must not die with it.
             error = type(exc).__name__
         duration_ms = round((time.monotonic() - started) * 1000)

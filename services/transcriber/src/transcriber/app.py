@@ -64,6 +64,7 @@ def create_app(settings: TranscriberSettings, *, recall: RecallClient | None = N
         events=recall_events,
         events_agent="recall-events",
         retries=retries,
+        concurrency=settings.transcriber_concurrency,
         scan_seconds=settings.transcriber_retry_scan_seconds,
         sweep_seconds=settings.transcriber_sweep_seconds,
     )

@@ -34,6 +34,9 @@ class TranscriberSettings(WorkerSettings):
     #: Recall's firewall (403) blocked the create: retries of the same request before the recording fails.
     transcriber_firewall_max_retries: int = Field(default=3, ge=0, le=20)
     transcriber_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
+    transcriber_concurrency: int = Field(
+        default=8, ge=1, le=64, description="recordings in hand at once per worker (one handler per recording)"
+    )
     transcriber_max_create_failures: int = Field(
         default=30, ge=1, le=1000, description="retryable create failures of one attempt before it fails"
     )

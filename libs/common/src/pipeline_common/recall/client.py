@@ -23,6 +23,7 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from pipeline_common.logging import get_logger
+from pipeline_common.recall._aiohttp import AiohttpTransport
 from pipeline_common.recall._base import describe_validation_error
 from pipeline_common.recall._http import (
     error_detail,
@@ -125,16 +126,12 @@ class RecallClient:
         self._download_timeout = download_timeout
         self._pacer = pacer
         self._make_room_at_limit = delete_own_transcripts_at_limit
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        common: dict[str, Any] = {
-            "limits": limits,
-            "verify": _default_ssl_context(),
-            "follow_redirects": False,
-            "trust_env": False,
-        }
-        if transport is not None:
-            common["transport"] = transport
+        common: dict[str, Any] = {"follow_redirects": False, "trust_env": False}
+        # API calls go through aiohttp under httpx (a tenth of httpcore's CPU per call, see _aiohttp.py); downloads
+        # keep httpcore, which checks a pooled connection is still open before reusing it for a long GET.
         self._api = httpx.AsyncClient(
+            transport=transport
+            or AiohttpTransport(ssl_context=_default_ssl_context(), max_connections=max_connections),
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
             headers={
@@ -146,7 +143,12 @@ class RecallClient:
         )
         # Downloads go to pre-signed URLs on another host: no Authorization header, ever.
         self._downloads = httpx.AsyncClient(
-            timeout=httpx.Timeout(min(timeout, download_timeout)), headers={"User-Agent": user_agent}, **common
+            timeout=httpx.Timeout(min(timeout, download_timeout)),
+            headers={"User-Agent": user_agent},
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            verify=_default_ssl_context(),
+            transport=transport,
+            **common,
         )
 
     @classmethod
