@@ -33,7 +33,13 @@ pytestmark = pytest.mark.unit
 REC, TID = "rec-fetch-1", "tr-fetch-1"
 LIMITS = WorkerLimits(max_internal_errors=3, deadline_seconds=900, retention_seconds=3600, give_up_seconds=7200)
 TRANSCRIPT = TranscriptSpec(words=30, speakers=2)
-POLICY = RetryPolicy(max_attempts=3, base_seconds=1, max_seconds=60, operator_seconds=60, operator_max_seconds=900)
+POLICY = RetryPolicy(
+    max_attempts=3,
+    retry_base_seconds=1,
+    retry_max_seconds=60,
+    operator_retry_seconds=60,
+    operator_retry_max_seconds=900,
+)
 
 
 class Killed(BaseException):

@@ -72,7 +72,7 @@ def create_app(
             clock=now,
             pause_before_send=settings.fetcher_fault_pause_before_announce_seconds,
         ),
-        policy=RetryPolicy.from_settings(settings),
+        policy=settings.own(RetryPolicy),
         senders=Senders(retry=outputs.retry, dead_letter=outputs.dead_letter, failed=outputs.transcript_failed),
         limits=settings.limits(),
         metrics=metrics,

@@ -15,13 +15,12 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from fetcher.settings import FetcherSettings
 from pipeline_common.cloudevents import CloudEventHeaderError, parse_headers
 from pipeline_common.contracts import AttemptRecord, FailureReason, TranscriptFailed
 from pipeline_common.recall.errors import ErrorKind
 from pipeline_common.recall.events import WebhookEvent
 from pipeline_common.retries import PendingRetry, RetryDue, ScheduledRetry
-from pipeline_common.worker.backoff import Backoff
+from pipeline_common.worker.backoff import RetrySchedule
 from pipeline_common.worker.message import Inbound
 
 
@@ -140,40 +139,18 @@ class RecordingDoc(BaseModel):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(RetrySchedule):
+    """Built by ``settings.own(RetryPolicy)`` from the ``FETCHER_`` variables of the same names."""
+
     max_attempts: int
-    base_seconds: float
-    max_seconds: float
-    operator_seconds: float
-    operator_max_seconds: float
     #: Retryable failures are bounded in time as well as in count (from the transcript's first sight).
     give_up_seconds: float = 6 * 3600.0
-
-    @classmethod
-    def from_settings(cls, settings: FetcherSettings) -> RetryPolicy:
-        return cls(
-            max_attempts=settings.fetcher_max_attempts,
-            base_seconds=settings.fetcher_retry_base_seconds,
-            max_seconds=settings.fetcher_retry_max_seconds,
-            operator_seconds=settings.fetcher_operator_retry_seconds,
-            operator_max_seconds=settings.fetcher_operator_retry_max_seconds,
-            give_up_seconds=settings.fetcher_give_up_seconds,
-        )
 
 
 def needs_work(state: TranscriptState | None) -> bool:
     """A transcript.done needs work unless the transcript is announced or already waiting for its retry. A
     rejected or gone one is tried again: that is what replaying the DLQ (or a later done) is for."""
     return state is None or state.status not in SETTLED_OR_WAITING
-
-
-def retry_delay(failures: int, retry_after: float | None, policy: RetryPolicy, rng: random.Random) -> float:
-    """Exponential backoff with jitter; never sooner than a Retry-After."""
-    return Backoff(policy.base_seconds, policy.max_seconds).delay(failures, rng, retry_after)
-
-
-def operator_delay(failures: int, policy: RetryPolicy) -> float:
-    return Backoff(policy.operator_seconds, policy.operator_max_seconds).slow(failures)
 
 
 @dataclass(frozen=True)
@@ -211,7 +188,7 @@ def on_retryable_failure(
             }
         )
         return FailureDecision(rejected, dead_letter=True, operator_problem=False)
-    delay = operator_delay(failures, policy) if operator else retry_delay(failures, retry_after, policy, rng)
+    delay = policy.operator_retry_delay(failures) if operator else policy.retry_delay(failures, rng, retry_after)
     sequence = state.retry_sequence + 1
     scheduled = state.model_copy(
         update={
@@ -242,7 +219,7 @@ def due_retry(state: TranscriptState | None, sequence: int) -> bool:
     )
 
 
-def pending_retries(recording_id: str, value: Mapping[str, Any]) -> Iterator[PendingRetry]:
+def scheduled_retries(recording_id: str, value: Mapping[str, Any]) -> Iterator[PendingRetry]:
     """The retries one recording's stored JSON schedules (read without building the models: the due-index's feed)."""
     for transcript_id, raw in (value.get("transcripts") or {}).items():
         retry = raw.get("retry")

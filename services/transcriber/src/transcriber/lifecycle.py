@@ -15,7 +15,7 @@ from pipeline_common.contracts import FailureReason, TranscriptFailed
 from pipeline_common.recall.errors import ErrorKind, RecallApiError, RecallTranscriptLimitReached
 from pipeline_common.recall.events import WebhookEvent
 from pipeline_common.recall.providers import ProviderConfig
-from transcriber.fallback import Policy, next_provider_index, operator_retry_delay, retry_delay
+from transcriber.fallback import Policy, next_provider_index
 from transcriber.state import Attempt, RecordingState, RetrySchedule, Status
 
 
@@ -200,9 +200,7 @@ def on_create_failed(
         )
         note = f"create failed {failures} times over {trying_for:.0f}s; giving up"
         return _fail(unavailable, FailureReason.RECALL_UNAVAILABLE, now, note)
-    delay = (
-        operator_retry_delay(failures, policy) if operator else retry_delay(failures, error.retry_after, policy, rng)
-    )
+    delay = policy.operator_retry_delay(failures) if operator else policy.retry_delay(failures, rng, error.retry_after)
     sequence = state.retry_sequence + 1
     scheduled = state.model_copy(
         update={

@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypedDict
 
 from prometheus_client import Counter, Gauge
 
 from pipeline_common.logging import get_logger
-from pipeline_common.retries import PoisonMessage, RetryDispatcher, RetryDue
-from pipeline_common.worker.backoff import Backoff
+from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDispatcher, RetryDue
+from pipeline_common.worker.backoff import Backoff, now
 from pipeline_common.worker.faults import FaultHook
 from pipeline_common.worker.limits import WorkerLimits
 from pipeline_common.worker.locks import KeyedLocks
 from pipeline_common.worker.message import Inbound
 from pipeline_common.worker.supervisor import Supervisor, Work, describe
-from pipeline_common.worker.table import PARKED_TARGET, PendingOf, RecordingTable
+from pipeline_common.worker.table import PARKED_TARGET, RecordingTable
 
 _log = get_logger("pipeline_common.worker")
 
@@ -35,31 +35,49 @@ class WorkerMetrics(Protocol):
     retry_backlog: Gauge
 
 
+class WorkerSenders(Protocol):
+    """The two outputs the core sends to; each worker's ``Senders`` has them beside its own."""
+
+    @property
+    def retry(self) -> Callable[[RetryDue], Awaitable[None]]: ...
+
+    @property
+    def dead_letter(self) -> Callable[[Inbound, str], Awaitable[None]]: ...
+
+
+class WorkerParts(TypedDict, total=False):
+    """What either worker may be given beyond its own collaborators (tests pass a clock, a seeded RNG, faults)."""
+
+    limits: WorkerLimits
+    clock: Callable[[], datetime]
+    rng: random.Random
+    faults: FaultHook | None
+
+
 class SupervisedWorker(ABC):
+    #: The worker's own retries topic: a record read from it is one of its scheduled retries.
+    retries_topic: ClassVar[str]
+
     def __init__(
         self,
         *,
         table: MutableMapping[str, Any],
-        pending_of: PendingOf,
-        retries_topic: str,
-        send_retry: Callable[[RetryDue], Awaitable[None]],
-        send_dead_letter: Callable[[Inbound, str], Awaitable[None]],
+        senders: WorkerSenders,
         metrics: WorkerMetrics,
-        limits: WorkerLimits,
         backoff: Backoff,
-        clock: Callable[[], datetime],
-        rng: random.Random,
+        limits: WorkerLimits | None = None,
+        clock: Callable[[], datetime] = now,
+        rng: random.Random | None = None,
         faults: FaultHook | None = None,
     ) -> None:
-        self.table = RecordingTable(table, pending_of)
-        self.retries_topic = retries_topic
-        self.limits = limits
+        self.table = RecordingTable(table, self.pending_retries)
+        self.limits = limits = limits or WorkerLimits()
         self.clock = clock
-        self.rng = rng
+        self.rng = rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.faults = faults or FaultHook(limits.fault_probability)
-        self._send_dead_letter = send_dead_letter
+        self._send_dead_letter = senders.dead_letter
         self._metrics = metrics
-        self.dispatcher = RetryDispatcher(send_retry)
+        self.dispatcher = RetryDispatcher(senders.retry)
         self.locks = KeyedLocks()
         self.supervisor = Supervisor(
             self.table,
@@ -74,6 +92,10 @@ class SupervisedWorker(ABC):
         )
 
     # --- what a service says ----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def pending_retries(self, key: str, value: Mapping[str, Any]) -> Iterable[PendingRetry]:
+        """The retries a recording's stored value has scheduled (read from the raw value: the Table's due-index)."""
 
     @abstractmethod
     def route(self, inbound: Inbound) -> Routed:
