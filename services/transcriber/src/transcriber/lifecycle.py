@@ -267,12 +267,23 @@ def _find_attempt(state: RecordingState, event: WebhookEvent, policy: Policy) ->
     return None
 
 
-def on_transcript_failed(state: RecordingState | None, event: WebhookEvent, policy: Policy, now: datetime) -> Decision:
+def _our_attempt(
+    state: RecordingState | None, event: WebhookEvent, policy: Policy
+) -> tuple[RecordingState, Attempt] | Decision:
+    """The recording and our attempt a transcript.* event is about, or the decision to ignore an event not ours."""
     if state is None:
-        return _nothing("transcript.failed for a recording this pipeline never transcribed")
+        return _nothing(f"{event.event} for a recording this pipeline never transcribed")
     attempt = _find_attempt(state, event, policy)
     if attempt is None:
-        return _nothing("transcript.failed for a transcript this pipeline did not create")
+        return _nothing(f"{event.event} for a transcript this pipeline did not create")
+    return state, attempt
+
+
+def on_transcript_failed(state: RecordingState | None, event: WebhookEvent, policy: Policy, now: datetime) -> Decision:
+    found = _our_attempt(state, event, policy)
+    if isinstance(found, Decision):
+        return found
+    state, attempt = found
     if attempt.outcome in ("failed", "done"):
         return _nothing(f"attempt {attempt.number} already {attempt.outcome}")
     attempts = _replace_attempt(
@@ -295,11 +306,10 @@ def on_transcript_failed(state: RecordingState | None, event: WebhookEvent, poli
 
 
 def on_transcript_done(state: RecordingState | None, event: WebhookEvent, policy: Policy, now: datetime) -> Decision:
-    if state is None:
-        return _nothing("transcript.done for a recording this pipeline never transcribed")
-    attempt = _find_attempt(state, event, policy)
-    if attempt is None:
-        return _nothing("transcript.done for a transcript this pipeline did not create")
+    found = _our_attempt(state, event, policy)
+    if isinstance(found, Decision):
+        return found
+    state, attempt = found
     if attempt.outcome == "done":
         return _nothing("duplicate transcript.done")
     update: dict[str, object] = {
