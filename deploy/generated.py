@@ -1,5 +1,8 @@
 """What the manifest generators (``deploy.topics``, ``deploy.users``) share: a directory of YAML files generated from
-the topic registry, kept in step with it (``--check`` in CI, a write otherwise)."""
+the topic registry, kept in step with it (``--check`` in CI, a write otherwise)::
+
+    python -m deploy.topics            # write deploy/topics/ (make kube-topics; likewise deploy.users)
+    python -m deploy.topics --check    # exit 1 and name the stale files when they differ"""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
 from pipeline_common.topics import REGISTRY, TopicSpec
+
+DEPLOY_DIR: Final = Path(__file__).resolve().parent
 
 
 def with_kustomization(files: dict[str, str], header: str, dump: Callable[[dict[str, Any]], str]) -> dict[str, str]:

@@ -8,23 +8,18 @@ from what it produces.
 The generated topics carry the development replication (1 replica, ``min.insync.replicas`` 1); the prod overlay
 patches every topic to 3 replicas and ``min.insync.replicas`` 2. ``spec.topicName`` is always set, so a kustomize
 name prefix or suffix renames the Kubernetes object, never the real Kafka topic.
-
-    python -m deploy.topics            # write deploy/topics/
-    python -m deploy.topics --check    # exit 1 and name the stale files when they differ
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Final
 
 from deploy import generated
 from pipeline_common.topics import REGISTRY, TopicSpec
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-TOPICS_DIR: Final = ROOT / "deploy" / "topics"
+TOPICS_DIR: Final = generated.DEPLOY_DIR / "topics"
 
 STRIMZI_API_VERSION: Final = "kafka.strimzi.io/v1"
 CLUSTER_LABEL: Final = "strimzi.io/cluster"
@@ -99,11 +94,6 @@ GENERATOR: Final = generated.Generator(
     unowned="no registry topic generates it",
     up_to_date=f"the topic registry ({len(REGISTRY)} topics)",
 )
-render_files = GENERATOR.render_files
-stale_files = GENERATOR.stale_files
-write_files = GENERATOR.write_files
-main = GENERATOR.main
-
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(GENERATOR.main())

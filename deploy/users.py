@@ -9,15 +9,11 @@ Secret named like the user (keys ``password``, ``sasl.jaas.config``) that the se
 (KAFKA_SASL_JAAS_CONFIG from ``sasl.jaas.config``: the user name comes with the password, so a kustomize name prefix,
 which renames the user and, through ``deploy/overlays/prod/app/kafkauser-config.yaml``, the reference, stays
 consistent).
-
-    python -m deploy.users            # write deploy/users/
-    python -m deploy.users --check    # exit 1 and name the stale files when they differ
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Final
 
 from deploy import generated
@@ -25,8 +21,7 @@ from deploy.topics import CLUSTER_LABEL, CLUSTER_NAME, STRIMZI_API_VERSION
 from pipeline_common.acls import USERS, grouped, service_acls
 from pipeline_common.topics import REGISTRY, TopicSpec
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-USERS_DIR: Final = ROOT / "deploy" / "users"
+USERS_DIR: Final = generated.DEPLOY_DIR / "users"
 #: How the services authenticate: SCRAM-SHA-512 over the TLS listener (``tls`` would issue a client certificate).
 AUTHENTICATION: Final = "scram-sha-512"
 SERVICE_LABEL: Final = "recall-pipeline.io/service"
@@ -81,11 +76,6 @@ GENERATOR: Final = generated.Generator(
     unowned="no service generates it",
     up_to_date=f"the topic registry's ACLs ({len(USERS)} users)",
 )
-render_files = GENERATOR.render_files
-stale_files = GENERATOR.stale_files
-write_files = GENERATOR.write_files
-main = GENERATOR.main
-
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(GENERATOR.main())

@@ -8,7 +8,7 @@ wires this to Kafka. One way through: :mod:`fetcher.fetch` (Recall -> store obje
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Unpack
 
@@ -39,7 +39,7 @@ from pipeline_common.recall.events import WebhookEvent, parse_webhook_event
 from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDue
 from pipeline_common.topics import FETCHER_RETRIES
 from pipeline_common.worker import Inbound
-from pipeline_common.worker.base import Routed, SupervisedWorker, WorkerParts
+from pipeline_common.worker.base import Routed, SupervisedWorker, WorkerCore
 
 _log = get_logger("fetcher")
 
@@ -51,7 +51,7 @@ class Senders:
     failed: Callable[[TranscriptFailed], Awaitable[None]]
 
 
-class Fetcher(SupervisedWorker):
+class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
     """One worker's fetcher logic. Every handler of a recording runs under the recording's lock (both agents and the
     sweep) and inside the supervisor: whatever it raises ends in a retry, then a dead letter and a failure."""
 
@@ -60,22 +60,16 @@ class Fetcher(SupervisedWorker):
     def __init__(
         self,
         *,
-        table: MutableMapping[str, Any],
         fetcher: TranscriptFetcher,
         publisher: Publisher,
-        policy: RetryPolicy,
-        senders: Senders,
         metrics: FetcherMetrics | None = None,
         pause_after_send: float = 0.0,
-        **parts: Unpack[WorkerParts],
+        **core: Unpack[WorkerCore[RetryPolicy, Senders]],
     ) -> None:
         self.fetcher = fetcher
         self.publisher = publisher
-        self.policy = policy
-        self.senders = senders
-        self.metrics = metrics or fetcher.metrics
         self.pause_after_send = pause_after_send
-        super().__init__(table=table, senders=senders, metrics=self.metrics, backoff=policy.backoff, **parts)
+        super().__init__(metrics=metrics or fetcher.metrics, **core)
 
     # --- the Table ------------------------------------------------------------------------------------------------
 

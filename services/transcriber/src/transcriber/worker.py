@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, Unpack
@@ -22,7 +22,7 @@ from pipeline_common.recall.providers import ProviderConfig
 from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDue
 from pipeline_common.topics import TRANSCRIBER_RETRIES
 from pipeline_common.worker import Inbound
-from pipeline_common.worker.base import Routed, SupervisedWorker, WorkerParts
+from pipeline_common.worker.base import Routed, SupervisedWorker, WorkerCore
 from transcriber import lifecycle, reconcile
 from transcriber.fallback import Policy
 from transcriber.metrics import TranscriberMetrics
@@ -59,7 +59,7 @@ class Senders:
     transcript_event: Callable[[str, bytes, list[tuple[str, bytes]]], Awaitable[None]]
 
 
-class Transcriber(SupervisedWorker):
+class Transcriber(SupervisedWorker[Policy, Senders, TranscriberMetrics]):
     """One worker's transcriber logic. Every handler of a recording runs under that recording's lock (agents and the
     sweep alike) and inside the supervisor, so it reads the state, awaits Recall and writes the state back with
     nobody else in between, and whatever it raises ends in a retry, then a dead letter."""
@@ -69,18 +69,12 @@ class Transcriber(SupervisedWorker):
     def __init__(
         self,
         *,
-        table: MutableMapping[str, Any],
         recall: RecallApi,
-        policy: Policy,
-        senders: Senders,
         metrics: TranscriberMetrics | None = None,
-        **parts: Unpack[WorkerParts],
+        **core: Unpack[WorkerCore[Policy, Senders]],
     ) -> None:
         self.recall = recall
-        self.policy = policy
-        self.senders = senders
-        self.metrics = metrics or TranscriberMetrics()
-        super().__init__(table=table, senders=senders, metrics=self.metrics, backoff=policy.backoff, **parts)
+        super().__init__(metrics=metrics or TranscriberMetrics(), **core)
 
     # --- the Table ------------------------------------------------------------------------------------------------
 

@@ -9,13 +9,13 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, TypedDict
+from typing import Any, ClassVar, Generic, NotRequired, Protocol, Required, TypedDict, TypeVar, Unpack
 
 from prometheus_client import Counter, Gauge
 
 from pipeline_common.logging import get_logger
 from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDispatcher, RetryDue
-from pipeline_common.worker.backoff import Backoff, now
+from pipeline_common.worker.backoff import RetrySchedule, now
 from pipeline_common.worker.faults import FaultHook
 from pipeline_common.worker.limits import WorkerLimits
 from pipeline_common.worker.locks import KeyedLocks
@@ -45,45 +45,43 @@ class WorkerSenders(Protocol):
     def dead_letter(self) -> Callable[[Inbound, str], Awaitable[None]]: ...
 
 
-class WorkerParts(TypedDict, total=False):
-    """What either worker may be given beyond its own collaborators (tests pass a clock, a seeded RNG, faults)."""
-
-    limits: WorkerLimits
-    clock: Callable[[], datetime]
-    rng: random.Random
-    faults: FaultHook | None
+PolicyT = TypeVar("PolicyT", bound=RetrySchedule)
+SendersT = TypeVar("SendersT", bound=WorkerSenders)
+MetricsT = TypeVar("MetricsT", bound=WorkerMetrics)
 
 
-class SupervisedWorker(ABC):
+class WorkerCore(TypedDict, Generic[PolicyT, SendersT]):
+    """What either worker is built from besides its own collaborators (tests pass a clock, a seeded RNG, faults)."""
+
+    table: Required[MutableMapping[str, Any]]
+    policy: Required[PolicyT]
+    senders: Required[SendersT]
+    limits: NotRequired[WorkerLimits]
+    clock: NotRequired[Callable[[], datetime]]
+    rng: NotRequired[random.Random]
+    faults: NotRequired[FaultHook | None]
+
+
+class SupervisedWorker(ABC, Generic[PolicyT, SendersT, MetricsT]):
     #: The worker's own retries topic: a record read from it is one of its scheduled retries.
     retries_topic: ClassVar[str]
 
-    def __init__(
-        self,
-        *,
-        table: MutableMapping[str, Any],
-        senders: WorkerSenders,
-        metrics: WorkerMetrics,
-        backoff: Backoff,
-        limits: WorkerLimits | None = None,
-        clock: Callable[[], datetime] = now,
-        rng: random.Random | None = None,
-        faults: FaultHook | None = None,
-    ) -> None:
-        self.table = RecordingTable(table, self.pending_retries)
-        self.limits = limits = limits or WorkerLimits()
-        self.clock = clock
-        self.rng = rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.faults = faults or FaultHook(limits.fault_probability)
-        self._send_dead_letter = senders.dead_letter
-        self._metrics = metrics
+    def __init__(self, *, metrics: MetricsT, **core: Unpack[WorkerCore[PolicyT, SendersT]]) -> None:
+        self.policy = policy = core["policy"]
+        self.senders = senders = core["senders"]
+        self.metrics = metrics
+        self.table = RecordingTable(core["table"], self.pending_retries)
+        self.limits = limits = core.get("limits") or WorkerLimits()
+        self.clock = clock = core.get("clock", now)
+        self.rng = rng = core.get("rng") or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.faults = core.get("faults") or FaultHook(limits.fault_probability)
         self.dispatcher = RetryDispatcher(senders.retry)
         self.locks = KeyedLocks()
         self.supervisor = Supervisor(
             self.table,
             self.locks,
             limits=limits,
-            backoff=backoff,
+            backoff=policy.backoff,
             dead_letter=self.to_dlq,
             give_up=self.give_up,
             clock=clock,
@@ -144,7 +142,7 @@ class SupervisedWorker(ABC):
     async def dispatch_due_retries(self) -> int:
         """The retry timer: wake, through the retries topic, every retry that is due (read from the due-index)."""
         backlog = await self.dispatcher.dispatch(self.table.pending(), self.clock())
-        self._metrics.retry_backlog.set(backlog)
+        self.metrics.retry_backlog.set(backlog)
         return backlog
 
     async def sweep(self) -> None:
@@ -158,12 +156,12 @@ class SupervisedWorker(ABC):
                     if self.supervisor.supervision(key) is None:  # parked events: their wake-up comes first
                         await self.sweep_one(key)
                 except Exception as error:  # one recording's trouble does not stop the sweep; looked at again
-                    self._metrics.internal_errors.inc()
+                    self.metrics.internal_errors.inc()
                     _log.error("sweep failed for a recording", key=key, error=describe(error))
 
     async def to_dlq(self, inbound: Inbound, reason: str) -> None:
-        await self._send_dead_letter(inbound, reason)
-        self._metrics.dlq.inc()
+        await self.senders.dead_letter(inbound, reason)
+        self.metrics.dlq.inc()
 
     async def _redo(self, inbound: Inbound) -> None:
         """A parked event, handled again (the supervisor holds the recording's lock)."""

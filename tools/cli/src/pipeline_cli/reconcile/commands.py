@@ -29,7 +29,7 @@ from pipeline_cli.reconcile.watermark import ReconcilerWatermark, describe, load
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.kafka import ensure_topics
 from pipeline_common.recall.client import RecallClient
-from pipeline_common.recall.listing import ListPacer
+from pipeline_common.recall.paging import ListPacer
 from pipeline_common.settings import KafkaSettings
 from pipeline_common.topics import RECONCILER_STATE
 
