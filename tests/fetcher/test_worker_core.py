@@ -18,15 +18,15 @@ from fetcher.metrics import FetcherMetrics
 from fetcher.publish import Publisher
 from fetcher.state import RetryPolicy
 from fetcher.worker import Fetcher, Senders
-from pipeline_common.contracts import FailureReason, TranscriptFailed
+from pipeline_common.contracts import FailureReason
 from pipeline_common.recall.errors import RecallServerError
 from pipeline_common.recall.models import TranscriptArtifact
-from pipeline_common.retries import RetryDue
 from pipeline_common.store import Announcement, FileStore, Manifest
-from pipeline_common.topics import FETCHER_RETRIES, TRANSCRIPT_EVENTS
+from pipeline_common.topics import TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
 from recall_sim.generator import TranscriptSpec, generate_transcript
-from tests.transcriber.fakes import START, Clock, Offsets, webhook
+from tests.support.worker_core import START, Clock, Offsets, Outputs, wake_up
+from tests.transcriber.fakes import webhook
 
 pytestmark = pytest.mark.unit
 
@@ -97,25 +97,6 @@ class FullDisk(FileStore):
         return super().spool_dir()
 
 
-@dataclass
-class Outputs:
-    retries: list[RetryDue] = field(default_factory=list)
-    dead: list[tuple[Inbound, str]] = field(default_factory=list)
-    failed: list[TranscriptFailed] = field(default_factory=list)
-    failed_errors: list[BaseException] = field(default_factory=list)
-
-    async def send_retry(self, due: RetryDue) -> None:
-        self.retries.append(due)
-
-    async def send_dead_letter(self, inbound: Inbound, reason: str) -> None:
-        self.dead.append((inbound, reason))
-
-    async def send_failed(self, failed: TranscriptFailed) -> None:
-        if self.failed_errors:
-            raise self.failed_errors.pop(0)
-        self.failed.append(failed)
-
-
 class Harness:
     def __init__(self, tmp_path: Path, table: dict[str, Any] | None = None) -> None:
         self.table: dict[str, Any] = {} if table is None else table
@@ -161,13 +142,7 @@ class Harness:
         return None if state is None else state.status.value
 
     async def wake_up(self, *, after: float = 3600) -> int:
-        self.clock.advance(after)
-        sent = len(self.out.retries)
-        await self.worker.dispatch_due_retries()
-        woken = self.out.retries[sent:]
-        for due in woken:
-            await self.worker.on_retry(self.offsets.inbound(FETCHER_RETRIES.name, due.recording_id, due.dumps()))
-        return len(woken)
+        return await wake_up(self.worker, self.out, self.offsets, self.clock, after=after)
 
 
 # --- 1. an unforeseen exception (a full disk) never loses the event -------------------------------------------------

@@ -16,9 +16,10 @@ from pipeline_common.contracts import FailureReason
 from pipeline_common.recall.errors import RecallServerError
 from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIBER_RETRIES, TRANSCRIPT_EVENTS
+from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
-from tests.transcriber.fakes import Clock, FakeRecall, Offsets, Outputs, artifact, webhook
+from tests.support.worker_core import Clock, Offsets, Outputs, wake_up
+from tests.transcriber.fakes import FakeRecall, artifact, webhook
 from transcriber.fallback import Policy
 from transcriber.state import Status
 from transcriber.worker import Senders, Transcriber
@@ -75,13 +76,7 @@ class Harness:
 
     async def wake_up(self, *, after: float = 3600) -> int:
         """Let time pass, run the retry timer, and hand every wake-up it sends to the retries agent."""
-        self.clock.advance(after)
-        sent = len(self.out.retries)
-        await self.worker.dispatch_due_retries()
-        woken = self.out.retries[sent:]
-        for due in woken:
-            await self.worker.on_retry(self.offsets.inbound(TRANSCRIBER_RETRIES.name, due.recording_id, due.dumps()))
-        return len(woken)
+        return await wake_up(self.worker, self.out, self.offsets, self.clock, after=after)
 
 
 async def let_the_other_task_run() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -53,24 +53,12 @@ class Source(BaseModel):
 
     @classmethod
     def of(cls, inbound: Inbound) -> Source:
-        return cls(
-            topic=inbound.topic,
-            partition=inbound.partition,
-            offset=inbound.offset,
-            body=inbound.value.decode("latin-1"),
-            headers=[(name, value.decode("latin-1")) for name, value in inbound.headers],
-        )
+        stored = inbound.to_json()  # latin-1: every byte to one character and back
+        return cls(body=stored.pop("value"), **stored)
 
     def inbound(self, key: str) -> Inbound:
         """The event again, as it came (for the DLQ)."""
-        return Inbound(
-            topic=self.topic,
-            partition=self.partition,
-            offset=self.offset,
-            key=key.encode(),
-            value=self.body.encode("latin-1"),
-            headers=[(name, value.encode("latin-1")) for name, value in self.headers],
-        )
+        return replace(Inbound.from_json({**self.model_dump(), "value": self.body}), key=key.encode())
 
 
 #: A transcript's scheduled download retry.
