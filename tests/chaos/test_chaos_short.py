@@ -27,16 +27,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> ChaosRun:
     options = [
         f"--recordings={RECORDINGS}",
         f"--seed={SEED}",
-        "--feed-seconds=20",
         "--kills=1",
         "--kill-services=ingest,transcriber,fetcher",
         "--no-broker-restart",
         "--fuzz-examples=300",
-        "--time-scale=0.005",  # Recall's retries after 0, 0.025, 1.5, 9, 36 s, ...
-        "--transcript-delay=0.2",
         "--session-timeout=8",
-        "--drain-timeout=90",
-        "--stall-timeout=45",
     ]
     ledger_dir = tmp_path_factory.mktemp("chaos-ledger")
     return run_chaos(ledger_dir, "chaos-test", options, timeout=HARNESS_TIMEOUT, stop_timeout=90)

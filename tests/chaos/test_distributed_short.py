@@ -36,7 +36,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> ChaosRun:
         "--replicas=2",
         f"--recordings={RECORDINGS}",
         f"--seed={SEED}",
-        "--feed-seconds=20",
         "--no-kill",
         "--no-broker-restart",
         "--no-scale-fetcher",
@@ -44,11 +43,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> ChaosRun:
         "--no-failover",
         "--no-provider-outage",
         "--no-fuzz",
-        "--time-scale=0.005",
-        "--transcript-delay=0.2",
         "--session-timeout=6",
-        "--drain-timeout=90",
-        "--stall-timeout=45",
     ]
     ledger_dir = tmp_path_factory.mktemp("chaos-distributed-ledger")
     return run_chaos(ledger_dir, "chaos-dist-test", options, timeout=HARNESS_TIMEOUT, stop_timeout=120)

@@ -25,7 +25,7 @@ from pipeline_common.store import Announcement, FileStore, Manifest
 from pipeline_common.topics import TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
 from recall_sim.generator import TranscriptSpec, generate_transcript
-from tests.support.worker_core import START, Clock, Offsets, Outputs, wake_up
+from tests.support.worker_core import START, WorkerHarness
 from tests.transcriber.fakes import webhook
 
 pytestmark = pytest.mark.unit
@@ -97,15 +97,12 @@ class FullDisk(FileStore):
         return super().spool_dir()
 
 
-class Harness:
+class Harness(WorkerHarness[Fetcher]):
     def __init__(self, tmp_path: Path, table: dict[str, Any] | None = None) -> None:
-        self.table: dict[str, Any] = {} if table is None else table
+        super().__init__(table)
         self.recall = FakeRecall()
         self.store = FullDisk(tmp_path / "store")
         self.announcer = FakeAnnouncer()
-        self.out = Outputs()
-        self.clock = Clock()
-        self.offsets = Offsets()
         self.worker = self.restart()
 
     def restart(self) -> Fetcher:
@@ -140,9 +137,6 @@ class Harness:
     def status(self) -> str | None:
         state = self.worker.get(REC, TID)
         return None if state is None else state.status.value
-
-    async def wake_up(self, *, after: float = 3600) -> int:
-        return await wake_up(self.worker, self.out, self.offsets, self.clock, after=after)
 
 
 # --- 1. an unforeseen exception (a full disk) never loses the event -------------------------------------------------

@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -20,16 +20,26 @@ from tests.support.broker import ROOT
 #: The ledger, and what to print when an assertion on it fails (exit status, where the stack's logs are, the tail).
 ChaosRun = tuple[dict[str, Any], str]
 
+#: The pace of every run in miniature: a short feed, Recall's retries and transcripts sped up, bounded waits.
+MINIATURE: Final = (
+    "--feed-seconds=20",
+    "--time-scale=0.005",  # Recall's retries after 0, 0.025, 1.5, 9, 36 s, ...
+    "--transcript-delay=0.2",
+    "--drain-timeout=90",
+    "--stall-timeout=45",
+)
+
 
 def run_chaos(
     ledger_dir: Path, prefix: str, options: Sequence[str], *, timeout: float, stop_timeout: float
 ) -> ChaosRun:
-    """Run the harness with ``options`` (plus a unique ``--name``, ``--ledger-dir`` and ``--clean``) and return its
-    ledger. Past ``timeout`` the harness is sent SIGTERM (it stops its stack then) and the test fails."""
+    """Run the harness in miniature with ``options`` (plus a unique ``--name``, ``--ledger-dir`` and ``--clean``) and
+    return its ledger. Past ``timeout`` the harness is sent SIGTERM (it stops its stack then) and the test fails."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     argv = [
         sys.executable,
         str(ROOT / "scripts" / "chaos.py"),
+        *MINIATURE,
         *options,
         f"--name={name}",
         f"--ledger-dir={ledger_dir}",

@@ -1,12 +1,13 @@
 """What the worker-core tests of both workers drive a worker with, in-process: a settable clock, record offsets,
-senders that record what they were given, and the retry timer's round trip through the retries topic."""
+senders that record what they were given, and the retry timer's round trip through the retries topic
+(:class:`WorkerHarness`)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pipeline_common.contracts import TranscriptFailed
 from pipeline_common.retries import RetryDue
@@ -62,14 +63,28 @@ class Outputs:
         self.transcript_events.append((key, body, headers))
 
 
-async def wake_up(
-    worker: SupervisedWorker[Any, Any, Any], out: Outputs, offsets: Offsets, clock: Clock, *, after: float = 3600
-) -> int:
-    """Let time pass, run the retry timer, and hand every wake-up it sends to the retries agent; how many."""
-    clock.advance(after)
-    sent = len(out.retries)
-    await worker.dispatch_due_retries()
-    woken = out.retries[sent:]
-    for due in woken:
-        await worker.on_retry(offsets.inbound(worker.retries_topic, due.recording_id, due.dumps()))
-    return len(woken)
+WorkerT = TypeVar("WorkerT", bound=SupervisedWorker[Any, Any, Any])
+
+
+class WorkerHarness(Generic[WorkerT]):
+    """One worker driven in-process over a dict for its Table, a settable clock and recording senders. A subclass
+    adds its fakes, then sets ``self.worker = self.restart()``; ``restart`` builds a fresh worker over the same Table
+    (what a restarted process rebuilds from the changelog)."""
+
+    worker: WorkerT
+
+    def __init__(self, table: dict[str, Any] | None = None) -> None:
+        self.table: dict[str, Any] = {} if table is None else table
+        self.out = Outputs()
+        self.clock = Clock()
+        self.offsets = Offsets()
+
+    async def wake_up(self, *, after: float = 3600) -> int:
+        """Let time pass, run the retry timer, and hand every wake-up it sends to the retries agent; how many."""
+        self.clock.advance(after)
+        sent = len(self.out.retries)
+        await self.worker.dispatch_due_retries()
+        woken = self.out.retries[sent:]
+        for due in woken:
+            await self.worker.on_retry(self.offsets.inbound(self.worker.retries_topic, due.recording_id, due.dumps()))
+        return len(woken)

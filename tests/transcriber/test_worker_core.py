@@ -18,7 +18,7 @@ from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
 from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
-from tests.support.worker_core import Clock, Offsets, Outputs, wake_up
+from tests.support.worker_core import WorkerHarness
 from tests.transcriber.fakes import FakeRecall, artifact, webhook
 from transcriber.fallback import Policy
 from transcriber.state import Status
@@ -43,13 +43,10 @@ POLICY = Policy(
 )
 
 
-class Harness:
+class Harness(WorkerHarness[Transcriber]):
     def __init__(self, table: dict[str, Any] | None = None) -> None:
-        self.table: dict[str, Any] = {} if table is None else table
+        super().__init__(table)
         self.recall = FakeRecall()
-        self.out = Outputs()
-        self.clock = Clock()
-        self.offsets = Offsets()
         self.worker = self.restart()
 
     def restart(self) -> Transcriber:
@@ -73,10 +70,6 @@ class Harness:
     def event(self, name: str, **options: Any) -> Inbound:
         topic = RECORDING_EVENTS.name if name.startswith("recording.") else TRANSCRIPT_EVENTS.name
         return self.offsets.inbound(topic, REC, webhook(name, REC, **options))
-
-    async def wake_up(self, *, after: float = 3600) -> int:
-        """Let time pass, run the retry timer, and hand every wake-up it sends to the retries agent."""
-        return await wake_up(self.worker, self.out, self.offsets, self.clock, after=after)
 
 
 async def let_the_other_task_run() -> None:
