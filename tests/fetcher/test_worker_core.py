@@ -226,11 +226,9 @@ async def test_a_finished_recording_keeps_no_source_event_and_is_removed_after_t
     stored = h.table[REC]["transcripts"][TID]
     assert stored["source"] is None and stored["traceparent"] is None
     assert len(json.dumps(h.table[REC])) < 2000
-    h.clock.advance(LIMITS.retention_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep_after(LIMITS.retention_seconds - 1)
     assert REC in h.table
-    h.clock.advance(2)
-    await h.worker.sweep()
+    await h.sweep_after(2)
     assert REC not in h.table
 
 

@@ -79,6 +79,11 @@ class WorkerHarness(Generic[WorkerT]):
         self.clock = Clock()
         self.offsets = Offsets()
 
+    async def sweep_after(self, seconds: float) -> None:
+        """Let time pass, then run the sweep (deadlines, retention)."""
+        self.clock.advance(seconds)
+        await self.worker.sweep()
+
     async def wake_up(self, *, after: float = 3600) -> int:
         """Let time pass, run the retry timer, and hand every wake-up it sends to the retries agent; how many."""
         self.clock.advance(after)

@@ -251,11 +251,9 @@ async def test_the_retry_timer_reads_the_due_index_not_the_table() -> None:
 async def test_a_finished_recording_is_removed_after_the_retention() -> None:
     h = Harness()
     await h.worker.on_event(h.event("recording.deleted"))
-    h.clock.advance(LIMITS.retention_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep_after(LIMITS.retention_seconds - 1)
     assert REC in h.table
-    h.clock.advance(2)
-    await h.worker.sweep()
+    await h.sweep_after(2)
     assert REC not in h.table
 
 
