@@ -8,25 +8,18 @@ from what it produces.
 The generated topics carry the development replication (1 replica, ``min.insync.replicas`` 1); the prod overlay
 patches every topic to 3 replicas and ``min.insync.replicas`` 2. ``spec.topicName`` is always set, so a kustomize
 name prefix or suffix renames the Kubernetes object, never the real Kafka topic.
-
-    python -m deploy.topics            # write deploy/topics/
-    python -m deploy.topics --check    # exit 1 and name the stale files when they differ
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Final
-
-import yaml
 
 from deploy import generated
 from pipeline_common.topics import REGISTRY, TopicSpec
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-TOPICS_DIR: Final = ROOT / "deploy" / "topics"
+TOPICS_DIR: Final = generated.DEPLOY_DIR / "topics"
 
 STRIMZI_API_VERSION: Final = "kafka.strimzi.io/v1"
 CLUSTER_LABEL: Final = "strimzi.io/cluster"
@@ -82,45 +75,25 @@ def kafka_topic(spec: TopicSpec) -> dict[str, Any]:
     }
 
 
-def _dump(document: dict[str, Any]) -> str:
-    text: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
-    return text
-
-
-def render_files(registry: Iterable[TopicSpec] = REGISTRY) -> dict[str, str]:
-    """File name -> content of everything ``deploy/topics/`` holds, in registry order."""
-    files: dict[str, str] = {}
+def _documents(registry: Iterable[TopicSpec]) -> dict[str, dict[str, Any]]:
+    documents: dict[str, dict[str, Any]] = {}
     for spec in registry:
         filename = f"{resource_name(spec.name)}.yaml"
-        if filename in files:
+        if filename in documents:
             raise ValueError(f"two registry topics map to the same file {filename}")
-        files[filename] = HEADER + _dump(kafka_topic(spec))
-    return generated.with_kustomization(files, HEADER, _dump)
+        documents[filename] = kafka_topic(spec)
+    return documents
 
 
-def stale_files(directory: Path = TOPICS_DIR, registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
-    """The files of ``directory`` that differ from the generator's output (missing, changed or left over)."""
-    return generated.stale(
-        directory, render_files(registry), differs="differs from the registry", unowned="no registry topic generates it"
-    )
-
-
-def write_files(directory: Path = TOPICS_DIR, registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
-    """Write ``directory`` from the registry, removing YAML files the registry no longer generates."""
-    return generated.write(directory, render_files(registry))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return generated.Generator(
-        prog="python -m deploy.topics",
-        description=(__doc__ or "").split("\n\n")[0],
-        directory=TOPICS_DIR,
-        make_target="kube-topics",
-        stale_files=stale_files,
-        write_files=write_files,
-        up_to_date=f"the topic registry ({len(REGISTRY)} topics)",
-    ).main(argv)
-
+GENERATOR: Final = generated.Generator(
+    __doc__,
+    TOPICS_DIR,
+    HEADER,
+    _documents,
+    differs="differs from the registry",
+    unowned="no registry topic generates it",
+    up_to_date=f"the topic registry ({len(REGISTRY)} topics)",
+)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(GENERATOR.main())

@@ -9,26 +9,19 @@ Secret named like the user (keys ``password``, ``sasl.jaas.config``) that the se
 (KAFKA_SASL_JAAS_CONFIG from ``sasl.jaas.config``: the user name comes with the password, so a kustomize name prefix,
 which renames the user and, through ``deploy/overlays/prod/app/kafkauser-config.yaml``, the reference, stays
 consistent).
-
-    python -m deploy.users            # write deploy/users/
-    python -m deploy.users --check    # exit 1 and name the stale files when they differ
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Final
-
-import yaml
 
 from deploy import generated
 from deploy.topics import CLUSTER_LABEL, CLUSTER_NAME, STRIMZI_API_VERSION
 from pipeline_common.acls import USERS, grouped, service_acls
 from pipeline_common.topics import REGISTRY, TopicSpec
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-USERS_DIR: Final = ROOT / "deploy" / "users"
+USERS_DIR: Final = generated.DEPLOY_DIR / "users"
 #: How the services authenticate: SCRAM-SHA-512 over the TLS listener (``tls`` would issue a client certificate).
 AUTHENTICATION: Final = "scram-sha-512"
 SERVICE_LABEL: Final = "recall-pipeline.io/service"
@@ -69,41 +62,20 @@ def kafka_user(service: str, registry: Iterable[TopicSpec] = REGISTRY) -> dict[s
     }
 
 
-def _dump(document: dict[str, Any]) -> str:
-    text: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
-    return text
-
-
-def render_files(registry: Iterable[TopicSpec] = REGISTRY) -> dict[str, str]:
-    """File name -> content of everything ``deploy/users/`` holds."""
+def _documents(registry: Iterable[TopicSpec]) -> dict[str, dict[str, Any]]:
     specs = tuple(registry)
-    files = {f"{service}.yaml": HEADER + _dump(kafka_user(service, specs)) for service in USERS}
-    return generated.with_kustomization(files, HEADER, _dump)
+    return {f"{service}.yaml": kafka_user(service, specs) for service in USERS}
 
 
-def stale_files(directory: Path = USERS_DIR, registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
-    """The files of ``directory`` that differ from the generator's output (missing, changed or left over)."""
-    return generated.stale(
-        directory, render_files(registry), differs="differs from the registry's ACLs", unowned="no service generates it"
-    )
-
-
-def write_files(directory: Path = USERS_DIR, registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
-    """Write ``directory`` from the registry, removing YAML files the registry no longer generates."""
-    return generated.write(directory, render_files(registry))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return generated.Generator(
-        prog="python -m deploy.users",
-        description=(__doc__ or "").split("\n\n")[0],
-        directory=USERS_DIR,
-        make_target="kube-users",
-        stale_files=stale_files,
-        write_files=write_files,
-        up_to_date=f"the topic registry's ACLs ({len(USERS)} users)",
-    ).main(argv)
-
+GENERATOR: Final = generated.Generator(
+    __doc__,
+    USERS_DIR,
+    HEADER,
+    _documents,
+    differs="differs from the registry's ACLs",
+    unowned="no service generates it",
+    up_to_date=f"the topic registry's ACLs ({len(USERS)} users)",
+)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(GENERATOR.main())

@@ -8,18 +8,11 @@ writes its ledger as JSON; the tests read that ledger."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import uuid
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.broker import ROOT
+from tests.support.chaos import ChaosRun, failed_checks, run_chaos
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -30,53 +23,26 @@ HARNESS_TIMEOUT = 250
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
-    ledger_dir = tmp_path_factory.mktemp("chaos-ledger")
-    name = f"chaos-test-{uuid.uuid4().hex[:8]}"
-    argv = [
-        sys.executable,
-        str(ROOT / "scripts" / "chaos.py"),
+def run(tmp_path_factory: pytest.TempPathFactory) -> ChaosRun:
+    options = [
         f"--recordings={RECORDINGS}",
         f"--seed={SEED}",
-        "--feed-seconds=20",
         "--kills=1",
         "--kill-services=ingest,transcriber,fetcher",
         "--no-broker-restart",
         "--fuzz-examples=300",
-        "--time-scale=0.005",  # Recall's retries after 0, 0.025, 1.5, 9, 36 s, ...
-        "--transcript-delay=0.2",
         "--session-timeout=8",
-        "--drain-timeout=90",
-        "--stall-timeout=45",
-        f"--name={name}",
-        f"--ledger-dir={ledger_dir}",
-        "--clean",
     ]
-    harness = subprocess.Popen(
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ}
-    )
-    try:
-        output, _ = harness.communicate(timeout=HARNESS_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        harness.send_signal(signal.SIGTERM)  # the harness stops its stack on SIGTERM
-        output, _ = harness.communicate(timeout=90)
-        pytest.fail(f"the chaos harness did not finish within {HARNESS_TIMEOUT}s:\n{output[-6000:]}")
-    ledgers = sorted(Path(ledger_dir).glob("ledger-*.json"))
-    assert ledgers, f"no ledger written (exit {harness.returncode}):\n{output[-6000:]}"
-    ledger = json.loads(ledgers[-1].read_text())
-    return ledger, f"exit {harness.returncode}; stack in var/{name}/\n{output[-6000:]}"
+    ledger_dir = tmp_path_factory.mktemp("chaos-ledger")
+    return run_chaos(ledger_dir, "chaos-test", options, timeout=HARNESS_TIMEOUT, stop_timeout=90)
 
 
-def failed_checks(ledger: dict[str, Any]) -> list[dict[str, Any]]:
-    return [check for check in ledger["checks"] if not check["ok"]]
-
-
-def test_the_ledger_balances(run: tuple[dict[str, Any], str]) -> None:
+def test_the_ledger_balances(run: ChaosRun) -> None:
     ledger, output = run
     assert ledger["ok"] and not failed_checks(ledger), output
 
 
-def test_every_recording_ended_exactly_once(run: tuple[dict[str, Any], str]) -> None:
+def test_every_recording_ended_exactly_once(run: ChaosRun) -> None:
     ledger, output = run
     recordings = ledger["recordings"]
     assert recordings["planned"] == RECORDINGS
@@ -85,7 +51,7 @@ def test_every_recording_ended_exactly_once(run: tuple[dict[str, Any], str]) -> 
     assert recordings["failed"] == recordings["by_kind"]["doomed"], output
 
 
-def test_no_attempt_was_paid_twice_and_the_chain_was_never_exceeded(run: tuple[dict[str, Any], str]) -> None:
+def test_no_attempt_was_paid_twice_and_the_chain_was_never_exceeded(run: ChaosRun) -> None:
     ledger, output = run
     creates = ledger["creates"]
     assert (creates["paid_twice"], creates["over_limit"], creates["without_idempotency_key"]) == (0, 0, 0), output
@@ -94,7 +60,7 @@ def test_no_attempt_was_paid_twice_and_the_chain_was_never_exceeded(run: tuple[d
     assert {"injected", "dropped"} & set(creates["create_call_outcomes"]), creates
 
 
-def test_every_delivered_webhook_is_on_kafka_and_none_was_lost(run: tuple[dict[str, Any], str]) -> None:
+def test_every_delivered_webhook_is_on_kafka_and_none_was_lost(run: ChaosRun) -> None:
     ledger, output = run
     webhooks = ledger["webhooks"]
     assert webhooks["missing_from_kafka"] == webhooks["not_brought_in"] == webhooks["bytes_differ"] == 0, output
@@ -107,14 +73,14 @@ def test_every_delivered_webhook_is_on_kafka_and_none_was_lost(run: tuple[dict[s
     assert webhooks["delivered_after_non_2xx"] > 0, webhooks
 
 
-def test_every_transcript_is_stored_as_announced(run: tuple[dict[str, Any], str]) -> None:
+def test_every_transcript_is_stored_as_announced(run: ChaosRun) -> None:
     ledger, output = run
     store = ledger["store"]
     assert store["mismatches"] == 0, output
     assert store["ready_events_checked"] == ledger["recordings"]["ready"]
 
 
-def test_each_service_was_killed_and_came_back(run: tuple[dict[str, Any], str]) -> None:
+def test_each_service_was_killed_and_came_back(run: ChaosRun) -> None:
     ledger, _ = run
     killed = {fault["target"] for fault in ledger["faults"] if fault["kind"] == "sigkill"}
     assert killed == {"ingest", "transcriber", "fetcher"}
@@ -123,7 +89,7 @@ def test_each_service_was_killed_and_came_back(run: tuple[dict[str, Any], str]) 
     assert ledger["timing"]["quiescent_after_last_fault_s"] is not None
 
 
-def test_injected_exceptions_were_parked_and_every_recording_still_ended_once(run: tuple[dict[str, Any], str]) -> None:
+def test_injected_exceptions_were_parked_and_every_recording_still_ended_once(run: ChaosRun) -> None:
     ledger, output = run
     workers = ledger["worker_faults"]
     assert workers["transcriber"]["injected"] > 0 and workers["fetcher"]["injected"] > 0, workers
@@ -132,7 +98,7 @@ def test_injected_exceptions_were_parked_and_every_recording_still_ended_once(ru
 
 
 def test_recordings_whose_webhooks_were_lost_ended_through_the_sweep_and_the_reconciler(
-    run: tuple[dict[str, Any], str],
+    run: ChaosRun,
 ) -> None:
     ledger, output = run
     lost = ledger["lost_webhooks"]
@@ -144,7 +110,7 @@ def test_recordings_whose_webhooks_were_lost_ended_through_the_sweep_and_the_rec
     assert {"worker-exceptions", "lost-webhooks", "store-outage", "slow-transcripts"} <= kinds
 
 
-def test_fuzzing_wrote_nothing_unverified(run: tuple[dict[str, Any], str]) -> None:
+def test_fuzzing_wrote_nothing_unverified(run: ChaosRun) -> None:
     ledger, output = run
     fuzz = ledger["fuzz"]
     assert fuzz["problems"] == [], output

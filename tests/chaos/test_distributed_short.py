@@ -6,18 +6,11 @@ single-broker run. The harness runs as a subprocess on free ports and writes its
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import uuid
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.broker import ROOT
+from tests.support.chaos import ChaosRun, failed_checks, run_chaos
 
 pytestmark = [
     pytest.mark.e2e,
@@ -37,17 +30,12 @@ HARNESS_TIMEOUT = 300
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
-    ledger_dir = tmp_path_factory.mktemp("chaos-distributed-ledger")
-    name = f"chaos-dist-test-{uuid.uuid4().hex[:8]}"
-    argv = [
-        sys.executable,
-        str(ROOT / "scripts" / "chaos.py"),
+def run(tmp_path_factory: pytest.TempPathFactory) -> ChaosRun:
+    options = [
         "--brokers=3",
         "--replicas=2",
         f"--recordings={RECORDINGS}",
         f"--seed={SEED}",
-        "--feed-seconds=20",
         "--no-kill",
         "--no-broker-restart",
         "--no-scale-fetcher",
@@ -55,35 +43,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
         "--no-failover",
         "--no-provider-outage",
         "--no-fuzz",
-        "--time-scale=0.005",
-        "--transcript-delay=0.2",
         "--session-timeout=6",
-        "--drain-timeout=90",
-        "--stall-timeout=45",
-        f"--name={name}",
-        f"--ledger-dir={ledger_dir}",
-        "--clean",
     ]
-    harness = subprocess.Popen(
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ}
-    )
-    try:
-        output, _ = harness.communicate(timeout=HARNESS_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        harness.send_signal(signal.SIGTERM)  # the harness stops its stack on SIGTERM
-        output, _ = harness.communicate(timeout=120)
-        pytest.fail(f"the distributed chaos harness did not finish within {HARNESS_TIMEOUT}s:\n{output[-6000:]}")
-    ledgers = sorted(Path(ledger_dir).glob("ledger-*.json"))
-    assert ledgers, f"no ledger written (exit {harness.returncode}):\n{output[-6000:]}"
-    return json.loads(ledgers[-1].read_text()), f"exit {harness.returncode}; stack in var/{name}/\n{output[-6000:]}"
+    ledger_dir = tmp_path_factory.mktemp("chaos-distributed-ledger")
+    return run_chaos(ledger_dir, "chaos-dist-test", options, timeout=HARNESS_TIMEOUT, stop_timeout=120)
 
 
-def test_the_ledger_balances(run: tuple[dict[str, Any], str]) -> None:
+def test_the_ledger_balances(run: ChaosRun) -> None:
     ledger, output = run
-    assert ledger["ok"] and not [check for check in ledger["checks"] if not check["ok"]], output
+    assert ledger["ok"] and not failed_checks(ledger), output
 
 
-def test_every_recording_ended_exactly_once_and_none_was_paid_twice(run: tuple[dict[str, Any], str]) -> None:
+def test_every_recording_ended_exactly_once_and_none_was_paid_twice(run: ChaosRun) -> None:
     ledger, output = run
     recordings, creates, webhooks = ledger["recordings"], ledger["creates"], ledger["webhooks"]
     assert recordings["planned"] == RECORDINGS
@@ -92,7 +63,7 @@ def test_every_recording_ended_exactly_once_and_none_was_paid_twice(run: tuple[d
     assert webhooks["missing_from_kafka"] == webhooks["not_brought_in"] == 0, output
 
 
-def test_the_leading_broker_was_killed_and_came_back(run: tuple[dict[str, Any], str]) -> None:
+def test_the_leading_broker_was_killed_and_came_back(run: ChaosRun) -> None:
     ledger, output = run
     kills = [fault for fault in ledger["faults"] if fault["kind"] == "broker-sigkill"]
     assert len(kills) == 1, output
@@ -102,7 +73,7 @@ def test_the_leading_broker_was_killed_and_came_back(run: tuple[dict[str, Any], 
     assert ledger["run"]["profile"]["kafka"].count(",") == 2  # three nodes
 
 
-def test_every_replica_was_restarted_gracefully_within_its_grace_period(run: tuple[dict[str, Any], str]) -> None:
+def test_every_replica_was_restarted_gracefully_within_its_grace_period(run: ChaosRun) -> None:
     ledger, output = run
     rolled = {fault["target"] for fault in ledger["faults"] if fault["kind"] == "rolling-restart"}
     assert rolled == {"ingest", "transcriber", "fetcher"}, output

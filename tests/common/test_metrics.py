@@ -92,7 +92,7 @@ def test_the_transcriber_reads_its_table_json_as_stored() -> None:
         ("r4", {"status": "failed", "created_at": old}),
     ]
     metrics = TranscriberMetrics()
-    metrics.watch_recordings(lambda: table, deadline_seconds=3600)
+    metrics.watch_table(lambda: table, deadline_seconds=3600)
     found = samples(metrics.registry)
     assert found[("transcriber_recordings", (("state", "transcribing"),))] == 1
     assert found[("transcriber_recordings", (("state", "blocked"),))] == 1
@@ -117,7 +117,7 @@ def test_the_fetcher_counts_transcripts_inside_each_recording() -> None:
         ("r2", {"recording_id": "r2", "transcripts": {"t3": {"status": "fetching", "first_seen_at": old}}}),
     ]
     metrics = FetcherMetrics()
-    metrics.watch_transcripts(lambda: table, deadline_seconds=3600)
+    metrics.watch_table(lambda: table, deadline_seconds=3600)
     found = samples(metrics.registry)
     assert found[("fetcher_transcripts", (("state", "ready"),))] == 1
     assert found[("fetcher_transcripts", (("state", "retry_scheduled"),))] == 1
@@ -187,7 +187,7 @@ def _populated_registry(service: str) -> CollectorRegistry:
         return ingest.registry
     if service == "transcriber":
         transcriber = TranscriberMetrics()
-        transcriber.watch_recordings(lambda: [("r", {"status": "transcribing", "created_at": old})], 3600)
+        transcriber.watch_table(lambda: [("r", {"status": "transcribing", "created_at": old})], 3600)
         transcriber.events.labels(event_type="recording.done").inc()
         transcriber.creates.labels(provider="recallai_async", outcome="created").inc()
         transcriber.recall_calls.labels(operation="create_transcript", outcome="ok").inc()
@@ -196,7 +196,7 @@ def _populated_registry(service: str) -> CollectorRegistry:
         transcriber.operator_problem(401)
         return transcriber.registry
     fetcher = FetcherMetrics()
-    fetcher.watch_transcripts(lambda: [], 3600)
+    fetcher.watch_table(lambda: [], 3600)
     fetcher.events.labels(event_type="transcript.done").inc()
     fetcher.downloads.labels(outcome="ok").inc()
     fetcher.duplicates.labels(via="table").inc()

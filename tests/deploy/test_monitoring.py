@@ -204,8 +204,8 @@ def test_the_dashboard_check_catches_what_grafana_would_not_show(break_it: Any, 
 def exposed_names() -> set[str]:
     """Every sample name the services can expose (counters' _total, histograms' _bucket/_sum/_count)."""
     ingest, transcriber, fetcher = IngestMetrics(), TranscriberMetrics(), FetcherMetrics()
-    transcriber.watch_recordings(list, deadline_seconds=60)
-    fetcher.watch_transcripts(list, deadline_seconds=60)
+    transcriber.watch_table(list, deadline_seconds=60)
+    fetcher.watch_table(list, deadline_seconds=60)
     names = set(READINESS_GAUGES)
     registry: CollectorRegistry
     for registry in (ingest.registry, transcriber.registry, fetcher.registry):

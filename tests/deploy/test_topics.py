@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy import topics as generator
+from deploy import topics as module
 from deploy.validate import Expectations, find_problems
 from pipeline_common import topics
 from pipeline_common.topics import REGISTRY
 
 pytestmark = pytest.mark.unit
+generator = module.GENERATOR
 
 
 def test_checked_in_topics_are_what_the_registry_generates() -> None:
@@ -30,9 +31,9 @@ def test_every_registry_topic_becomes_one_kafka_topic() -> None:
     for spec, document in zip(REGISTRY, documents, strict=True):
         assert document["apiVersion"] == "kafka.strimzi.io/v1"
         assert document["kind"] == "KafkaTopic"
-        assert document["metadata"]["labels"]["strimzi.io/cluster"] == generator.CLUSTER_NAME
+        assert document["metadata"]["labels"]["strimzi.io/cluster"] == module.CLUSTER_NAME
         assert document["spec"]["partitions"] == spec.partitions
-        assert document["spec"]["replicas"] == generator.BASE_REPLICAS
+        assert document["spec"]["replicas"] == module.BASE_REPLICAS
         assert document["spec"]["config"] == {**spec.config(), "min.insync.replicas": "1"}
     kustomization = yaml.safe_load(files["kustomization.yaml"])
     assert kustomization["resources"] == [name for name in files if name != "kustomization.yaml"]
@@ -40,7 +41,7 @@ def test_every_registry_topic_becomes_one_kafka_topic() -> None:
 
 def test_generated_files_say_they_are_generated() -> None:
     for text in generator.render_files().values():
-        assert text.startswith(generator.HEADER)
+        assert text.startswith(module.HEADER)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +53,7 @@ def test_generated_files_say_they_are_generated() -> None:
     ],
 )
 def test_kubernetes_names_are_dns_labels(topic: str, expected: str) -> None:
-    assert generator.resource_name(topic) == expected
+    assert module.resource_name(topic) == expected
 
 
 def test_a_registry_change_makes_the_checked_in_files_stale() -> None:
@@ -60,7 +61,7 @@ def test_a_registry_change_makes_the_checked_in_files_stale() -> None:
     changed = tuple(
         dataclasses.replace(spec, partitions=12) if spec.name == "transcripts.ready" else spec for spec in REGISTRY
     )
-    assert generator.stale_files(generator.TOPICS_DIR, changed) == ["transcripts-ready.yaml: differs from the registry"]
+    assert generator.stale_files(module.TOPICS_DIR, changed) == ["transcripts-ready.yaml: differs from the registry"]
 
 
 def test_a_new_registry_topic_is_missing_and_a_removed_one_left_over(tmp_path: Path) -> None:
@@ -102,6 +103,6 @@ def test_validator_rejects_generated_topics_from_a_different_registry() -> None:
     problems = find_problems(objects, Expectations(), registry=changed)
     assert problems
     assert {problem.object for problem in problems} == {
-        f"KafkaTopic {generator.resource_name(spec.name)}" for spec in REGISTRY
+        f"KafkaTopic {module.resource_name(spec.name)}" for spec in REGISTRY
     }
     assert all("retention.ms" in problem.message for problem in problems)

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy import users as generator
+from deploy import users as module
 from deploy.validate import OVERLAY_EXPECTATIONS, Obj, Problem, find_problems, kind_of
 from pipeline_common.acls import SERVICES, USERS, grouped, service_acls
 from tests.deploy.helpers import container, find, find_prefixed
 
 pytestmark = pytest.mark.unit
+generator = module.GENERATOR
 
 
 def test_checked_in_users_are_what_the_registry_generates() -> None:

@@ -20,7 +20,6 @@ from fetcher.state import (
     due_retry,
     needs_work,
     on_retryable_failure,
-    retry_delay,
 )
 from pipeline_common.recall.errors import ErrorKind
 from pipeline_common.topics import TRANSCRIPT_EVENTS
@@ -28,7 +27,13 @@ from pipeline_common.topics import TRANSCRIPT_EVENTS
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
-POLICY = RetryPolicy(max_attempts=3, base_seconds=1, max_seconds=60, operator_seconds=60, operator_max_seconds=900)
+POLICY = RetryPolicy(
+    max_attempts=3,
+    retry_base_seconds=1,
+    retry_max_seconds=60,
+    operator_retry_seconds=60,
+    operator_retry_max_seconds=900,
+)
 
 
 def state(status: Status = Status.FETCHING, **fields: object) -> TranscriptState:
@@ -73,10 +78,10 @@ def test_retryable_failures_back_off_then_give_up() -> None:
 def test_retryable_failures_are_bounded_in_time_too() -> None:
     policy = RetryPolicy(
         max_attempts=100,
-        base_seconds=1,
-        max_seconds=60,
-        operator_seconds=60,
-        operator_max_seconds=900,
+        retry_base_seconds=1,
+        retry_max_seconds=60,
+        operator_retry_seconds=60,
+        operator_retry_max_seconds=900,
         give_up_seconds=3600,
     )
     later = NOW + timedelta(seconds=3601)
@@ -121,7 +126,7 @@ def test_only_the_current_schedule_is_acted_on() -> None:
 
 
 def test_retry_delay_is_capped() -> None:
-    assert retry_delay(40, None, POLICY, random.Random()) <= 60
+    assert POLICY.retry_delay(40, random.Random()) <= 60
 
 
 def test_recording_doc_round_trips_through_the_table() -> None:

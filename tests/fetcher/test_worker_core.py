@@ -18,22 +18,28 @@ from fetcher.metrics import FetcherMetrics
 from fetcher.publish import Publisher
 from fetcher.state import RetryPolicy
 from fetcher.worker import Fetcher, Senders
-from pipeline_common.contracts import FailureReason, TranscriptFailed
+from pipeline_common.contracts import FailureReason
 from pipeline_common.recall.errors import RecallServerError
 from pipeline_common.recall.models import TranscriptArtifact
-from pipeline_common.retries import RetryDue
 from pipeline_common.store import Announcement, FileStore, Manifest
-from pipeline_common.topics import FETCHER_RETRIES, TRANSCRIPT_EVENTS
+from pipeline_common.topics import TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
 from recall_sim.generator import TranscriptSpec, generate_transcript
-from tests.transcriber.fakes import START, Clock, Offsets, webhook
+from tests.support.worker_core import START, WorkerHarness
+from tests.transcriber.fakes import webhook
 
 pytestmark = pytest.mark.unit
 
 REC, TID = "rec-fetch-1", "tr-fetch-1"
 LIMITS = WorkerLimits(max_internal_errors=3, deadline_seconds=900, retention_seconds=3600, give_up_seconds=7200)
 TRANSCRIPT = TranscriptSpec(words=30, speakers=2)
-POLICY = RetryPolicy(max_attempts=3, base_seconds=1, max_seconds=60, operator_seconds=60, operator_max_seconds=900)
+POLICY = RetryPolicy(
+    max_attempts=3,
+    retry_base_seconds=1,
+    retry_max_seconds=60,
+    operator_retry_seconds=60,
+    operator_retry_max_seconds=900,
+)
 
 
 class Killed(BaseException):
@@ -91,34 +97,12 @@ class FullDisk(FileStore):
         return super().spool_dir()
 
 
-@dataclass
-class Outputs:
-    retries: list[RetryDue] = field(default_factory=list)
-    dead: list[tuple[Inbound, str]] = field(default_factory=list)
-    failed: list[TranscriptFailed] = field(default_factory=list)
-    failed_errors: list[BaseException] = field(default_factory=list)
-
-    async def send_retry(self, due: RetryDue) -> None:
-        self.retries.append(due)
-
-    async def send_dead_letter(self, inbound: Inbound, reason: str) -> None:
-        self.dead.append((inbound, reason))
-
-    async def send_failed(self, failed: TranscriptFailed) -> None:
-        if self.failed_errors:
-            raise self.failed_errors.pop(0)
-        self.failed.append(failed)
-
-
-class Harness:
+class Harness(WorkerHarness[Fetcher]):
     def __init__(self, tmp_path: Path, table: dict[str, Any] | None = None) -> None:
-        self.table: dict[str, Any] = {} if table is None else table
+        super().__init__(table)
         self.recall = FakeRecall()
         self.store = FullDisk(tmp_path / "store")
         self.announcer = FakeAnnouncer()
-        self.out = Outputs()
-        self.clock = Clock()
-        self.offsets = Offsets()
         self.worker = self.restart()
 
     def restart(self) -> Fetcher:
@@ -153,15 +137,6 @@ class Harness:
     def status(self) -> str | None:
         state = self.worker.get(REC, TID)
         return None if state is None else state.status.value
-
-    async def wake_up(self, *, after: float = 3600) -> int:
-        self.clock.advance(after)
-        sent = len(self.out.retries)
-        await self.worker.dispatch_due_retries()
-        woken = self.out.retries[sent:]
-        for due in woken:
-            await self.worker.on_retry(self.offsets.inbound(FETCHER_RETRIES.name, due.recording_id, due.dumps()))
-        return len(woken)
 
 
 # --- 1. an unforeseen exception (a full disk) never loses the event -------------------------------------------------
@@ -251,11 +226,9 @@ async def test_a_finished_recording_keeps_no_source_event_and_is_removed_after_t
     stored = h.table[REC]["transcripts"][TID]
     assert stored["source"] is None and stored["traceparent"] is None
     assert len(json.dumps(h.table[REC])) < 2000
-    h.clock.advance(LIMITS.retention_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep_after(LIMITS.retention_seconds - 1)
     assert REC in h.table
-    h.clock.advance(2)
-    await h.worker.sweep()
+    await h.sweep_after(2)
     assert REC not in h.table
 
 

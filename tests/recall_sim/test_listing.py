@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline_common.recall.errors import RecallBadRequest, RecallRateLimited
-from pipeline_common.recall.listing import ListPacer, RecordingFilter, iter_recordings, iter_transcripts
+from pipeline_common.recall.listing import RecordingFilter, iter_recordings
+from pipeline_common.recall.paging import ListPacer
 from tests.support.recall_sim import RunningSim
 from tests.support.waiting import wait_for
 
@@ -58,7 +59,7 @@ async def test_list_transcripts_by_recording(recall_sim: RunningSim) -> None:
     recording = await recall_sim.admin.create_recording()
     async with recall_sim.client() as recall:
         created = await recall.create_transcript(recording["id"], {"recallai_async": {}})
-        found = [t.id async for t in iter_transcripts(recall, pacer=ListPacer(6000), recording_id=recording["id"])]
+        found = [t.id async for t in recall.iter_transcripts(list_pacer=ListPacer(6000), recording_id=recording["id"])]
     assert found == [created.id]
 
 

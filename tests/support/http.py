@@ -1,10 +1,13 @@
-"""Real HTTP servers on loopback for tests: an ASGI app under uvicorn in a background thread."""
+"""Real HTTP servers on loopback for tests: an ASGI app under uvicorn in a background thread, or a raw asyncio
+socket server that answers however a test needs (a hostile or redirecting server)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,7 +16,7 @@ import uvicorn
 from devkit.ports import free_port
 from tests.support.waiting import wait_for_sync
 
-__all__ = ["free_port", "serve_in_thread"]
+__all__ = ["free_port", "raw_server", "serve_in_thread"]
 
 
 def _listening_socket() -> socket.socket:
@@ -50,3 +53,28 @@ def serve_in_thread(app: Any, name: str = "uvicorn", startup_timeout: float = 30
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+#: Answers one connection: reads the request from the reader and writes whatever it likes to the writer.
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_server(handle: RawHandler) -> AsyncIterator[str]:
+    """Serve ``handle`` on a free 127.0.0.1 port in this event loop; yield the base URL. A client that hangs up early
+    is no error; every connection is closed after its handler."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handle(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()

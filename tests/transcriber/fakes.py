@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline_common.contracts import TranscriptFailed
 from pipeline_common.recall.models import Diarization, TranscriptArtifact
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.retries import RetryDue
-from pipeline_common.worker import Inbound
+from tests.support.worker_core import START, Clock, Offsets, Outputs
 
-START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+__all__ = ["START", "Clock", "FakeRecall", "Offsets", "Outputs", "artifact", "webhook"]
 
 
 def artifact(
@@ -81,39 +66,6 @@ class FakeRecall:
     async def list_transcripts(self, *, recording_id: str | None = None, **filters: str) -> list[TranscriptArtifact]:
         self.lists.append(recording_id or "")
         return [t for t in self.transcripts.values() if t.recording is not None and t.recording.id == recording_id]
-
-
-@dataclass
-class Outputs:
-    failed: list[TranscriptFailed] = field(default_factory=list)
-    retries: list[RetryDue] = field(default_factory=list)
-    dead: list[tuple[Inbound, str]] = field(default_factory=list)
-    transcript_events: list[tuple[str, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
-    failed_errors: list[BaseException] = field(default_factory=list)
-
-    async def send_failed(self, failed: TranscriptFailed) -> None:
-        if self.failed_errors:
-            raise self.failed_errors.pop(0)
-        self.failed.append(failed)
-
-    async def send_retry(self, due: RetryDue) -> None:
-        self.retries.append(due)
-
-    async def send_dead_letter(self, inbound: Inbound, reason: str) -> None:
-        self.dead.append((inbound, reason))
-
-    async def send_transcript_event(self, key: str, body: bytes, headers: list[tuple[str, bytes]]) -> None:
-        self.transcript_events.append((key, body, headers))
-
-
-class Offsets:
-    def __init__(self) -> None:
-        self.next = 0
-
-    def inbound(self, topic: str, key: str, body: dict[str, Any] | bytes) -> Inbound:
-        self.next += 1
-        value = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return Inbound(topic=topic, partition=0, offset=self.next, key=key.encode(), value=value, headers=[])
 
 
 def webhook(

@@ -22,7 +22,7 @@ from pipeline_common.recall.events import WebhookEvent, parse_webhook_event
 from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
 from transcriber import lifecycle
-from transcriber.fallback import Policy, next_provider_index, operator_retry_delay, retry_delay
+from transcriber.fallback import Policy, next_provider_index
 from transcriber.state import RecordingState, Status
 
 pytestmark = pytest.mark.unit
@@ -248,11 +248,11 @@ def test_recording_failed_or_deleted_ends_it_unless_already_terminal(name: str, 
 
 def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
     p, rng = policy(), random.Random(7)
-    delays = [retry_delay(n, None, p, rng) for n in range(1, 12)]
+    delays = [p.retry_delay(n, rng) for n in range(1, 12)]
     assert all(0.5 <= d <= 300 for d in delays)
     assert delays[5] > delays[0]
-    assert retry_delay(1, 120, p, rng) >= 120
-    assert operator_retry_delay(1, p) == 60 and operator_retry_delay(10, p) == 900
+    assert p.retry_delay(1, rng, 120) >= 120
+    assert p.operator_retry_delay(1) == 60 and p.operator_retry_delay(10) == 900
 
 
 def test_next_provider_index_without_a_current_attempt_is_the_primary() -> None:

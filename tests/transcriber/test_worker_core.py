@@ -16,9 +16,10 @@ from pipeline_common.contracts import FailureReason
 from pipeline_common.recall.errors import RecallServerError
 from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIBER_RETRIES, TRANSCRIPT_EVENTS
+from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
-from tests.transcriber.fakes import Clock, FakeRecall, Offsets, Outputs, artifact, webhook
+from tests.support.worker_core import WorkerHarness
+from tests.transcriber.fakes import FakeRecall, artifact, webhook
 from transcriber.fallback import Policy
 from transcriber.state import Status
 from transcriber.worker import Senders, Transcriber
@@ -42,13 +43,10 @@ POLICY = Policy(
 )
 
 
-class Harness:
+class Harness(WorkerHarness[Transcriber]):
     def __init__(self, table: dict[str, Any] | None = None) -> None:
-        self.table: dict[str, Any] = {} if table is None else table
+        super().__init__(table)
         self.recall = FakeRecall()
-        self.out = Outputs()
-        self.clock = Clock()
-        self.offsets = Offsets()
         self.worker = self.restart()
 
     def restart(self) -> Transcriber:
@@ -72,16 +70,6 @@ class Harness:
     def event(self, name: str, **options: Any) -> Inbound:
         topic = RECORDING_EVENTS.name if name.startswith("recording.") else TRANSCRIPT_EVENTS.name
         return self.offsets.inbound(topic, REC, webhook(name, REC, **options))
-
-    async def wake_up(self, *, after: float = 3600) -> int:
-        """Let time pass, run the retry timer, and hand every wake-up it sends to the retries agent."""
-        self.clock.advance(after)
-        sent = len(self.out.retries)
-        await self.worker.dispatch_due_retries()
-        woken = self.out.retries[sent:]
-        for due in woken:
-            await self.worker.on_retry(self.offsets.inbound(TRANSCRIBER_RETRIES.name, due.recording_id, due.dumps()))
-        return len(woken)
 
 
 async def let_the_other_task_run() -> None:
@@ -263,11 +251,9 @@ async def test_the_retry_timer_reads_the_due_index_not_the_table() -> None:
 async def test_a_finished_recording_is_removed_after_the_retention() -> None:
     h = Harness()
     await h.worker.on_event(h.event("recording.deleted"))
-    h.clock.advance(LIMITS.retention_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep_after(LIMITS.retention_seconds - 1)
     assert REC in h.table
-    h.clock.advance(2)
-    await h.worker.sweep()
+    await h.sweep_after(2)
     assert REC not in h.table
 
 

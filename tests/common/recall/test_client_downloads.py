@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from pipeline_common.recall.errors import (
 )
 from pipeline_common.recall.models import TranscriptArtifact, parse_transcript
 from tests.common.recall.test_client import RECALL, done
+from tests.support.http import raw_server
 from tests.support.recall_sim import RunningSim, run_recall_sim, sim_settings
 
 pytestmark = pytest.mark.integration
@@ -142,31 +142,20 @@ async def test_a_download_dropped_mid_flight_is_retryable(recall_sim: RunningSim
 # --- a hostile server (real sockets on loopback) --------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def endless_server(status: str) -> AsyncIterator[str]:
+def endless_server(status: str) -> contextlib.AbstractAsyncContextManager[str]:
     """Answers every request with ``status`` and a chunked body of spaces that goes on for 64 MB."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-            )
-            chunk = b" " * 65536
-            for _ in range(1024):
-                writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        chunk = b" " * 65536
+        for _ in range(1024):
+            writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            await writer.drain()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
-        await server.wait_closed()
+    return raw_server(handle)
 
 
 async def test_an_endless_api_response_is_cut_off() -> None:

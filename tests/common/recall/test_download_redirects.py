@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.recall.errors import RecallDownloadNotAllowed
+from tests.support.http import raw_server
 
 pytestmark = pytest.mark.integration
 
@@ -22,44 +22,33 @@ class Seen:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
 
-@contextlib.asynccontextmanager
-async def redirecting_server(seen: Seen) -> AsyncIterator[str]:
+def redirecting_server(seen: Seen) -> contextlib.AbstractAsyncContextManager[str]:
     """``/hop/N?token=...`` redirects N times (relative Location), ``/away`` to a foreign host, ``/loop`` to itself,
     ``/file`` to a file: URL; ``/ok`` answers the transcript."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            request_line, *header_lines = head.strip().split("\r\n")
-            target = request_line.split(" ")[1]
-            headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in header_lines)}
-            seen.requests.append((target, headers))
-            path = target.split("?", 1)[0]
-            if path.startswith("/hop/"):
-                left = int(path.removeprefix("/hop/"))
-                location = f"/hop/{left - 1}?token=t{left}" if left > 1 else "/ok?X-Amz-Signature=s"
-                status, extra, body = "302 Found", f"Location: {location}\r\n", b""
-            elif path == "/away":
-                status, extra, body = "307 Temporary Redirect", "Location: http://169.254.169.254/latest\r\n", b""
-            elif path == "/loop":
-                status, extra, body = "302 Found", "Location: /loop?again=1\r\n", b""
-            elif path == "/file":
-                status, extra, body = "302 Found", "Location: file:///etc/passwd\r\n", b""
-            else:
-                status, extra, body = "200 OK", "Content-Type: application/json\r\n", BODY
-            writer.write(f"HTTP/1.1 {status}\r\n{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        request_line, *header_lines = head.strip().split("\r\n")
+        target = request_line.split(" ")[1]
+        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in header_lines)}
+        seen.requests.append((target, headers))
+        path = target.split("?", 1)[0]
+        if path.startswith("/hop/"):
+            left = int(path.removeprefix("/hop/"))
+            location = f"/hop/{left - 1}?token=t{left}" if left > 1 else "/ok?X-Amz-Signature=s"
+            status, extra, body = "302 Found", f"Location: {location}\r\n", b""
+        elif path == "/away":
+            status, extra, body = "307 Temporary Redirect", "Location: http://169.254.169.254/latest\r\n", b""
+        elif path == "/loop":
+            status, extra, body = "302 Found", "Location: /loop?again=1\r\n", b""
+        elif path == "/file":
+            status, extra, body = "302 Found", "Location: file:///etc/passwd\r\n", b""
+        else:
+            status, extra, body = "200 OK", "Content-Type: application/json\r\n", BODY
+        writer.write(f"HTTP/1.1 {status}\r\n{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
-        await server.wait_closed()
+    return raw_server(handle)
 
 
 async def test_a_redirecting_download_url_is_followed_without_the_api_key() -> None:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline_common.recall.errors import RecallInvalidArgument
-from pipeline_common.recall.listing import ListPacer, RecordingFilter
+from pipeline_common.recall.listing import RecordingFilter
+from pipeline_common.recall.paging import ListPacer
 
 pytestmark = pytest.mark.unit
 

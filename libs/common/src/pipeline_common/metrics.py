@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -135,6 +135,11 @@ class WorkerMetrics:
     OPERATOR_PROBLEMS_HELP: ClassVar[str]
     RETRY_BACKLOG_HELP: ClassVar[str]
     LATENCY_BUCKETS: ClassVar[tuple[float, ...]]
+    #: What one entry of the Table's state gauges is ("recording", "transcript"), every state it may be in, and the
+    #: states that need nothing more.
+    TRACKED: ClassVar[str]
+    STATES: ClassVar[Iterable[str]]
+    TERMINAL: ClassVar[Iterable[str]]
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
@@ -163,22 +168,20 @@ class WorkerMetrics:
     def operator_problem(self, status: int | None) -> None:
         self.operator_problems.labels(kind=operator_problem_kind(status)).inc()
 
-    def watch(
-        self,
-        noun: str,
-        states: Iterable[str],
-        terminal: Iterable[str],
-        snapshot: Callable[[], Iterable[Tracked]],
-        deadline_seconds: float,
-    ) -> None:
-        """Items by state, the oldest unfinished one's age and those past the deadline, read at every scrape."""
+    def tracked(self, items: Iterable[tuple[str, Any]]) -> Iterable[Tracked]:
+        """Every tracked entry of the Table's stored JSON (read as is: parsing models at each scrape costs far more)."""
+        raise NotImplementedError
+
+    def watch_table(self, items: Callable[[], Iterable[tuple[str, Any]]], deadline_seconds: float) -> None:
+        """Entries by state, the oldest unfinished one's age and those past the deadline, read from the Table's
+        ``items()`` at every scrape."""
         self.registry.register(
             WorkStateCollector(
                 prefix=self.PREFIX,
-                noun=noun,
-                states=list(states),
-                terminal=list(terminal),
-                snapshot=snapshot,
+                noun=self.TRACKED,
+                states=[str(state) for state in self.STATES],
+                terminal=[str(state) for state in self.TERMINAL],
+                snapshot=lambda: self.tracked(items()),
                 deadline_seconds=deadline_seconds,
             )
         )

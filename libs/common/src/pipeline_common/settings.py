@@ -1,11 +1,9 @@
 """Shared configuration pieces (docs/architecture.md, "Configuration"), read from the environment by
-pydantic-settings.
-
-Each piece is a mixin with fully named fields (``kafka_bootstrap_servers`` reads ``KAFKA_BOOTSTRAP_SERVERS``), so a
-service builds its own settings class by inheritance and every part names a variable the same way::
+pydantic-settings. Each piece is a mixin with fully named fields (``kafka_bootstrap_servers`` reads
+``KAFKA_BOOTSTRAP_SERVERS``), so a service builds its own settings class by inheritance and every part names a
+variable the same way::
 
     class IngestSettings(KafkaSettings, WebhookSettings, LoggingSettings): ...
-
     settings = load_settings(IngestSettings)  # raises ConfigError naming the bad variable
 
 Secrets are ``SecretStr``: they print as ``**********`` in reprs, logs and error messages.
@@ -34,9 +32,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from pipeline_common import kafka_connection
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from pipeline_common.worker.limits import WorkerLimits
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+DataclassT = TypeVar("DataclassT", bound="DataclassInstance")
 
 
 class ConfigError(Exception):
@@ -336,20 +337,20 @@ class WorkerSettings(KafkaSettings, RecallApiSettings, LoggingSettings):
     :class:`~pipeline_common.worker.limits.WorkerLimits`, from the variables named ``<WORKER_PREFIX>_...``."""
 
     WORKER_PREFIX: ClassVar[str]
-    #: The input topics' partition count, which the Table is co-partitioned with.
-    WORKER_PARTITIONS: ClassVar[int]
+    WORKER_PARTITIONS: ClassVar[int]  # of the input topics, which the Table is co-partitioned with
 
-    def _own(self, name: str) -> Any:
-        return getattr(self, f"{self.WORKER_PREFIX}_{name}")
+    def own(self, kind: type[DataclassT], **given: Any) -> DataclassT:
+        """A ``kind`` (a dataclass) whose fields not ``given`` are read from this worker's ``<prefix>_<field>``."""
+        read = {f.name: getattr(self, f"{self.WORKER_PREFIX}_{f.name}") for f in fields(kind) if f.name not in given}
+        return kind(**read, **given)
 
     def faust_worker(self) -> FaustWorker:
-        own = {field.name: self._own(field.name) for field in fields(FaustWorker) if field.name != "partitions"}
-        return FaustWorker(partitions=self.WORKER_PARTITIONS, **own)
+        return self.own(FaustWorker, partitions=self.WORKER_PARTITIONS)
 
     def limits(self) -> WorkerLimits:
         from pipeline_common.worker.limits import WorkerLimits  # the worker package imports settings' neighbours
 
-        return WorkerLimits(**{field.name: self._own(field.name) for field in fields(WorkerLimits)})
+        return self.own(WorkerLimits)
 
 
 class TranscriptStoreSettings(BaseServiceSettings):

@@ -8,8 +8,6 @@ and only then is the source offset committed (faust flushes the Table's changelo
 
 from __future__ import annotations
 
-from typing import Any, Final
-
 import faust
 
 from fetcher.announce import Announcer
@@ -22,17 +20,10 @@ from fetcher.state import RetryPolicy
 from fetcher.worker import Fetcher, Senders
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.store import TranscriptStore
-from pipeline_common.streaming import (
-    WorkerOutputs,
-    add_worker_agents,
-    create_faust_app,
-    raw_topic,
-    recordings_table,
-)
-from pipeline_common.topics import FETCHER_RETRIES, TRANSCRIPT_EVENTS, TRANSCRIPTS_FAILED, TRANSCRIPTS_READY, dlq_topic
+from pipeline_common.streaming import raw_topic
+from pipeline_common.topics import FETCHER_RETRIES, TRANSCRIPT_EVENTS, TRANSCRIPTS_READY
 from pipeline_common.worker import now
-
-SERVICE: Final = "fetcher"
+from pipeline_common.worker_app import WorkerApp
 
 
 def create_app(
@@ -45,19 +36,12 @@ def create_app(
         download_hosts=settings.download_hosts(),
     )
     transcript_store = store or settings.open_store()
-    app = create_faust_app(settings, settings.faust_worker())
-    transcript_events = raw_topic(app, TRANSCRIPT_EVENTS.name)
-    retries = raw_topic(app, FETCHER_RETRIES.name, partitions=FETCHER_RETRIES.partitions)
-    ready_out = raw_topic(app, TRANSCRIPTS_READY.name)
-    failed_out = raw_topic(app, TRANSCRIPTS_FAILED.name)
-    dlq = raw_topic(app, dlq_topic(SERVICE).name)
-    recordings = recordings_table(app)
-    announcer = Announcer(settings, ready_out)
-
-    outputs = WorkerOutputs(SERVICE, retries=retries, dlq=dlq, failed=failed_out)
+    wiring = WorkerApp.create(settings, FETCHER_RETRIES)
+    announcer = Announcer(settings, raw_topic(wiring.app, TRANSCRIPTS_READY.name))
+    outputs = wiring.outputs
 
     fetcher = Fetcher(
-        table=recordings,
+        table=wiring.recordings,
         fetcher=TranscriptFetcher(
             recall=recall_client,
             store=transcript_store,
@@ -72,30 +56,18 @@ def create_app(
             clock=now,
             pause_before_send=settings.fetcher_fault_pause_before_announce_seconds,
         ),
-        policy=RetryPolicy.from_settings(settings),
+        policy=settings.own(RetryPolicy),
         senders=Senders(retry=outputs.retry, dead_letter=outputs.dead_letter, failed=outputs.transcript_failed),
         limits=settings.limits(),
         metrics=metrics,
         pause_after_send=settings.fetcher_fault_pause_after_announce_seconds,
     )
-
-    add_worker_agents(
-        app,
+    add_pages(wiring.app, wiring.recordings, transcript_store, metrics.registry)
+    return wiring.start(
         fetcher,
-        events=transcript_events,
+        metrics,
+        events=raw_topic(wiring.app, TRANSCRIPT_EVENTS.name),
         events_agent="transcript-events",
-        retries=retries,
         concurrency=settings.fetcher_concurrency,
-        scan_seconds=settings.fetcher_retry_scan_seconds,
-        sweep_seconds=settings.fetcher_sweep_seconds,
+        close=(announcer.close, recall_client.aclose, transcript_store.close),
     )
-    add_pages(app, recordings, transcript_store, metrics.registry)
-    metrics.watch_transcripts(recordings.items, settings.fetcher_deadline_seconds)
-
-    async def close_clients(_sender: Any, *_args: Any, **_kwargs: Any) -> None:
-        await announcer.close()
-        await recall_client.aclose()
-        await transcript_store.close()
-
-    app.on_before_shutdown.connect(close_clients)  # type: ignore[arg-type]
-    return app

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,9 @@ class FetcherMetrics(WorkerMetrics):
     OPERATOR_PROBLEMS_HELP = "Recall refused our credentials or billing (401/402/403), by kind"
     RETRY_BACKLOG_HELP = "Transcripts waiting for a retry"
     LATENCY_BUCKETS = _SECONDS
+    TRACKED = "transcript"
+    STATES = tuple(Status)
+    TERMINAL = TERMINAL
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,19 +69,11 @@ class FetcherMetrics(WorkerMetrics):
             "fetcher_failed", "TranscriptFailed published for transcripts the fetcher gave up", ["reason"], registry=r
         )
 
-    def watch_transcripts(self, items: Callable[[], Iterable[tuple[str, Any]]], deadline_seconds: float) -> None:
-        """Transcripts by state, the oldest unfinished one's age and those past the deadline, read from the Table's
-        ``items()`` at every scrape."""
-        states = [status.value for status in Status]
-        terminal = [status.value for status in TERMINAL]
-        self.watch("transcript", states, terminal, lambda: transcript_states(items()), deadline_seconds)
-
-
-def transcript_states(items: Iterable[tuple[str, Any]]) -> Iterator[Tracked]:
-    """Every transcript of every recording in the Table's stored JSON, read as is (no model parsing per scrape)."""
-    for _, value in list(items):
-        transcripts = (value if isinstance(value, dict) else {}).get("transcripts") or {}
-        for transcript in transcripts.values() if isinstance(transcripts, dict) else ():
-            document = transcript if isinstance(transcript, dict) else {}
-            state = str(document.get("status") or Status.FETCHING)
-            yield Tracked(state, None if state in TERMINAL else parse_time(document.get("first_seen_at")))
+    def tracked(self, items: Iterable[tuple[str, Any]]) -> Iterator[Tracked]:
+        """Every transcript of every recording."""
+        for _, value in list(items):
+            transcripts = (value if isinstance(value, dict) else {}).get("transcripts") or {}
+            for transcript in transcripts.values() if isinstance(transcripts, dict) else ():
+                document = transcript if isinstance(transcript, dict) else {}
+                state = str(document.get("status") or Status.FETCHING)
+                yield Tracked(state, None if state in TERMINAL else parse_time(document.get("first_seen_at")))

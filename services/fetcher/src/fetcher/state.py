@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from fetcher.settings import FetcherSettings
 from pipeline_common.cloudevents import CloudEventHeaderError, parse_headers
 from pipeline_common.contracts import AttemptRecord, FailureReason, TranscriptFailed
 from pipeline_common.recall.errors import ErrorKind
 from pipeline_common.recall.events import WebhookEvent
 from pipeline_common.retries import PendingRetry, RetryDue, ScheduledRetry
-from pipeline_common.worker.backoff import Backoff
+from pipeline_common.worker.backoff import RetrySchedule
 from pipeline_common.worker.message import Inbound
 
 
@@ -54,24 +53,12 @@ class Source(BaseModel):
 
     @classmethod
     def of(cls, inbound: Inbound) -> Source:
-        return cls(
-            topic=inbound.topic,
-            partition=inbound.partition,
-            offset=inbound.offset,
-            body=inbound.value.decode("latin-1"),
-            headers=[(name, value.decode("latin-1")) for name, value in inbound.headers],
-        )
+        stored = inbound.to_json()  # latin-1: every byte to one character and back
+        return cls(body=stored.pop("value"), **stored)
 
     def inbound(self, key: str) -> Inbound:
         """The event again, as it came (for the DLQ)."""
-        return Inbound(
-            topic=self.topic,
-            partition=self.partition,
-            offset=self.offset,
-            key=key.encode(),
-            value=self.body.encode("latin-1"),
-            headers=[(name, value.encode("latin-1")) for name, value in self.headers],
-        )
+        return replace(Inbound.from_json({**self.model_dump(), "value": self.body}), key=key.encode())
 
 
 #: A transcript's scheduled download retry.
@@ -140,40 +127,18 @@ class RecordingDoc(BaseModel):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(RetrySchedule):
+    """Built by ``settings.own(RetryPolicy)`` from the ``FETCHER_`` variables of the same names."""
+
     max_attempts: int
-    base_seconds: float
-    max_seconds: float
-    operator_seconds: float
-    operator_max_seconds: float
     #: Retryable failures are bounded in time as well as in count (from the transcript's first sight).
     give_up_seconds: float = 6 * 3600.0
-
-    @classmethod
-    def from_settings(cls, settings: FetcherSettings) -> RetryPolicy:
-        return cls(
-            max_attempts=settings.fetcher_max_attempts,
-            base_seconds=settings.fetcher_retry_base_seconds,
-            max_seconds=settings.fetcher_retry_max_seconds,
-            operator_seconds=settings.fetcher_operator_retry_seconds,
-            operator_max_seconds=settings.fetcher_operator_retry_max_seconds,
-            give_up_seconds=settings.fetcher_give_up_seconds,
-        )
 
 
 def needs_work(state: TranscriptState | None) -> bool:
     """A transcript.done needs work unless the transcript is announced or already waiting for its retry. A
     rejected or gone one is tried again: that is what replaying the DLQ (or a later done) is for."""
     return state is None or state.status not in SETTLED_OR_WAITING
-
-
-def retry_delay(failures: int, retry_after: float | None, policy: RetryPolicy, rng: random.Random) -> float:
-    """Exponential backoff with jitter; never sooner than a Retry-After."""
-    return Backoff(policy.base_seconds, policy.max_seconds).delay(failures, rng, retry_after)
-
-
-def operator_delay(failures: int, policy: RetryPolicy) -> float:
-    return Backoff(policy.operator_seconds, policy.operator_max_seconds).slow(failures)
 
 
 @dataclass(frozen=True)
@@ -211,7 +176,7 @@ def on_retryable_failure(
             }
         )
         return FailureDecision(rejected, dead_letter=True, operator_problem=False)
-    delay = operator_delay(failures, policy) if operator else retry_delay(failures, retry_after, policy, rng)
+    delay = policy.operator_retry_delay(failures) if operator else policy.retry_delay(failures, rng, retry_after)
     sequence = state.retry_sequence + 1
     scheduled = state.model_copy(
         update={
@@ -242,7 +207,7 @@ def due_retry(state: TranscriptState | None, sequence: int) -> bool:
     )
 
 
-def pending_retries(recording_id: str, value: Mapping[str, Any]) -> Iterator[PendingRetry]:
+def scheduled_retries(recording_id: str, value: Mapping[str, Any]) -> Iterator[PendingRetry]:
     """The retries one recording's stored JSON schedules (read without building the models: the due-index's feed)."""
     for transcript_id, raw in (value.get("transcripts") or {}).items():
         retry = raw.get("retry")

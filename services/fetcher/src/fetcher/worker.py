@@ -8,11 +8,9 @@ wires this to Kafka. One way through: :mod:`fetcher.fetch` (Recall -> store obje
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from fetcher.fetch import Gone, Job, Rejected, RetryLater, TranscriptFetcher
 from fetcher.metrics import FetcherMetrics
@@ -29,8 +27,8 @@ from fetcher.state import (
     needs_work,
     on_retryable_failure,
     past_deadline,
-    pending_retries,
     resume_now,
+    scheduled_retries,
     start_work,
     transcript_failed,
 )
@@ -38,10 +36,10 @@ from pipeline_common.contracts import FailureReason, TranscriptFailed
 from pipeline_common.logging import get_logger
 from pipeline_common.recall.errors import InvalidRecallPayload
 from pipeline_common.recall.events import WebhookEvent, parse_webhook_event
-from pipeline_common.retries import PoisonMessage, RetryDue
+from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDue
 from pipeline_common.topics import FETCHER_RETRIES
-from pipeline_common.worker import Backoff, FaultHook, Inbound, WorkerLimits, now
-from pipeline_common.worker.base import Routed, SupervisedWorker
+from pipeline_common.worker import Inbound
+from pipeline_common.worker.base import Routed, SupervisedWorker, WorkerCore
 
 _log = get_logger("fetcher")
 
@@ -53,46 +51,30 @@ class Senders:
     failed: Callable[[TranscriptFailed], Awaitable[None]]
 
 
-class Fetcher(SupervisedWorker):
+class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
     """One worker's fetcher logic. Every handler of a recording runs under the recording's lock (both agents and the
     sweep) and inside the supervisor: whatever it raises ends in a retry, then a dead letter and a failure."""
+
+    retries_topic = FETCHER_RETRIES.name
 
     def __init__(
         self,
         *,
-        table: MutableMapping[str, Any],
         fetcher: TranscriptFetcher,
         publisher: Publisher,
-        policy: RetryPolicy,
-        senders: Senders,
-        limits: WorkerLimits | None = None,
         metrics: FetcherMetrics | None = None,
-        clock: Callable[[], datetime] = now,
-        rng: random.Random | None = None,
         pause_after_send: float = 0.0,
-        faults: FaultHook | None = None,
+        **core: Unpack[WorkerCore[RetryPolicy, Senders]],
     ) -> None:
         self.fetcher = fetcher
         self.publisher = publisher
-        self.policy = policy
-        self.senders = senders
-        self.metrics = metrics or fetcher.metrics
         self.pause_after_send = pause_after_send
-        super().__init__(
-            table=table,
-            pending_of=pending_retries,
-            retries_topic=FETCHER_RETRIES.name,
-            send_retry=senders.retry,
-            send_dead_letter=senders.dead_letter,
-            metrics=self.metrics,
-            limits=limits or WorkerLimits(),
-            backoff=Backoff(policy.base_seconds, policy.max_seconds),
-            clock=clock,
-            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
-            faults=faults,
-        )
+        super().__init__(metrics=metrics or fetcher.metrics, **core)
 
     # --- the Table ------------------------------------------------------------------------------------------------
+
+    def pending_retries(self, key: str, value: Mapping[str, Any]) -> Iterator[PendingRetry]:
+        return scheduled_retries(key, value)
 
     def load(self, recording_id: str) -> RecordingDoc:
         return RecordingDoc.from_table(recording_id, self.table.get(recording_id))

@@ -1,30 +1,25 @@
-"""Which provider the next attempt uses, and how long a failed create waits before it is tried again.
+"""Which provider the next attempt uses; how long a failed create waits (:class:`Policy`'s retry schedule).
 
 Plain functions over the recording's state and the policy: no Kafka, no HTTP, no clock of their own.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.worker.backoff import Backoff
+from pipeline_common.worker.backoff import RetrySchedule
 from transcriber.settings import RECALL_TRANSCRIPT_LIMIT, TranscriberSettings
 from transcriber.state import RecordingState
 
 
 @dataclass(frozen=True)
-class Policy:
+class Policy(RetrySchedule):
     chain: tuple[ProviderConfig, ...]
     diarization: Diarization
     retry_same_provider_on: frozenset[str]
     max_attempts: int
-    retry_base_seconds: float
-    retry_max_seconds: float
-    operator_retry_seconds: float
-    operator_retry_max_seconds: float
     idempotency_prefix: str
     firewall_max_retries: int = 3
     #: Retryable create failures (5xx, 409, lost or unparseable replies) are bounded in count and in time.
@@ -35,20 +30,13 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: TranscriberSettings) -> Policy:
-        return cls(
+        """The ``TRANSCRIBER_`` variables of the same names, and the chain."""
+        return settings.own(
+            cls,
             chain=tuple(settings.transcriber_providers),
             diarization=settings.transcriber_diarization,
             retry_same_provider_on=frozenset(settings.transcriber_retry_same_provider_on),
             max_attempts=min(settings.transcriber_max_attempts, RECALL_TRANSCRIPT_LIMIT),
-            retry_base_seconds=settings.transcriber_retry_base_seconds,
-            retry_max_seconds=settings.transcriber_retry_max_seconds,
-            operator_retry_seconds=settings.transcriber_operator_retry_seconds,
-            operator_retry_max_seconds=settings.transcriber_operator_retry_max_seconds,
-            idempotency_prefix=settings.transcriber_idempotency_prefix,
-            firewall_max_retries=settings.transcriber_firewall_max_retries,
-            max_create_failures=settings.transcriber_max_create_failures,
-            give_up_seconds=settings.transcriber_give_up_seconds,
-            idempotency_window_seconds=settings.transcriber_idempotency_window_seconds,
         )
 
     def idempotency_key(self, recording_id: str, attempt: int) -> str:
@@ -76,13 +64,3 @@ def next_provider_index(state: RecordingState, policy: Policy, sub_code: str | N
         return current.provider_index
     following = current.provider_index + 1
     return following if following < len(policy.chain) else None
-
-
-def retry_delay(failures: int, retry_after: float | None, policy: Policy, rng: random.Random) -> float:
-    """Exponential backoff with jitter for a retryable create failure; never sooner than Recall's Retry-After."""
-    return Backoff(policy.retry_base_seconds, policy.retry_max_seconds).delay(failures, rng, retry_after)
-
-
-def operator_retry_delay(failures: int, policy: Policy) -> float:
-    """Credentials or billing refused (401/402): a slow, capped pace until an operator fixes it."""
-    return Backoff(policy.operator_retry_seconds, policy.operator_retry_max_seconds).slow(failures)

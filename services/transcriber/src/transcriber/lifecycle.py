@@ -15,7 +15,7 @@ from pipeline_common.contracts import FailureReason, TranscriptFailed
 from pipeline_common.recall.errors import ErrorKind, RecallApiError, RecallTranscriptLimitReached
 from pipeline_common.recall.events import WebhookEvent
 from pipeline_common.recall.providers import ProviderConfig
-from transcriber.fallback import Policy, next_provider_index, operator_retry_delay, retry_delay
+from transcriber.fallback import Policy, next_provider_index
 from transcriber.state import Attempt, RecordingState, RetrySchedule, Status
 
 
@@ -200,9 +200,7 @@ def on_create_failed(
         )
         note = f"create failed {failures} times over {trying_for:.0f}s; giving up"
         return _fail(unavailable, FailureReason.RECALL_UNAVAILABLE, now, note)
-    delay = (
-        operator_retry_delay(failures, policy) if operator else retry_delay(failures, error.retry_after, policy, rng)
-    )
+    delay = policy.operator_retry_delay(failures) if operator else policy.retry_delay(failures, rng, error.retry_after)
     sequence = state.retry_sequence + 1
     scheduled = state.model_copy(
         update={
@@ -269,12 +267,23 @@ def _find_attempt(state: RecordingState, event: WebhookEvent, policy: Policy) ->
     return None
 
 
-def on_transcript_failed(state: RecordingState | None, event: WebhookEvent, policy: Policy, now: datetime) -> Decision:
+def _our_attempt(
+    state: RecordingState | None, event: WebhookEvent, policy: Policy
+) -> tuple[RecordingState, Attempt] | Decision:
+    """The recording and our attempt a transcript.* event is about, or the decision to ignore an event not ours."""
     if state is None:
-        return _nothing("transcript.failed for a recording this pipeline never transcribed")
+        return _nothing(f"{event.event} for a recording this pipeline never transcribed")
     attempt = _find_attempt(state, event, policy)
     if attempt is None:
-        return _nothing("transcript.failed for a transcript this pipeline did not create")
+        return _nothing(f"{event.event} for a transcript this pipeline did not create")
+    return state, attempt
+
+
+def on_transcript_failed(state: RecordingState | None, event: WebhookEvent, policy: Policy, now: datetime) -> Decision:
+    found = _our_attempt(state, event, policy)
+    if isinstance(found, Decision):
+        return found
+    state, attempt = found
     if attempt.outcome in ("failed", "done"):
         return _nothing(f"attempt {attempt.number} already {attempt.outcome}")
     attempts = _replace_attempt(
@@ -297,11 +306,10 @@ def on_transcript_failed(state: RecordingState | None, event: WebhookEvent, poli
 
 
 def on_transcript_done(state: RecordingState | None, event: WebhookEvent, policy: Policy, now: datetime) -> Decision:
-    if state is None:
-        return _nothing("transcript.done for a recording this pipeline never transcribed")
-    attempt = _find_attempt(state, event, policy)
-    if attempt is None:
-        return _nothing("transcript.done for a transcript this pipeline did not create")
+    found = _our_attempt(state, event, policy)
+    if isinstance(found, Decision):
+        return found
+    state, attempt = found
     if attempt.outcome == "done":
         return _nothing("duplicate transcript.done")
     update: dict[str, object] = {

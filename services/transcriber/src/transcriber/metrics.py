@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,9 @@ class TranscriberMetrics(WorkerMetrics):
     OPERATOR_PROBLEMS_HELP = "Creates refused with 401/402/403 (fix credentials or billing), by kind"
     RETRY_BACKLOG_HELP = "Recordings waiting for a create retry"
     LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+    TRACKED = "recording"
+    STATES = tuple(Status)
+    TERMINAL = TERMINAL
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -41,17 +44,9 @@ class TranscriberMetrics(WorkerMetrics):
             registry=r,
         )
 
-    def watch_recordings(self, items: Callable[[], Iterable[tuple[str, Any]]], deadline_seconds: float) -> None:
-        """Recordings by state, the oldest unfinished one's age and those past the deadline, read from the Table's
-        ``items()`` at every scrape."""
-        states = [status.value for status in Status]
-        terminal = [status.value for status in TERMINAL]
-        self.watch("recording", states, terminal, lambda: recording_states(items()), deadline_seconds)
-
-
-def recording_states(items: Iterable[tuple[str, Any]]) -> Iterator[Tracked]:
-    """The Table's stored JSON, read as is: parsing every RecordingState at each scrape would cost far more."""
-    for _, value in list(items):
-        document = value if isinstance(value, dict) else {}
-        state = str(document.get("status") or Status.TRANSCRIBING)
-        yield Tracked(state, None if state in TERMINAL else parse_time(document.get("created_at")))
+    def tracked(self, items: Iterable[tuple[str, Any]]) -> Iterator[Tracked]:
+        """Every recording."""
+        for _, value in list(items):
+            document = value if isinstance(value, dict) else {}
+            state = str(document.get("status") or Status.TRANSCRIBING)
+            yield Tracked(state, None if state in TERMINAL else parse_time(document.get("created_at")))

@@ -7,12 +7,11 @@ only wires this to Kafka. The decisions themselves are :mod:`transcriber.lifecyc
 from __future__ import annotations
 
 import dataclasses
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from pipeline_common.contracts import TranscriptFailed
 from pipeline_common.logging import get_logger
@@ -22,8 +21,8 @@ from pipeline_common.recall.models import Diarization, TranscriptArtifact
 from pipeline_common.recall.providers import ProviderConfig
 from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDue
 from pipeline_common.topics import TRANSCRIBER_RETRIES
-from pipeline_common.worker import Backoff, FaultHook, Inbound, WorkerLimits, now
-from pipeline_common.worker.base import Routed, SupervisedWorker
+from pipeline_common.worker import Inbound
+from pipeline_common.worker.base import Routed, SupervisedWorker, WorkerCore
 from transcriber import lifecycle, reconcile
 from transcriber.fallback import Policy
 from transcriber.metrics import TranscriberMetrics
@@ -60,50 +59,30 @@ class Senders:
     transcript_event: Callable[[str, bytes, list[tuple[str, bytes]]], Awaitable[None]]
 
 
-def pending_retries(recording_id: str, value: Mapping[str, Any]) -> Iterator[PendingRetry]:
-    retry = value.get("retry")
-    if retry and value.get("status") not in (Status.DONE, Status.FAILED):
-        due = RetryDue(recording_id, str(retry["attempt"]), int(retry["sequence"]))
-        yield PendingRetry(due, datetime.fromisoformat(retry["due_at"]))
-
-
-class Transcriber(SupervisedWorker):
+class Transcriber(SupervisedWorker[Policy, Senders, TranscriberMetrics]):
     """One worker's transcriber logic. Every handler of a recording runs under that recording's lock (agents and the
     sweep alike) and inside the supervisor, so it reads the state, awaits Recall and writes the state back with
     nobody else in between, and whatever it raises ends in a retry, then a dead letter."""
 
+    retries_topic = TRANSCRIBER_RETRIES.name
+
     def __init__(
         self,
         *,
-        table: MutableMapping[str, Any],
         recall: RecallApi,
-        policy: Policy,
-        senders: Senders,
-        limits: WorkerLimits | None = None,
         metrics: TranscriberMetrics | None = None,
-        clock: Callable[[], datetime] = now,
-        rng: random.Random | None = None,
-        faults: FaultHook | None = None,
+        **core: Unpack[WorkerCore[Policy, Senders]],
     ) -> None:
         self.recall = recall
-        self.policy = policy
-        self.senders = senders
-        self.metrics = metrics or TranscriberMetrics()
-        super().__init__(
-            table=table,
-            pending_of=pending_retries,
-            retries_topic=TRANSCRIBER_RETRIES.name,
-            send_retry=senders.retry,
-            send_dead_letter=senders.dead_letter,
-            metrics=self.metrics,
-            limits=limits or WorkerLimits(),
-            backoff=Backoff(policy.retry_base_seconds, policy.retry_max_seconds),
-            clock=clock,
-            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
-            faults=faults,
-        )
+        super().__init__(metrics=metrics or TranscriberMetrics(), **core)
 
     # --- the Table ------------------------------------------------------------------------------------------------
+
+    def pending_retries(self, recording_id: str, value: Mapping[str, Any]) -> Iterator[PendingRetry]:
+        retry = value.get("retry")
+        if retry and value.get("status") not in (Status.DONE, Status.FAILED):
+            due = RetryDue(recording_id, str(retry["attempt"]), int(retry["sequence"]))
+            yield PendingRetry(due, datetime.fromisoformat(retry["due_at"]))
 
     def load(self, recording_id: str) -> RecordingState | None:
         return RecordingState.from_table(self.table.get(recording_id))

@@ -1,4 +1,5 @@
-"""Recall's list endpoints (List Recordings, List Transcripts) with cursor pagination, paced under the list limit.
+"""Recall's List Recordings with cursor pagination, paced under the list limit (List Transcripts is the client's own
+:meth:`~pipeline_common.recall.client.RecallClient.iter_transcripts`, which takes the same pacer).
 
 Recall allows about 60 list calls a minute per workspace. A :class:`~pipeline_common.recall.paging.ListPacer` spaces
 the calls (one every ``60 / per_minute`` seconds) and waits out a 429's ``Retry-After`` a bounded number of times, so
@@ -17,18 +18,8 @@ from pydantic import StrictStr
 from pipeline_common.recall._base import RecallModel, parse_model
 from pipeline_common.recall.client import RecallClient
 from pipeline_common.recall.errors import RecallInvalidArgument
-from pipeline_common.recall.models import API_RESPONSE_MAX_BYTES, RecordingArtifact, TranscriptArtifact
-from pipeline_common.recall.paging import RECALL_LIST_PER_MINUTE, ListPacer, walk_pages
-
-__all__ = [
-    "RECALL_LIST_PER_MINUTE",
-    "ListPacer",
-    "RecordingFilter",
-    "RecordingPage",
-    "iter_recordings",
-    "iter_transcripts",
-    "parse_recording_page",
-]
+from pipeline_common.recall.models import API_RESPONSE_MAX_BYTES, RecordingArtifact
+from pipeline_common.recall.paging import ListPacer, walk_pages
 
 RECORDING_STATUSES: Final = frozenset({"processing", "paused", "done", "failed"})
 METADATA_VALUE_MAX: Final = 500
@@ -95,12 +86,3 @@ async def iter_recordings(
     async for page in walk_pages(client, "/api/v1/recording/", params, parse_recording_page, pacer=pacer):
         for item in page.results:
             yield item
-
-
-async def iter_transcripts(
-    client: RecallClient, *, pacer: ListPacer | None = None, **filters: str
-) -> AsyncIterator[TranscriptArtifact]:
-    """List Transcripts (``GET /api/v1/transcript/``; ``recording_id``, ``status_code``, ``created_at_*``), paced:
-    the client's own walk (:meth:`RecallClient.iter_transcripts`) with this pacer."""
-    async for item in client.iter_transcripts(list_pacer=pacer, **filters):
-        yield item

@@ -2,7 +2,7 @@
 worker's whole per-event logic in-process with a dict for its Table and lists for its outputs.
 
 - :mod:`.message`: :class:`Inbound`, one consumed Kafka record as the logic sees it;
-- :mod:`.backoff`: the retry delays and the clock;
+- :mod:`.backoff`: the retry delays (:class:`RetrySchedule`) and the clock;
 - :mod:`.locks`: :class:`KeyedLocks`, one lock per recording across every agent and timer of a worker;
 - :mod:`.table`: :class:`RecordingTable`, the Table behind one door that keeps the due-index of scheduled retries;
 - :mod:`.supervisor`: :class:`Supervisor`, which turns any exception into a scheduled retry, then a dead letter;
@@ -14,7 +14,7 @@ worker's whole per-event logic in-process with a dict for its Table and lists fo
 See docs/worker-core.md.
 """
 
-from pipeline_common.worker.backoff import Backoff, now
+from pipeline_common.worker.backoff import Backoff, RetrySchedule, now
 from pipeline_common.worker.faults import FaultHook, InjectedFault
 from pipeline_common.worker.limits import WorkerLimits
 from pipeline_common.worker.locks import KeyedLocks
@@ -30,6 +30,7 @@ __all__ = [
     "InjectedFault",
     "KeyedLocks",
     "RecordingTable",
+    "RetrySchedule",
     "Supervision",
     "Supervisor",
     "WorkerLimits",

@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, NotRequired, Protocol, Required, TypedDict, TypeVar, Unpack
 
 from prometheus_client import Counter, Gauge
 
 from pipeline_common.logging import get_logger
-from pipeline_common.retries import PoisonMessage, RetryDispatcher, RetryDue
-from pipeline_common.worker.backoff import Backoff
+from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDispatcher, RetryDue
+from pipeline_common.worker.backoff import RetrySchedule, now
 from pipeline_common.worker.faults import FaultHook
 from pipeline_common.worker.limits import WorkerLimits
 from pipeline_common.worker.locks import KeyedLocks
 from pipeline_common.worker.message import Inbound
 from pipeline_common.worker.supervisor import Supervisor, Work, describe
-from pipeline_common.worker.table import PARKED_TARGET, PendingOf, RecordingTable
+from pipeline_common.worker.table import PARKED_TARGET, RecordingTable
 
 _log = get_logger("pipeline_common.worker")
 
@@ -35,37 +35,53 @@ class WorkerMetrics(Protocol):
     retry_backlog: Gauge
 
 
-class SupervisedWorker(ABC):
-    def __init__(
-        self,
-        *,
-        table: MutableMapping[str, Any],
-        pending_of: PendingOf,
-        retries_topic: str,
-        send_retry: Callable[[RetryDue], Awaitable[None]],
-        send_dead_letter: Callable[[Inbound, str], Awaitable[None]],
-        metrics: WorkerMetrics,
-        limits: WorkerLimits,
-        backoff: Backoff,
-        clock: Callable[[], datetime],
-        rng: random.Random,
-        faults: FaultHook | None = None,
-    ) -> None:
-        self.table = RecordingTable(table, pending_of)
-        self.retries_topic = retries_topic
-        self.limits = limits
-        self.clock = clock
-        self.rng = rng
-        self.faults = faults or FaultHook(limits.fault_probability)
-        self._send_dead_letter = send_dead_letter
-        self._metrics = metrics
-        self.dispatcher = RetryDispatcher(send_retry)
+class WorkerSenders(Protocol):
+    """The two outputs the core sends to; each worker's ``Senders`` has them beside its own."""
+
+    @property
+    def retry(self) -> Callable[[RetryDue], Awaitable[None]]: ...
+
+    @property
+    def dead_letter(self) -> Callable[[Inbound, str], Awaitable[None]]: ...
+
+
+PolicyT = TypeVar("PolicyT", bound=RetrySchedule)
+SendersT = TypeVar("SendersT", bound=WorkerSenders)
+MetricsT = TypeVar("MetricsT", bound=WorkerMetrics)
+
+
+class WorkerCore(TypedDict, Generic[PolicyT, SendersT]):
+    """What either worker is built from besides its own collaborators (tests pass a clock, a seeded RNG, faults)."""
+
+    table: Required[MutableMapping[str, Any]]
+    policy: Required[PolicyT]
+    senders: Required[SendersT]
+    limits: NotRequired[WorkerLimits]
+    clock: NotRequired[Callable[[], datetime]]
+    rng: NotRequired[random.Random]
+    faults: NotRequired[FaultHook | None]
+
+
+class SupervisedWorker(ABC, Generic[PolicyT, SendersT, MetricsT]):
+    #: The worker's own retries topic: a record read from it is one of its scheduled retries.
+    retries_topic: ClassVar[str]
+
+    def __init__(self, *, metrics: MetricsT, **core: Unpack[WorkerCore[PolicyT, SendersT]]) -> None:
+        self.policy = policy = core["policy"]
+        self.senders = senders = core["senders"]
+        self.metrics = metrics
+        self.table = RecordingTable(core["table"], self.pending_retries)
+        self.limits = limits = core.get("limits") or WorkerLimits()
+        self.clock = clock = core.get("clock", now)
+        self.rng = rng = core.get("rng") or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.faults = core.get("faults") or FaultHook(limits.fault_probability)
+        self.dispatcher = RetryDispatcher(senders.retry)
         self.locks = KeyedLocks()
         self.supervisor = Supervisor(
             self.table,
             self.locks,
             limits=limits,
-            backoff=backoff,
+            backoff=policy.backoff,
             dead_letter=self.to_dlq,
             give_up=self.give_up,
             clock=clock,
@@ -74,6 +90,10 @@ class SupervisedWorker(ABC):
         )
 
     # --- what a service says ----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def pending_retries(self, key: str, value: Mapping[str, Any]) -> Iterable[PendingRetry]:
+        """The retries a recording's stored value has scheduled (read from the raw value: the Table's due-index)."""
 
     @abstractmethod
     def route(self, inbound: Inbound) -> Routed:
@@ -122,7 +142,7 @@ class SupervisedWorker(ABC):
     async def dispatch_due_retries(self) -> int:
         """The retry timer: wake, through the retries topic, every retry that is due (read from the due-index)."""
         backlog = await self.dispatcher.dispatch(self.table.pending(), self.clock())
-        self._metrics.retry_backlog.set(backlog)
+        self.metrics.retry_backlog.set(backlog)
         return backlog
 
     async def sweep(self) -> None:
@@ -136,12 +156,12 @@ class SupervisedWorker(ABC):
                     if self.supervisor.supervision(key) is None:  # parked events: their wake-up comes first
                         await self.sweep_one(key)
                 except Exception as error:  # one recording's trouble does not stop the sweep; looked at again
-                    self._metrics.internal_errors.inc()
+                    self.metrics.internal_errors.inc()
                     _log.error("sweep failed for a recording", key=key, error=describe(error))
 
     async def to_dlq(self, inbound: Inbound, reason: str) -> None:
-        await self._send_dead_letter(inbound, reason)
-        self._metrics.dlq.inc()
+        await self.senders.dead_letter(inbound, reason)
+        self.metrics.dlq.inc()
 
     async def _redo(self, inbound: Inbound) -> None:
         """A parked event, handled again (the supervisor holds the recording's lock)."""

@@ -13,6 +13,8 @@ class WorkerLimits:
     deadline_seconds: float = 1800.0
     #: How often the sweep looks for recordings past their deadline or their retention.
     sweep_seconds: float = 60.0
+    #: How often the retry timer looks for due retries.
+    retry_scan_seconds: float = 0.5
     #: How long a finished recording stays in the Table (to recognise late duplicates) before it is removed.
     retention_seconds: float = 3 * 86_400.0
     #: How long retryable failures of one step are retried before the recording is given up.

@@ -22,14 +22,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from pipeline_cli.common import Failure, recall_api, recall_errors
 from pipeline_cli.kafka import KafkaReader, KafkaUnavailable, KafkaWriter, servers
 from pipeline_cli.reconcile.decide import SOURCE, Scope, Synthesised, Verdict, next_watermark, query_start
-from pipeline_cli.reconcile.options import Common, Duration, Moment, common_options
+from pipeline_cli.reconcile.options import Common, Moment, common_options, duration_option
 from pipeline_cli.reconcile.run import Summary, reconcile_window
 from pipeline_cli.reconcile.view import TOPICS, read_view
 from pipeline_cli.reconcile.watermark import ReconcilerWatermark, describe, load_watermark, save_watermark
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.kafka import ensure_topics
 from pipeline_common.recall.client import RecallClient
-from pipeline_common.recall.listing import ListPacer
+from pipeline_common.recall.paging import ListPacer
 from pipeline_common.settings import KafkaSettings
 from pipeline_common.topics import RECONCILER_STATE
 
@@ -211,21 +211,17 @@ def report(summary: Summary, facts: dict[str, str], *, dry_run: bool, as_json: b
 
 @click.command("reconcile")
 @common_options
-@click.option(
+@duration_option(
     "--max-age",
-    type=Duration(),
-    default="72h",
-    show_default=True,
-    envvar="RECONCILE_MAX_AGE",
-    help="Never look at recordings created longer ago than this (the first run looks back this far).",
+    "72h",
+    "RECONCILE_MAX_AGE",
+    "Never look at recordings created longer ago than this (the first run looks back this far).",
 )
-@click.option(
+@duration_option(
     "--overlap",
-    type=Duration(),
-    default="2h",
-    show_default=True,
-    envvar="RECONCILE_OVERLAP",
-    help="Start this long before the stored watermark (a safety margin for clock skew and late status changes).",
+    "2h",
+    "RECONCILE_OVERLAP",
+    "Start this long before the stored watermark (a safety margin for clock skew and late status changes).",
 )
 @click.pass_obj
 def reconcile(options: Any, common: Common, max_age: timedelta, overlap: timedelta) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import click
 
 _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+T = TypeVar("T")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -22,29 +24,49 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
-class Duration(click.ParamType):
-    name = "DURATION"
+def parse_moment(text: str) -> datetime:
+    """An ISO 8601 date or date-time; UTC when it names no zone."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date or date-time (e.g. 2026-11-01)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
-        if isinstance(value, timedelta):
+
+class _Parsed(click.ParamType, Generic[T]):
+    """An option's value parsed from its text (the parser's ValueError is the message), or one given already
+    parsed (a default)."""
+
+    def __init__(self, kind: type[T], parse: Callable[[str], T]) -> None:
+        self.kind = kind
+        self.parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> T:
+        if isinstance(value, self.kind):
             return value
         try:
-            return parse_duration(str(value))
+            return self.parse(str(value))
         except ValueError as error:
             self.fail(str(error), param, ctx)
 
 
-class Moment(click.ParamType):
+class Duration(_Parsed[timedelta]):
+    name = "DURATION"
+
+    def __init__(self) -> None:
+        super().__init__(timedelta, parse_duration)
+
+
+class Moment(_Parsed[datetime]):
     name = "DATE[THH:MM[:SS]][Z]"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        try:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            self.fail(f"{value!r} is not an ISO 8601 date or date-time (e.g. 2026-11-01)", param, ctx)
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    def __init__(self) -> None:
+        super().__init__(datetime, parse_moment)
+
+
+def duration_option(flag: str, default: str, envvar: str, help: str) -> Callable[[Any], Any]:
+    """An option taking a duration (``90s``, ``30m``, ``72h``, ``7d``), from ``envvar`` when not given."""
+    return click.option(flag, type=Duration(), default=default, show_default=True, envvar=envvar, help=help)
 
 
 def _metadata(ctx: click.Context, param: click.Parameter, values: Any) -> dict[str, str]:
@@ -93,13 +115,11 @@ def common_options(command: Any) -> Any:
             envvar="RECONCILE_RECALL_LIST_PER_MINUTE",
             help="Recall list calls a minute (Recall allows about 60; leave room for the services).",
         ),
-        click.option(
+        duration_option(
             "--grace",
-            type=Duration(),
-            default="10m",
-            show_default=True,
-            envvar="RECONCILE_GRACE",
-            help="Leave a recording or transcript finished less than this long ago to Recall's own webhook.",
+            "10m",
+            "RECONCILE_GRACE",
+            "Leave a recording or transcript finished less than this long ago to Recall's own webhook.",
         ),
         click.option(
             "--pipeline-prefix",

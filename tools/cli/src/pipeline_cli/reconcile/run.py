@@ -2,7 +2,7 @@
 pipeline's view, look up the transcripts of recordings still in flight, publish what is missing, count everything.
 
 Recall's list limit (about 60 a minute per workspace) is shared by List Recordings and List Transcripts, so both go
-through one :class:`~pipeline_common.recall.listing.ListPacer`. Publishing has its own pacer (backfill): at most
+through one :class:`~pipeline_common.recall.paging.ListPacer`. Publishing has its own pacer (backfill): at most
 ``per_minute`` synthesised events a minute, so the transcriber's partitions never hold more than a short queue of
 backfilled recordings in front of live ones.
 """
@@ -24,7 +24,8 @@ from pipeline_cli.reconcile.decide import (
     recording_done_event,
 )
 from pipeline_common.recall.client import RecallClient
-from pipeline_common.recall.listing import ListPacer, RecordingFilter, iter_recordings, iter_transcripts
+from pipeline_common.recall.listing import RecordingFilter, iter_recordings
+from pipeline_common.recall.paging import ListPacer
 
 Publish = Callable[[Synthesised], Awaitable[None]]
 OnRecording = Callable[[str, Verdict, int], None]
@@ -96,7 +97,7 @@ async def reconcile_window(
         if verdict is Verdict.PUBLISH:
             await emit(recording_done_event(recording))
         elif verdict is Verdict.CHECK_TRANSCRIPTS:
-            transcripts = [t async for t in iter_transcripts(recall, pacer=list_pacer, recording_id=recording.id)]
+            transcripts = [t async for t in recall.iter_transcripts(list_pacer=list_pacer, recording_id=recording.id)]
             missing = missing_transcript_events(recording, transcripts, view, scope, now=now)
             for action in missing:
                 await emit(action)

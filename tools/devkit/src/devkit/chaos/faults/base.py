@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devkit.chaos.harness import Chaos
 
 
 class HarnessError(Exception):
@@ -22,6 +25,14 @@ def blocking(function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
             raise HarnessError(str(exit_)) from None
 
     return asyncio.to_thread(call)
+
+
+def once_between(
+    chaos: Chaos, enabled: bool, fault: Callable[[Chaos, float], Awaitable[None]], low: float, high: float
+) -> list[Awaitable[None]]:
+    """A fault's ``scheduled``: the fault once, at a random point of the run's progress between ``low`` and ``high``,
+    when ``enabled`` (the point is drawn only then, so switching one fault off leaves the others' draws alone)."""
+    return [fault(chaos, chaos.rng.uniform(low, high))] if enabled else []
 
 
 @dataclass

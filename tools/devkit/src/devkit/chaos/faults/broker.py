@@ -6,7 +6,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from devkit import stack
-from devkit.chaos.faults.base import FaultEvent, blocking
+from devkit.chaos.faults.base import FaultEvent, blocking, once_between
 from devkit.chaos.options import log
 
 if TYPE_CHECKING:
@@ -37,6 +37,4 @@ async def restart_now(chaos: Chaos) -> None:
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.broker_restart:
-        return []
-    return [restart_broker(chaos, chaos.rng.uniform(0.3, 0.6))]
+    return once_between(chaos, chaos.options.broker_restart, restart_broker, 0.3, 0.6)

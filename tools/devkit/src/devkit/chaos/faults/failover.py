@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from devkit import stack
-from devkit.chaos.faults.base import FaultEvent, HarnessError
+from devkit.chaos.faults.base import FaultEvent, HarnessError, once_between
 from devkit.chaos.faults.pods import start_ready
 from devkit.chaos.options import log
 from devkit.kafka import group_state
@@ -80,6 +80,4 @@ async def fail_over(chaos: Chaos, fraction: float, service: str = "transcriber")
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.failover or chaos.options.replicas < 2:
-        return []
-    return [fail_over(chaos, chaos.rng.uniform(0.65, 0.85))]
+    return once_between(chaos, chaos.options.failover and chaos.options.replicas >= 2, fail_over, 0.65, 0.85)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from devkit import stack
-from devkit.chaos.faults.base import FaultEvent, HarnessError, blocking
+from devkit.chaos.faults.base import FaultEvent, HarnessError, blocking, once_between
 from devkit.chaos.options import log
 
 if TYPE_CHECKING:
@@ -47,6 +47,4 @@ async def freeze(chaos: Chaos, fraction: float, service: str = "transcriber") ->
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.freeze or chaos.options.replicas < 2:
-        return []
-    return [freeze(chaos, chaos.rng.uniform(0.5, 0.7))]
+    return once_between(chaos, chaos.options.freeze and chaos.options.replicas >= 2, freeze, 0.5, 0.7)

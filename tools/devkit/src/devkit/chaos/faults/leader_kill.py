@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from devkit import stack
-from devkit.chaos.faults.base import FaultEvent, blocking
+from devkit.chaos.faults.base import FaultEvent, blocking, once_between
 from devkit.chaos.options import log
 from devkit.kafka import partition_leaders
 
@@ -55,6 +55,4 @@ async def kill_now(chaos: Chaos) -> None:
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.leader_kill or chaos.options.brokers < 2:
-        return []
-    return [kill_leader(chaos, chaos.rng.uniform(0.15, 0.35))]
+    return once_between(chaos, chaos.options.leader_kill and chaos.options.brokers >= 2, kill_leader, 0.15, 0.35)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devkit.chaos.faults.base import FaultEvent
+from devkit.chaos.faults.base import FaultEvent, once_between
 from devkit.chaos.options import log
 
 if TYPE_CHECKING:
@@ -53,6 +53,4 @@ async def store_outage(chaos: Chaos, fraction: float) -> None:
 
 
 def scheduled(chaos: Chaos) -> list[Awaitable[None]]:
-    if not chaos.options.store_outage:
-        return []
-    return [store_outage(chaos, chaos.rng.uniform(0.35, 0.65))]
+    return once_between(chaos, chaos.options.store_outage, store_outage, 0.35, 0.65)
