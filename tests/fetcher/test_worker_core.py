@@ -19,7 +19,7 @@ from fetcher.publish import Publisher
 from fetcher.state import RetryPolicy
 from fetcher.worker import Fetcher, Senders
 from pipeline_common.contracts import FailureReason, TranscriptFailed
-from pipeline_common.recall.errors import RecallServerError
+from pipeline_common.recall.errors import RecallNotFound, RecallServerError
 from pipeline_common.recall.models import TranscriptArtifact
 from pipeline_common.retries import RetryDue
 from pipeline_common.store import Announcement, FileStore, Manifest
@@ -45,9 +45,12 @@ class FakeRecall:
     body: bytes = field(default_factory=lambda: generate_transcript("k", TRANSCRIPT, default_words=30))
     retrieves: int = 0
     download_error: BaseException | None = None
+    retrieve_error: BaseException | None = None
 
     async def retrieve_transcript(self, transcript_id: str) -> TranscriptArtifact:
         self.retrieves += 1
+        if self.retrieve_error is not None:
+            raise self.retrieve_error
         return TranscriptArtifact.model_validate(
             {
                 "id": transcript_id,
@@ -146,8 +149,8 @@ class Harness:
         )
         return self.worker
 
-    def done(self) -> Inbound:
-        body = webhook("transcript.done", REC, transcript_id=TID, pipeline="recall-pipeline", pipeline_attempt="1")
+    def done(self, event: str = "transcript.done") -> Inbound:
+        body = webhook(event, REC, transcript_id=TID, pipeline="recall-pipeline", pipeline_attempt="1")
         return self.offsets.inbound(TRANSCRIPT_EVENTS.name, REC, body)
 
     def status(self) -> str | None:
@@ -218,6 +221,47 @@ async def test_a_failure_lost_in_a_crash_is_emitted_by_the_sweep(tmp_path: Path)
     h.restart()
     await h.worker.sweep()
     assert [f.reason for f in h.out.failed] == [FailureReason.TRANSCRIPT_REJECTED]
+    await h.worker.sweep()
+    assert len(h.out.failed) == 1
+
+
+# --- a transcript gone at Recall ends its recording too (the transcriber handed it over at transcript.done) --------
+
+
+async def test_a_transcript_gone_at_recall_publishes_transcripts_failed(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.recall.retrieve_error = RecallNotFound("404: no such transcript", status=404)
+    await h.worker.on_event(h.done())
+    assert h.status() == "gone"
+    (failed,) = h.out.failed
+    assert failed.recording_id == REC and failed.reason.value == "transcript_gone"
+    assert [(a.transcript_id, a.number) for a in failed.attempts] == [(TID, 1)]
+    assert h.out.dead == []  # nothing an operator could replay: no dead letter
+    assert h.announcer.sent == []
+
+
+async def test_a_transcript_deleted_while_waiting_for_its_retry_publishes_transcripts_failed(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.recall.download_error = RecallServerError("503 from the file host", status=503)
+    await h.worker.on_event(h.done())
+    assert h.status() == "retry_scheduled" and h.out.failed == []
+    await h.worker.on_event(h.done("transcript.deleted"))
+    assert h.status() == "gone"
+    assert [f.reason.value for f in h.out.failed] == ["transcript_gone"]
+    assert await h.wake_up() == 0  # the waiting retry is cancelled
+
+
+async def test_a_gone_failure_lost_in_a_crash_is_emitted_by_the_sweep(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.recall.retrieve_error = RecallNotFound("404: no such transcript", status=404)
+    h.out.failed_errors = [Killed()]
+    with pytest.raises(Killed):
+        await h.worker.on_event(h.done())
+    h.restart()
+    h.clock.advance(LIMITS.retention_seconds + 1)
+    await h.worker.sweep()  # emitted, not expired: an unsent terminal event keeps the recording
+    assert [f.reason.value for f in h.out.failed] == ["transcript_gone"]
+    assert REC in h.table
     await h.worker.sweep()
     assert len(h.out.failed) == 1
 

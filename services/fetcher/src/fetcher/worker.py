@@ -117,7 +117,7 @@ class Fetcher(SupervisedWorker):
 
     async def _handle(self, inbound: Inbound, webhook: WebhookEvent) -> None:
         if webhook.name == "deleted":
-            self._on_deleted(webhook)
+            await self._on_deleted(webhook)
         else:
             await self._on_done(inbound, webhook)
 
@@ -151,13 +151,12 @@ class Fetcher(SupervisedWorker):
         self.save(recording_id, working)
         await self.attempt(recording_id, working)
 
-    def _on_deleted(self, webhook: WebhookEvent) -> None:
+    async def _on_deleted(self, webhook: WebhookEvent) -> None:
         recording_id, transcript_id = webhook.recording_id, webhook.transcript_id
         assert recording_id is not None and transcript_id is not None
         state = self.get(recording_id, transcript_id)
         if state is not None and state.status in (Status.RETRY_SCHEDULED, Status.BLOCKED, Status.FETCHING):
-            self.save(recording_id, ended(state, Status.GONE, "transcript.deleted", self.clock()))
-            self.metrics.gone.inc()
+            await self._gone(recording_id, state, "transcript.deleted")
 
     async def handle_retry(self, due: RetryDue) -> None:
         state = self.get(due.recording_id, due.target)
@@ -184,9 +183,8 @@ class Fetcher(SupervisedWorker):
             self.faults.maybe_raise("fetcher.attempt")
             published = await self.publisher.publish(job, fetched, traceparent=state.traceparent)
         except Gone as gone:
-            self.save(recording_id, ended(state, Status.GONE, str(gone), self.clock()))
-            self.metrics.gone.inc()
             _log.info("transcript is gone at Recall; nothing to announce", transcript_id=job.transcript_id)
+            await self._gone(recording_id, state, str(gone))
             return
         except Rejected as rejected:
             await self._reject(recording_id, state, str(rejected))
@@ -227,6 +225,24 @@ class Fetcher(SupervisedWorker):
         else:
             self.metrics.duplicates.labels(via="topic").inc()
 
+    async def _gone(self, recording_id: str, state: TranscriptState, reason: str) -> None:
+        """The transcriber handed the recording over at ``transcript.done``: a transcript gone at Recall must end it
+        (``transcripts.failed``, reason ``transcript_gone``), in the same outbox order as a rejection, with no dead
+        letter (there is nothing an operator could replay)."""
+        gone = state.model_copy(
+            update={
+                "status": Status.GONE,
+                "retry": None,
+                "last_error": reason,
+                "failure_reason": FailureReason.TRANSCRIPT_GONE,
+                "failed_emitted": False,
+                "updated_at": self.clock(),
+            }
+        )
+        self.save(recording_id, gone)
+        self.metrics.gone.inc()
+        await self._finish_failure(recording_id, gone)
+
     async def _reject(
         self,
         recording_id: str,
@@ -247,15 +263,18 @@ class Fetcher(SupervisedWorker):
             }
         )
         self.save(recording_id, rejected)
-        await self._finish_rejection(recording_id, rejected)
+        await self._finish_failure(recording_id, rejected)
 
-    async def _finish_rejection(self, recording_id: str, state: TranscriptState) -> None:
-        await self._dead_letter_source(recording_id, state, state.last_error or "rejected")
+    async def _finish_failure(self, recording_id: str, state: TranscriptState) -> None:
+        """The outbox's second half for a REJECTED or GONE transcript stored "not yet emitted": the source to the DLQ
+        (rejections only), ``transcripts.failed`` sent, and only then the state marked emitted."""
+        if state.status is Status.REJECTED:
+            await self._dead_letter_source(recording_id, state, state.last_error or "rejected")
         doc = self.load(recording_id)
         announced = any(other.status is Status.READY for other in doc.transcripts.values())
         if not announced:  # a recording with a transcript announced ready has ended; no failure on top
             await self.emit_failed(transcript_failed(recording_id, [state], state.failure_reason, self.clock()))
-        self.save(recording_id, ended(state, Status.REJECTED, state.last_error, self.clock()))
+        self.save(recording_id, ended(state, state.status, state.last_error, self.clock()))
 
     async def _retry_later(self, recording_id: str, state: TranscriptState, failure: RetryLater) -> None:
         decision = on_retryable_failure(
@@ -312,8 +331,8 @@ class Fetcher(SupervisedWorker):
             self.metrics.expired.inc()
             return
         for state in list(doc.transcripts.values()):
-            if state.status is Status.REJECTED and not state.failed_emitted:
-                await self._finish_rejection(recording_id, state)
+            if state.status in (Status.REJECTED, Status.GONE) and not state.failed_emitted:
+                await self._finish_failure(recording_id, state)
             elif past_deadline(state, moment, self.limits.deadline_seconds):
                 _log.warning("transcript left fetching past its deadline; resuming", transcript_id=state.transcript_id)
                 self.save(recording_id, resume_now(state, moment))
