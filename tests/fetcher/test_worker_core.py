@@ -26,7 +26,7 @@ from pipeline_common.store import Announcement, FileStore, Manifest
 from pipeline_common.topics import FETCHER_RETRIES, TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
 from recall_sim.generator import TranscriptSpec, generate_transcript
-from tests.transcriber.fakes import START, Clock, Offsets, webhook
+from tests.transcriber.fakes import START, Clock, Offsets, StreamOnlyTable, run_sweep, webhook
 
 pytestmark = pytest.mark.unit
 
@@ -115,7 +115,7 @@ class Outputs:
 
 class Harness:
     def __init__(self, tmp_path: Path, table: dict[str, Any] | None = None) -> None:
-        self.table: dict[str, Any] = {} if table is None else table
+        self.table: dict[str, Any] = StreamOnlyTable() if table is None else table
         self.recall = FakeRecall()
         self.store = FullDisk(tmp_path / "store")
         self.announcer = FakeAnnouncer()
@@ -156,6 +156,9 @@ class Harness:
     def status(self) -> str | None:
         state = self.worker.get(REC, TID)
         return None if state is None else state.status.value
+
+    async def sweep(self) -> int:
+        return await run_sweep(self.table, self.worker, self.out.retries, self.offsets, FETCHER_RETRIES.name)
 
     async def wake_up(self, *, after: float = 3600) -> int:
         self.clock.advance(after)
@@ -219,9 +222,9 @@ async def test_a_failure_lost_in_a_crash_is_emitted_by_the_sweep(tmp_path: Path)
     with pytest.raises(Killed):
         await h.worker.on_event(h.done())
     h.restart()
-    await h.worker.sweep()
+    await h.sweep()
     assert [f.reason for f in h.out.failed] == [FailureReason.TRANSCRIPT_REJECTED]
-    await h.worker.sweep()
+    await h.sweep()
     assert len(h.out.failed) == 1
 
 
@@ -259,10 +262,10 @@ async def test_a_gone_failure_lost_in_a_crash_is_emitted_by_the_sweep(tmp_path: 
         await h.worker.on_event(h.done())
     h.restart()
     h.clock.advance(LIMITS.retention_seconds + 1)
-    await h.worker.sweep()  # emitted, not expired: an unsent terminal event keeps the recording
+    await h.sweep()  # emitted, not expired: an unsent terminal event keeps the recording
     assert [f.reason.value for f in h.out.failed] == ["transcript_gone"]
     assert REC in h.table
-    await h.worker.sweep()
+    await h.sweep()
     assert len(h.out.failed) == 1
 
 
@@ -277,10 +280,10 @@ async def test_a_transcript_left_fetching_is_resumed_after_the_deadline(tmp_path
     h.recall.download_error = None
     h.restart()
     h.clock.advance(LIMITS.deadline_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert h.status() == "fetching"
     h.clock.advance(2)
-    await h.worker.sweep()
+    await h.sweep()
     assert await h.wake_up(after=1) == 1
     assert h.status() == "ready"
 
@@ -296,14 +299,14 @@ async def test_a_finished_recording_keeps_no_source_event_and_is_removed_after_t
     assert stored["source"] is None and stored["traceparent"] is None
     assert len(json.dumps(h.table[REC])) < 2000
     h.clock.advance(LIMITS.retention_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert REC in h.table
     h.clock.advance(2)
-    await h.worker.sweep()
+    await h.sweep()
     assert REC not in h.table
 
 
-class CountingTable(dict[str, Any]):
+class CountingTable(StreamOnlyTable):
     scans = 0
 
     def items(self) -> Any:

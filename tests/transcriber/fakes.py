@@ -127,3 +127,38 @@ def webhook(
     if transcript_id is not None:
         data["transcript"] = {"id": transcript_id, "metadata": transcript_meta}
     return {"event": event, "data": data}
+
+
+class StreamOnlyTable(dict[str, Any]):
+    """A dict with faust's rule for a Table: a key is written only inside stream iteration (faust sends each write to
+    the changelog partition of the event in hand), never from a timer. A test sets ``in_timer`` around the timer's
+    work; a write then raises what faust raises."""
+
+    in_timer = False
+
+    def _check(self) -> None:
+        if self.in_timer:
+            raise TypeError("Cannot modify table key from outside of stream iteration")
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._check()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._check()
+        super().__delitem__(key)
+
+
+async def run_sweep(table: Any, worker: Any, retries: list[RetryDue], offsets: Offsets, retries_topic: str) -> int:
+    """The sweep as the timer runs it (no Table write allowed), then every wake-up it sent handed to the retries
+    agent (inside stream iteration). Returns the number of wake-ups."""
+    sent = len(retries)
+    table.in_timer = True
+    try:
+        await worker.sweep()
+    finally:
+        table.in_timer = False
+    woken = retries[sent:]
+    for due in woken:
+        await worker.on_retry(offsets.inbound(retries_topic, due.recording_id, due.dumps()))
+    return len(woken)

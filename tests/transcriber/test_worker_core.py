@@ -18,7 +18,16 @@ from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
 from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIBER_RETRIES, TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
-from tests.transcriber.fakes import Clock, FakeRecall, Offsets, Outputs, artifact, webhook
+from tests.transcriber.fakes import (
+    Clock,
+    FakeRecall,
+    Offsets,
+    Outputs,
+    StreamOnlyTable,
+    artifact,
+    run_sweep,
+    webhook,
+)
 from transcriber.fallback import Policy
 from transcriber.state import Status
 from transcriber.worker import Senders, Transcriber
@@ -44,7 +53,7 @@ POLICY = Policy(
 
 class Harness:
     def __init__(self, table: dict[str, Any] | None = None) -> None:
-        self.table: dict[str, Any] = {} if table is None else table
+        self.table: dict[str, Any] = StreamOnlyTable() if table is None else table
         self.recall = FakeRecall()
         self.out = Outputs()
         self.clock = Clock()
@@ -72,6 +81,9 @@ class Harness:
     def event(self, name: str, **options: Any) -> Inbound:
         topic = RECORDING_EVENTS.name if name.startswith("recording.") else TRANSCRIPT_EVENTS.name
         return self.offsets.inbound(topic, REC, webhook(name, REC, **options))
+
+    async def sweep(self) -> int:
+        return await run_sweep(self.table, self.worker, self.out.retries, self.offsets, TRANSCRIBER_RETRIES.name)
 
     async def wake_up(self, *, after: float = 3600) -> int:
         """Let time pass, run the retry timer, and hand every wake-up it sends to the retries agent."""
@@ -184,11 +196,11 @@ async def test_a_transcript_whose_webhook_never_came_is_reconciled_at_the_deadli
     await h.worker.on_event(h.event("recording.done"))
     tid = "tr-test-rec-core-1-attempt-1"
     h.clock.advance(LIMITS.deadline_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert h.recall.retrieves == [] and h.out.transcript_events == []
     h.clock.advance(2)
     h.recall.transcripts[tid] = artifact(tid, REC, {"pipeline": "test", "pipeline_attempt": "1"}, code="done")
-    await h.worker.sweep()
+    await h.sweep()
     ((key, body, headers),) = h.out.transcript_events
     assert key == REC and json.loads(body)["event"] == "transcript.done"
     assert dict(headers)["ce_id"] == f"reconciled:{tid}:done".encode()
@@ -201,12 +213,12 @@ async def test_a_transcript_still_processing_at_the_deadline_is_waited_for() -> 
     h = Harness()
     await h.worker.on_event(h.event("recording.done"))
     h.clock.advance(LIMITS.deadline_seconds + 1)
-    await h.worker.sweep()
-    await h.worker.sweep()
+    await h.sweep()
+    await h.sweep()
     assert len(h.recall.retrieves) == 1  # checked once, then given another deadline
     assert h.out.transcript_events == [] and h.out.failed == []
     h.clock.advance(LIMITS.deadline_seconds + 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert len(h.recall.retrieves) == 2
 
 
@@ -221,7 +233,7 @@ async def test_a_create_that_never_reached_recall_is_repeated_at_the_deadline() 
     h.recall.gate = None
     h.restart()
     h.clock.advance(LIMITS.deadline_seconds + 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert h.recall.lists == [REC]
     state = h.worker.load(REC)
     assert state is not None and state.current is not None
@@ -243,7 +255,7 @@ async def test_retryable_create_failures_are_bounded() -> None:
 # --- 5. bounded state -----------------------------------------------------------------------------------------------
 
 
-class CountingTable(dict[str, Any]):
+class CountingTable(StreamOnlyTable):
     scans = 0
 
     def items(self) -> Any:
@@ -264,10 +276,10 @@ async def test_a_finished_recording_is_removed_after_the_retention() -> None:
     h = Harness()
     await h.worker.on_event(h.event("recording.deleted"))
     h.clock.advance(LIMITS.retention_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert REC in h.table
     h.clock.advance(2)
-    await h.worker.sweep()
+    await h.sweep()
     assert REC not in h.table
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,11 @@ from pipeline_common.worker import Backoff, FaultHook, Inbound, WorkerLimits, no
 from pipeline_common.worker.base import Routed, SupervisedWorker
 
 _log = get_logger("fetcher")
+
+
+def _unsent(state: TranscriptState) -> bool:
+    """A rejected or gone transcript whose ``transcripts.failed`` the broker never acknowledged (the outbox's mark)."""
+    return state.status in (Status.REJECTED, Status.GONE) and not state.failed_emitted
 
 
 @dataclass(frozen=True)
@@ -322,6 +327,13 @@ class Fetcher(SupervisedWorker):
 
     # --- the sweep: deadlines, unsent failures, retention ---------------------------------------------------------
 
+    def sweep_due(self, key: str, value: Mapping[str, Any], now: datetime) -> bool:
+        doc = RecordingDoc.from_table(key, value)
+        return expired(doc, now, self.limits.retention_seconds) or any(
+            _unsent(state) or past_deadline(state, now, self.limits.deadline_seconds)
+            for state in doc.transcripts.values()
+        )
+
     async def sweep_one(self, key: str) -> None:
         recording_id = key
         doc = self.load(recording_id)
@@ -331,7 +343,7 @@ class Fetcher(SupervisedWorker):
             self.metrics.expired.inc()
             return
         for state in list(doc.transcripts.values()):
-            if state.status in (Status.REJECTED, Status.GONE) and not state.failed_emitted:
+            if _unsent(state):
                 await self._finish_failure(recording_id, state)
             elif past_deadline(state, moment, self.limits.deadline_seconds):
                 _log.warning("transcript left fetching past its deadline; resuming", transcript_id=state.transcript_id)

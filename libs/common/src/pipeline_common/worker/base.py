@@ -5,9 +5,10 @@ give a recording up."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from pipeline_common.worker.limits import WorkerLimits
 from pipeline_common.worker.locks import KeyedLocks
 from pipeline_common.worker.message import Inbound
 from pipeline_common.worker.supervisor import Supervisor, Work, describe
-from pipeline_common.worker.table import PARKED_TARGET, PendingOf, RecordingTable
+from pipeline_common.worker.table import PARKED_TARGET, SUPERVISION_KEY, SWEEP_TARGET, PendingOf, RecordingTable
 
 _log = get_logger("pipeline_common.worker")
 
@@ -58,6 +59,7 @@ class SupervisedWorker(ABC):
         self.rng = rng
         self.faults = faults or FaultHook(limits.fault_probability)
         self._send_dead_letter = send_dead_letter
+        self._send_retry = send_retry
         self._metrics = metrics
         self.dispatcher = RetryDispatcher(send_retry)
         self.locks = KeyedLocks()
@@ -84,8 +86,12 @@ class SupervisedWorker(ABC):
         """Carry out one of the service's own scheduled retries (under the recording's lock)."""
 
     @abstractmethod
+    def sweep_due(self, key: str, value: Mapping[str, Any], now: datetime) -> bool:
+        """Whether the sweep has something to do for this recording (read only: the timer may not write)."""
+
+    @abstractmethod
     async def sweep_one(self, key: str) -> None:
-        """Look at one recording in the sweep (under its lock; never one with parked events)."""
+        """Do the sweep's work for one recording (in its agent, under its lock; never one with parked events)."""
 
     @abstractmethod
     async def give_up(self, key: str, reason: str) -> None:
@@ -117,6 +123,9 @@ class SupervisedWorker(ABC):
         if due.target == PARKED_TARGET:
             await self.supervisor.resume(due.recording_id, due.sequence, self._redo)
             return
+        if due.target == SWEEP_TARGET:
+            await self._sweep_now(due.recording_id)
+            return
         await self.supervisor.run(due.recording_id, inbound, lambda: self.handle_retry(due))
 
     async def dispatch_due_retries(self) -> int:
@@ -126,18 +135,39 @@ class SupervisedWorker(ABC):
         return backlog
 
     async def sweep(self) -> None:
-        """Start-up and periodic: rebuild the due-index, then look at every local recording once."""
+        """Start-up and periodic: rebuild the due-index, then look at every local recording once. The timer only
+        reads: faust writes a Table key only inside stream iteration (to the changelog partition of the event in
+        hand), so a recording with work to do is woken through the retries topic (keyed, co-partitioned) and its
+        agent does the work (:meth:`sweep_one`). A wake-up sent twice finds nothing left the second time."""
         self.table.reindex()
-        for key, _value in self.table.items():
-            if self.locks.busy(key):
-                continue  # in hand right now (a download may take minutes); the next sweep looks again
-            async with self.locks.hold(key):
-                try:
-                    if self.supervisor.supervision(key) is None:  # parked events: their wake-up comes first
-                        await self.sweep_one(key)
-                except Exception as error:  # one recording's trouble does not stop the sweep; looked at again
-                    self._metrics.internal_errors.inc()
-                    _log.error("sweep failed for a recording", key=key, error=describe(error))
+        moment = self.clock()
+        wake: list[str] = []
+        for key, value in self.table.items():
+            if self.locks.busy(key) or value.get(SUPERVISION_KEY):
+                continue  # in hand right now, or parked events whose wake-up comes first: the next sweep looks again
+            try:
+                if self.sweep_due(key, value, moment):
+                    wake.append(key)
+            except Exception as error:  # one recording's trouble does not stop the sweep; looked at again
+                self._metrics.internal_errors.inc()
+                _log.error("sweep failed for a recording", key=key, error=describe(error))
+        for start in range(0, len(wake), 100):  # acked sends, a hundred in flight (a retention's worth may be due)
+            chunk = wake[start : start + 100]
+            sent = await asyncio.gather(
+                *(self._send_retry(RetryDue(key, SWEEP_TARGET, 0)) for key in chunk), return_exceptions=True
+            )
+            for key, outcome in zip(chunk, sent, strict=True):
+                if isinstance(outcome, Exception):  # looked at again by the next sweep
+                    _log.error("sweep could not wake a recording", key=key, error=describe(outcome))
+
+    async def _sweep_now(self, key: str) -> None:
+        async with self.locks.hold(key):
+            try:
+                if self.supervisor.supervision(key) is None:  # parked events: their wake-up comes first
+                    await self.sweep_one(key)
+            except Exception as error:  # looked at again by the next sweep
+                self._metrics.internal_errors.inc()
+                _log.error("sweep failed for a recording", key=key, error=describe(error))
 
     async def to_dlq(self, inbound: Inbound, reason: str) -> None:
         await self._send_dead_letter(inbound, reason)
