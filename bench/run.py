@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest_bench",
     "fetcher": "bench.fetcher_bench",
     "pipeline": "bench.pipeline_bench",
+    "state_growth": "bench.state_growth_bench",
 }
 
 VERSIONED_PACKAGES = ("aiokafka", "faust-streaming", "fastapi", "uvicorn", "uvloop", "httptools", "pydantic")

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from pipeline_common.cloudevents import header_value
-from pipeline_common.contracts import TranscriptReady
+from pipeline_common.contracts import FailureReason, TranscriptFailed, TranscriptReady
 from pipeline_common.recall import render
 from pipeline_common.recall.models import parse_transcript
 from pipeline_common.store import TranscriptKeys
+from pipeline_common.topics import TRANSCRIPTS_FAILED
 from tests.fetcher.conftest import MAX_TRANSCRIPT_BYTES
 from tests.fetcher.support import DownloadProxy, FetcherWorker, Pipeline, SimTranscript, wait_state
 from tests.support.recall_sim import RunningSim
@@ -258,7 +259,7 @@ async def test_a_waiting_retry_does_not_block_the_partition(
     await wait_state(file_worker, slow.recording_id, slow.transcript_id, "gone")
 
 
-async def test_deleted_transcript_ends_with_no_event(
+async def test_deleted_transcript_ends_its_recording_with_transcripts_failed(
     file_worker: FetcherWorker, pipeline: Pipeline, sim: RunningSim, file_store_root: Path
 ) -> None:
     transcript = await pipeline.make_transcript(words=40)
@@ -267,6 +268,16 @@ async def test_deleted_transcript_ends_with_no_event(
     await pipeline.publish(transcript)
     state = await wait_state(file_worker, transcript.recording_id, transcript.transcript_id, "gone")
     assert "404" in state["last_error"] or "deleted" in state["last_error"]
+    ce_id = f"transcript-failed:{transcript.recording_id}".encode()
+
+    def mine(records: list[Any]) -> list[Any]:
+        return [r for r in records if header_value(list(r.headers or ()), "ce_id") == ce_id]
+
+    records = await pipeline.records(TRANSCRIPTS_FAILED.name, until=lambda rs: bool(mine(rs)), worker=file_worker)
+    (failed,) = mine(records)
+    event = TranscriptFailed.model_validate_json(failed.value)
+    assert event.reason is FailureReason.TRANSCRIPT_GONE
+    assert [a.transcript_id for a in event.attempts] == [transcript.transcript_id]
     assert await pipeline.all_ready(transcript.transcript_id) == []
     assert_nothing_stored(file_store_root, transcript)
 

@@ -19,13 +19,13 @@ from fetcher.publish import Publisher
 from fetcher.state import RetryPolicy
 from fetcher.worker import Fetcher, Senders
 from pipeline_common.contracts import FailureReason
-from pipeline_common.recall.errors import RecallServerError
+from pipeline_common.recall.errors import RecallNotFound, RecallServerError
 from pipeline_common.recall.models import TranscriptArtifact
 from pipeline_common.store import Announcement, FileStore, Manifest
 from pipeline_common.topics import TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
 from recall_sim.generator import TranscriptSpec, generate_transcript
-from tests.support.worker_core import START, WorkerHarness
+from tests.support.worker_core import START, StreamOnlyTable, WorkerHarness
 from tests.transcriber.fakes import webhook
 
 pytestmark = pytest.mark.unit
@@ -51,9 +51,12 @@ class FakeRecall:
     body: bytes = field(default_factory=lambda: generate_transcript("k", TRANSCRIPT, default_words=30))
     retrieves: int = 0
     download_error: BaseException | None = None
+    retrieve_error: BaseException | None = None
 
     async def retrieve_transcript(self, transcript_id: str) -> TranscriptArtifact:
         self.retrieves += 1
+        if self.retrieve_error is not None:
+            raise self.retrieve_error
         return TranscriptArtifact.model_validate(
             {
                 "id": transcript_id,
@@ -130,8 +133,8 @@ class Harness(WorkerHarness[Fetcher]):
         )
         return self.worker
 
-    def done(self) -> Inbound:
-        body = webhook("transcript.done", REC, transcript_id=TID, pipeline="recall-pipeline", pipeline_attempt="1")
+    def done(self, event: str = "transcript.done") -> Inbound:
+        body = webhook(event, REC, transcript_id=TID, pipeline="recall-pipeline", pipeline_attempt="1")
         return self.offsets.inbound(TRANSCRIPT_EVENTS.name, REC, body)
 
     def status(self) -> str | None:
@@ -191,9 +194,50 @@ async def test_a_failure_lost_in_a_crash_is_emitted_by_the_sweep(tmp_path: Path)
     with pytest.raises(Killed):
         await h.worker.on_event(h.done())
     h.restart()
-    await h.worker.sweep()
+    await h.sweep()
     assert [f.reason for f in h.out.failed] == [FailureReason.TRANSCRIPT_REJECTED]
-    await h.worker.sweep()
+    await h.sweep()
+    assert len(h.out.failed) == 1
+
+
+# --- a transcript gone at Recall ends its recording too (the transcriber handed it over at transcript.done) --------
+
+
+async def test_a_transcript_gone_at_recall_publishes_transcripts_failed(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.recall.retrieve_error = RecallNotFound("404: no such transcript", status=404)
+    await h.worker.on_event(h.done())
+    assert h.status() == "gone"
+    (failed,) = h.out.failed
+    assert failed.recording_id == REC and failed.reason.value == "transcript_gone"
+    assert [(a.transcript_id, a.number) for a in failed.attempts] == [(TID, 1)]
+    assert h.out.dead == []  # nothing an operator could replay: no dead letter
+    assert h.announcer.sent == []
+
+
+async def test_a_transcript_deleted_while_waiting_for_its_retry_publishes_transcripts_failed(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.recall.download_error = RecallServerError("503 from the file host", status=503)
+    await h.worker.on_event(h.done())
+    assert h.status() == "retry_scheduled" and h.out.failed == []
+    await h.worker.on_event(h.done("transcript.deleted"))
+    assert h.status() == "gone"
+    assert [f.reason.value for f in h.out.failed] == ["transcript_gone"]
+    assert await h.wake_up() == 0  # the waiting retry is cancelled
+
+
+async def test_a_gone_failure_lost_in_a_crash_is_emitted_by_the_sweep(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.recall.retrieve_error = RecallNotFound("404: no such transcript", status=404)
+    h.out.failed_errors = [Killed()]
+    with pytest.raises(Killed):
+        await h.worker.on_event(h.done())
+    h.restart()
+    h.clock.advance(LIMITS.retention_seconds + 1)
+    await h.sweep()  # emitted, not expired: an unsent terminal event keeps the recording
+    assert [f.reason.value for f in h.out.failed] == ["transcript_gone"]
+    assert REC in h.table
+    await h.sweep()
     assert len(h.out.failed) == 1
 
 
@@ -208,10 +252,10 @@ async def test_a_transcript_left_fetching_is_resumed_after_the_deadline(tmp_path
     h.recall.download_error = None
     h.restart()
     h.clock.advance(LIMITS.deadline_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert h.status() == "fetching"
     h.clock.advance(2)
-    await h.worker.sweep()
+    await h.sweep()
     assert await h.wake_up(after=1) == 1
     assert h.status() == "ready"
 
@@ -232,7 +276,7 @@ async def test_a_finished_recording_keeps_no_source_event_and_is_removed_after_t
     assert REC not in h.table
 
 
-class CountingTable(dict[str, Any]):
+class CountingTable(StreamOnlyTable):
     scans = 0
 
     def items(self) -> Any:

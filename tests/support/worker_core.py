@@ -63,6 +63,26 @@ class Outputs:
         self.transcript_events.append((key, body, headers))
 
 
+class StreamOnlyTable(dict[str, Any]):
+    """A dict with faust's rule for a Table: a key is written only inside stream iteration (faust sends each write to
+    the changelog partition of the event in hand), never from a timer. ``in_timer`` is set around the timer's work; a
+    write then raises what faust raises."""
+
+    in_timer = False
+
+    def _check(self) -> None:
+        if self.in_timer:
+            raise TypeError("Cannot modify table key from outside of stream iteration")
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._check()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._check()
+        super().__delitem__(key)
+
+
 WorkerT = TypeVar("WorkerT", bound=SupervisedWorker[Any, Any, Any])
 
 
@@ -74,22 +94,38 @@ class WorkerHarness(Generic[WorkerT]):
     worker: WorkerT
 
     def __init__(self, table: dict[str, Any] | None = None) -> None:
-        self.table: dict[str, Any] = {} if table is None else table
+        self.table: dict[str, Any] = StreamOnlyTable() if table is None else table
         self.out = Outputs()
         self.clock = Clock()
         self.offsets = Offsets()
 
-    async def sweep_after(self, seconds: float) -> None:
+    async def sweep(self) -> int:
+        """The sweep as the timer runs it (no Table write allowed), then every wake-up it sent handed to the retries
+        agent (inside stream iteration); how many."""
+        sent = len(self.out.retries)
+        timer_only = isinstance(self.table, StreamOnlyTable)
+        if timer_only:
+            self.table.in_timer = True
+        try:
+            await self.worker.sweep()
+        finally:
+            if timer_only:
+                self.table.in_timer = False
+        return await self._hand_over(self.out.retries[sent:])
+
+    async def sweep_after(self, seconds: float) -> int:
         """Let time pass, then run the sweep (deadlines, retention)."""
         self.clock.advance(seconds)
-        await self.worker.sweep()
+        return await self.sweep()
 
     async def wake_up(self, *, after: float = 3600) -> int:
         """Let time pass, run the retry timer, and hand every wake-up it sends to the retries agent; how many."""
         self.clock.advance(after)
         sent = len(self.out.retries)
         await self.worker.dispatch_due_retries()
-        woken = self.out.retries[sent:]
+        return await self._hand_over(self.out.retries[sent:])
+
+    async def _hand_over(self, woken: list[RetryDue]) -> int:
         for due in woken:
             await self.worker.on_retry(self.offsets.inbound(self.worker.retries_topic, due.recording_id, due.dumps()))
         return len(woken)

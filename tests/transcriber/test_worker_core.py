@@ -18,7 +18,7 @@ from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
 from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
-from tests.support.worker_core import WorkerHarness
+from tests.support.worker_core import StreamOnlyTable, WorkerHarness
 from tests.transcriber.fakes import FakeRecall, artifact, webhook
 from transcriber.fallback import Policy
 from transcriber.state import Status
@@ -172,11 +172,11 @@ async def test_a_transcript_whose_webhook_never_came_is_reconciled_at_the_deadli
     await h.worker.on_event(h.event("recording.done"))
     tid = "tr-test-rec-core-1-attempt-1"
     h.clock.advance(LIMITS.deadline_seconds - 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert h.recall.retrieves == [] and h.out.transcript_events == []
     h.clock.advance(2)
     h.recall.transcripts[tid] = artifact(tid, REC, {"pipeline": "test", "pipeline_attempt": "1"}, code="done")
-    await h.worker.sweep()
+    await h.sweep()
     ((key, body, headers),) = h.out.transcript_events
     assert key == REC and json.loads(body)["event"] == "transcript.done"
     assert dict(headers)["ce_id"] == f"reconciled:{tid}:done".encode()
@@ -189,12 +189,12 @@ async def test_a_transcript_still_processing_at_the_deadline_is_waited_for() -> 
     h = Harness()
     await h.worker.on_event(h.event("recording.done"))
     h.clock.advance(LIMITS.deadline_seconds + 1)
-    await h.worker.sweep()
-    await h.worker.sweep()
+    await h.sweep()
+    await h.sweep()
     assert len(h.recall.retrieves) == 1  # checked once, then given another deadline
     assert h.out.transcript_events == [] and h.out.failed == []
     h.clock.advance(LIMITS.deadline_seconds + 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert len(h.recall.retrieves) == 2
 
 
@@ -209,7 +209,7 @@ async def test_a_create_that_never_reached_recall_is_repeated_at_the_deadline() 
     h.recall.gate = None
     h.restart()
     h.clock.advance(LIMITS.deadline_seconds + 1)
-    await h.worker.sweep()
+    await h.sweep()
     assert h.recall.lists == [REC]
     state = h.worker.load(REC)
     assert state is not None and state.current is not None
@@ -231,7 +231,7 @@ async def test_retryable_create_failures_are_bounded() -> None:
 # --- 5. bounded state -----------------------------------------------------------------------------------------------
 
 
-class CountingTable(dict[str, Any]):
+class CountingTable(StreamOnlyTable):
     scans = 0
 
     def items(self) -> Any:

@@ -41,6 +41,9 @@ class FailureReason(StrEnum):
     #: The transcript was made but the fetcher could not store it (invalid, over the size cap, a download host it may
     #: not use, or out of attempts); the source event is in fetcher.dlq for an operator.
     TRANSCRIPT_REJECTED = "transcript_rejected"
+    #: The transcript was made but was gone when the fetcher came for it (deleted at Recall, 404, or ``failed``
+    #: there); nothing was stored and nothing is in a DLQ: there is nothing to replay.
+    TRANSCRIPT_GONE = "transcript_gone"
     #: A worker hit unforeseen errors on this recording past its bound; the events are in the worker's DLQ.
     INTERNAL_ERROR = "internal_error"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Unpack
 
 from fetcher.fetch import Gone, Job, Rejected, RetryLater, TranscriptFetcher
@@ -42,6 +43,11 @@ from pipeline_common.worker import Inbound
 from pipeline_common.worker.base import Routed, SupervisedWorker, WorkerCore
 
 _log = get_logger("fetcher")
+
+
+def _unsent(state: TranscriptState) -> bool:
+    """A rejected or gone transcript whose ``transcripts.failed`` the broker never acknowledged (the outbox's mark)."""
+    return state.status in (Status.REJECTED, Status.GONE) and not state.failed_emitted
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
 
     async def _handle(self, inbound: Inbound, webhook: WebhookEvent) -> None:
         if webhook.name == "deleted":
-            self._on_deleted(webhook)
+            await self._on_deleted(webhook)
         else:
             await self._on_done(inbound, webhook)
 
@@ -133,13 +139,12 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
         self.save(recording_id, working)
         await self.attempt(recording_id, working)
 
-    def _on_deleted(self, webhook: WebhookEvent) -> None:
+    async def _on_deleted(self, webhook: WebhookEvent) -> None:
         recording_id, transcript_id = webhook.recording_id, webhook.transcript_id
         assert recording_id is not None and transcript_id is not None
         state = self.get(recording_id, transcript_id)
         if state is not None and state.status in (Status.RETRY_SCHEDULED, Status.BLOCKED, Status.FETCHING):
-            self.save(recording_id, ended(state, Status.GONE, "transcript.deleted", self.clock()))
-            self.metrics.gone.inc()
+            await self._gone(recording_id, state, "transcript.deleted")
 
     async def handle_retry(self, due: RetryDue) -> None:
         state = self.get(due.recording_id, due.target)
@@ -166,9 +171,8 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
             self.faults.maybe_raise("fetcher.attempt")
             published = await self.publisher.publish(job, fetched, traceparent=state.traceparent)
         except Gone as gone:
-            self.save(recording_id, ended(state, Status.GONE, str(gone), self.clock()))
-            self.metrics.gone.inc()
             _log.info("transcript is gone at Recall; nothing to announce", transcript_id=job.transcript_id)
+            await self._gone(recording_id, state, str(gone))
             return
         except Rejected as rejected:
             await self._reject(recording_id, state, str(rejected))
@@ -209,6 +213,24 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
         else:
             self.metrics.duplicates.labels(via="topic").inc()
 
+    async def _gone(self, recording_id: str, state: TranscriptState, reason: str) -> None:
+        """The transcriber handed the recording over at ``transcript.done``: a transcript gone at Recall must end it
+        (``transcripts.failed``, reason ``transcript_gone``), in the same outbox order as a rejection, with no dead
+        letter (there is nothing an operator could replay)."""
+        gone = state.model_copy(
+            update={
+                "status": Status.GONE,
+                "retry": None,
+                "last_error": reason,
+                "failure_reason": FailureReason.TRANSCRIPT_GONE,
+                "failed_emitted": False,
+                "updated_at": self.clock(),
+            }
+        )
+        self.save(recording_id, gone)
+        self.metrics.gone.inc()
+        await self._finish_failure(recording_id, gone)
+
     async def _reject(
         self,
         recording_id: str,
@@ -229,15 +251,18 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
             }
         )
         self.save(recording_id, rejected)
-        await self._finish_rejection(recording_id, rejected)
+        await self._finish_failure(recording_id, rejected)
 
-    async def _finish_rejection(self, recording_id: str, state: TranscriptState) -> None:
-        await self._dead_letter_source(recording_id, state, state.last_error or "rejected")
+    async def _finish_failure(self, recording_id: str, state: TranscriptState) -> None:
+        """The outbox's second half for a REJECTED or GONE transcript stored "not yet emitted": the source to the DLQ
+        (rejections only), ``transcripts.failed`` sent, and only then the state marked emitted."""
+        if state.status is Status.REJECTED:
+            await self._dead_letter_source(recording_id, state, state.last_error or "rejected")
         doc = self.load(recording_id)
         announced = any(other.status is Status.READY for other in doc.transcripts.values())
         if not announced:  # a recording with a transcript announced ready has ended; no failure on top
             await self.emit_failed(transcript_failed(recording_id, [state], state.failure_reason, self.clock()))
-        self.save(recording_id, ended(state, Status.REJECTED, state.last_error, self.clock()))
+        self.save(recording_id, ended(state, state.status, state.last_error, self.clock()))
 
     async def _retry_later(self, recording_id: str, state: TranscriptState, failure: RetryLater) -> None:
         decision = on_retryable_failure(
@@ -285,6 +310,13 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
 
     # --- the sweep: deadlines, unsent failures, retention ---------------------------------------------------------
 
+    def sweep_due(self, key: str, value: Mapping[str, Any], now: datetime) -> bool:
+        doc = RecordingDoc.from_table(key, value)
+        return expired(doc, now, self.limits.retention_seconds) or any(
+            _unsent(state) or past_deadline(state, now, self.limits.deadline_seconds)
+            for state in doc.transcripts.values()
+        )
+
     async def sweep_one(self, key: str) -> None:
         recording_id = key
         doc = self.load(recording_id)
@@ -294,8 +326,8 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
             self.metrics.expired.inc()
             return
         for state in list(doc.transcripts.values()):
-            if state.status is Status.REJECTED and not state.failed_emitted:
-                await self._finish_rejection(recording_id, state)
+            if _unsent(state):
+                await self._finish_failure(recording_id, state)
             elif past_deadline(state, moment, self.limits.deadline_seconds):
                 _log.warning("transcript left fetching past its deadline; resuming", transcript_id=state.transcript_id)
                 self.save(recording_id, resume_now(state, moment))

@@ -225,6 +225,16 @@ class Transcriber(SupervisedWorker[Policy, Senders, TranscriberMetrics]):
 
     # --- the sweep: deadlines, unsent failures, retention ---------------------------------------------------------
 
+    def sweep_due(self, key: str, value: Mapping[str, Any], now: datetime) -> bool:
+        state = RecordingState.from_table(value)
+        if state is None:
+            return False
+        if lifecycle.unsent_failure(state) is not None:
+            return True
+        if state.terminal:
+            return (now - state.updated_at).total_seconds() >= self.limits.retention_seconds
+        return reconcile.past_deadline(state, now, self.limits.deadline_seconds) is not None
+
     async def sweep_one(self, key: str) -> None:
         recording_id = key
         state = self.load(recording_id)

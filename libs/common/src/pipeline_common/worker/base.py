@@ -5,6 +5,7 @@ give a recording up."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -21,7 +22,7 @@ from pipeline_common.worker.limits import WorkerLimits
 from pipeline_common.worker.locks import KeyedLocks
 from pipeline_common.worker.message import Inbound
 from pipeline_common.worker.supervisor import Supervisor, Work, describe
-from pipeline_common.worker.table import PARKED_TARGET, RecordingTable
+from pipeline_common.worker.table import PARKED_TARGET, SUPERVISION_KEY, SWEEP_TARGET, RecordingTable
 
 _log = get_logger("pipeline_common.worker")
 
@@ -104,8 +105,12 @@ class SupervisedWorker(ABC, Generic[PolicyT, SendersT, MetricsT]):
         """Carry out one of the service's own scheduled retries (under the recording's lock)."""
 
     @abstractmethod
+    def sweep_due(self, key: str, value: Mapping[str, Any], now: datetime) -> bool:
+        """Whether the sweep has something to do for this recording (read only: the timer may not write)."""
+
+    @abstractmethod
     async def sweep_one(self, key: str) -> None:
-        """Look at one recording in the sweep (under its lock; never one with parked events)."""
+        """Do the sweep's work for one recording (in its agent, under its lock; never one with parked events)."""
 
     @abstractmethod
     async def give_up(self, key: str, reason: str) -> None:
@@ -137,6 +142,9 @@ class SupervisedWorker(ABC, Generic[PolicyT, SendersT, MetricsT]):
         if due.target == PARKED_TARGET:
             await self.supervisor.resume(due.recording_id, due.sequence, self._redo)
             return
+        if due.target == SWEEP_TARGET:
+            await self._sweep_now(due.recording_id)
+            return
         await self.supervisor.run(due.recording_id, inbound, lambda: self.handle_retry(due))
 
     async def dispatch_due_retries(self) -> int:
@@ -146,18 +154,39 @@ class SupervisedWorker(ABC, Generic[PolicyT, SendersT, MetricsT]):
         return backlog
 
     async def sweep(self) -> None:
-        """Start-up and periodic: rebuild the due-index, then look at every local recording once."""
+        """Start-up and periodic: rebuild the due-index, then look at every local recording once. The timer only
+        reads: faust writes a Table key only inside stream iteration (to the changelog partition of the event in
+        hand), so a recording with work to do is woken through the retries topic (keyed, co-partitioned) and its
+        agent does the work (:meth:`sweep_one`). A wake-up sent twice finds nothing left the second time."""
         self.table.reindex()
-        for key, _value in self.table.items():
-            if self.locks.busy(key):
-                continue  # in hand right now (a download may take minutes); the next sweep looks again
-            async with self.locks.hold(key):
-                try:
-                    if self.supervisor.supervision(key) is None:  # parked events: their wake-up comes first
-                        await self.sweep_one(key)
-                except Exception as error:  # one recording's trouble does not stop the sweep; looked at again
-                    self.metrics.internal_errors.inc()
-                    _log.error("sweep failed for a recording", key=key, error=describe(error))
+        moment = self.clock()
+        wake: list[str] = []
+        for key, value in self.table.items():
+            if self.locks.busy(key) or value.get(SUPERVISION_KEY):
+                continue  # in hand right now, or parked events whose wake-up comes first: the next sweep looks again
+            try:
+                if self.sweep_due(key, value, moment):
+                    wake.append(key)
+            except Exception as error:  # one recording's trouble does not stop the sweep; looked at again
+                self.metrics.internal_errors.inc()
+                _log.error("sweep failed for a recording", key=key, error=describe(error))
+        for start in range(0, len(wake), 100):  # acked sends, a hundred in flight (a retention's worth may be due)
+            chunk = wake[start : start + 100]
+            sent = await asyncio.gather(
+                *(self.senders.retry(RetryDue(key, SWEEP_TARGET, 0)) for key in chunk), return_exceptions=True
+            )
+            for key, outcome in zip(chunk, sent, strict=True):
+                if isinstance(outcome, Exception):  # looked at again by the next sweep
+                    _log.error("sweep could not wake a recording", key=key, error=describe(outcome))
+
+    async def _sweep_now(self, key: str) -> None:
+        async with self.locks.hold(key):
+            try:
+                if self.supervisor.supervision(key) is None:  # parked events: their wake-up comes first
+                    await self.sweep_one(key)
+            except Exception as error:  # looked at again by the next sweep
+                self.metrics.internal_errors.inc()
+                _log.error("sweep failed for a recording", key=key, error=describe(error))
 
     async def to_dlq(self, inbound: Inbound, reason: str) -> None:
         await self.senders.dead_letter(inbound, reason)

@@ -19,6 +19,8 @@ from pipeline_common.retries import PendingRetry, RetryDue
 SUPERVISION_KEY: Final = "supervision"
 #: The retry target that wakes the supervisor's parked events (never a transcript id nor an attempt number).
 PARKED_TARGET: Final = "@parked"
+#: The retry target that has a recording's agent do the sweep's work for it (the timer may not write the Table).
+SWEEP_TARGET: Final = "@sweep"
 
 PendingOf = Callable[[str, Mapping[str, Any]], Iterable[PendingRetry]]
 
