@@ -13,6 +13,7 @@ from typing import Any, Final
 import faust
 
 from fetcher.announce import Announcer
+from fetcher.fence import Fence
 from fetcher.fetch import TranscriptFetcher
 from fetcher.metrics import FetcherMetrics
 from fetcher.pages import add_pages
@@ -52,7 +53,8 @@ def create_app(
     failed_out = raw_topic(app, TRANSCRIPTS_FAILED.name)
     dlq = raw_topic(app, dlq_topic(SERVICE).name)
     recordings = recordings_table(app)
-    announcer = Announcer(settings, ready_out)
+    fence = Fence(settings, app_id=settings.fetcher_app_id, source_topic=TRANSCRIPT_EVENTS.name)
+    announcer = Announcer(settings, ready_out.get_topic_name(), fence)
 
     outputs = WorkerOutputs(SERVICE, retries=retries, dlq=dlq, failed=failed_out)
 

@@ -180,9 +180,10 @@ class Fetcher(SupervisedWorker):
             transcript_metadata=dict(state.transcript_metadata),
         )
         try:
+            claim = await self.publisher.claim(job)  # before the store is read: fences older replicas (fence.py)
             fetched = await self.fetcher.fetch(job)
             self.faults.maybe_raise("fetcher.attempt")
-            published = await self.publisher.publish(job, fetched, traceparent=state.traceparent)
+            published = await self.publisher.publish(job, fetched, claim=claim, traceparent=state.traceparent)
         except Gone as gone:
             self.save(recording_id, ended(state, Status.GONE, str(gone), self.clock()))
             self.metrics.gone.inc()
