@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
+from pipeline_common.acls import ready_transactional_id
 from pipeline_common.logging import get_logger
 from pipeline_common.settings import KafkaSettings
 
@@ -35,10 +36,6 @@ INIT_TIMEOUT_SECONDS: Final = 30.0
 def partition_for(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner (murmur2, as the Java client and aiokafka compute it)."""
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def transactional_id(app_id: str, partition: int) -> str:
-    return f"{app_id}-ready-{partition}"
 
 
 class LeaseLost(RuntimeError):
@@ -119,7 +116,7 @@ class Fence:
             if lease is not None:
                 del self._leases[partition]
                 await lease.close()
-            txn_id = transactional_id(self._app_id, partition)
+            txn_id = ready_transactional_id(self._app_id, partition)
             producer = AIOKafkaProducer(
                 **self._settings.aiokafka_connection_kwargs(),
                 transactional_id=txn_id,
