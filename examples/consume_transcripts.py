@@ -35,6 +35,9 @@ async def consume(args: argparse.Namespace) -> int:
         group_id=args.group,  # one group per downstream service: each gets every event once (at least)
         auto_offset_reset="earliest" if args.from_beginning else "latest",  # for a group with no committed offset
         enable_auto_commit=False,
+        # transcripts.ready is written in Kafka transactions: read only committed events (an aborted one, from a
+        # replica fenced after it lost its partition, stays in the log and must not be taken for a transcript)
+        isolation_level="read_committed",
     )
     await consumer.start()
     seen: set[str] = set()  # at-least-once delivery: a redelivered event carries the same ce_id (keep this durable)

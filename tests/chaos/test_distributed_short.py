@@ -12,17 +12,7 @@ import pytest
 
 from tests.support.chaos import ChaosRun, failed_checks, run_chaos
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    # Two defects the distributed runs found are still open (issue 18): a duplicate transcripts.ready when two fetcher
-    # replicas announce during one rebalance, and faust's livelock detector crashing a transcriber after a rebalance.
-    # Until they are fixed this run can fail by chance, so `make test` runs it only when asked.
-    pytest.mark.skipif(
-        os.environ.get("CHAOS_DISTRIBUTED") != "1",
-        reason="distributed chaos run: set CHAOS_DISTRIBUTED=1 (known open defects, issue 18)",
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 RECORDINGS = 30
 SEED = int(os.environ.get("CHAOS_DISTRIBUTED_SEED", "20261201"))
@@ -43,6 +33,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> ChaosRun:
         "--no-failover",
         "--no-provider-outage",
         "--no-fuzz",
+        # Injected worker exceptions (p=0.05 per handled event) are a chance on 30 recordings: their check, "injected
+        # in both workers", failed a run by chance (0 of ~30 fetcher attempts). make chaos runs them on more.
+        "--no-worker-exceptions",
         "--session-timeout=6",
     ]
     ledger_dir = tmp_path_factory.mktemp("chaos-distributed-ledger")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from fetcher.announce import partition_for
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers, header_value
@@ -42,6 +43,7 @@ __all__ = [
     "aws_credentials",
     "create_bucket",
     "s3_server",
+    "start_primed",
     "wait_state",
     "worker_env",
 ]
@@ -146,7 +148,9 @@ class Pipeline:
         worker: FetcherWorker | None = None,
     ) -> list[ConsumerRecord[bytes, bytes]]:
         """Records of ``topic`` since :meth:`mark`, read until ``until`` holds (AssertionError after ``timeout``)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        )
         await consumer.start()
         records: list[ConsumerRecord[bytes, bytes]] = []
         try:
@@ -186,31 +190,48 @@ class Pipeline:
         return mine(records)
 
     async def all_ready(self, transcript_id: str) -> list[dict[str, Any]]:
-        """Every transcripts.ready event of ``transcript_id`` up to the current end of the topic."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        """Every committed transcripts.ready event of ``transcript_id`` up to the current end of the topic (read as
+        downstream services read it: read_committed, so an aborted announcement of a fenced replica is not one)."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        )
         await consumer.start()
+        found: list[dict[str, Any]] = []
         try:
             tps = [
                 TopicPartition(TRANSCRIPTS_READY.name, p)
                 for p in await self._partitions(consumer, TRANSCRIPTS_READY.name)
             ]
-            ends = await consumer.end_offsets(tps)
+            ends = await self.high_watermarks(tps)
+            starts = self._starts.get(TRANSCRIPTS_READY.name, {})
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, starts.get(tp.partition, 0))
+            deadline = time.monotonic() + 60
+            pending = set(tps)
+            while pending:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"could not read {sorted(map(str, pending))} to their end in 60s")
+                batch = await consumer.getmany(*pending, timeout_ms=200)
+                for records in batch.values():
+                    for record in records:
+                        if (
+                            header_value(list(record.headers or ()), "ce_id")
+                            == f"transcript-ready:{transcript_id}".encode()
+                        ):
+                            found.append(json.loads(record.value or b"{}"))
+                pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
         finally:
             await consumer.stop()
+        return found
 
-        def caught_up(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
-            seen: dict[int, int] = {}
-            for record in records:
-                seen[record.partition] = max(seen.get(record.partition, -1), record.offset)
-            starts = self._starts.get(TRANSCRIPTS_READY.name, {})
-            return all(seen.get(tp.partition, starts.get(tp.partition, 0) - 1) >= end - 1 for tp, end in ends.items())
-
-        records = await self.records(TRANSCRIPTS_READY.name, until=caught_up)
-        return [
-            json.loads(r.value or b"{}")
-            for r in records
-            if header_value(list(r.headers or ()), "ce_id") == f"transcript-ready:{transcript_id}".encode()
-        ]
+    async def high_watermarks(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)  # read_uncommitted: the end of the log
+        await consumer.start()
+        try:
+            return dict(await consumer.end_offsets(tps))
+        finally:
+            await consumer.stop()
 
     async def dlq_records(self, key: bytes, *, count: int = 1, **kwargs: Any) -> list[ConsumerRecord[bytes, bytes]]:
         def mine(records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
@@ -244,3 +265,23 @@ async def wait_state(
     except AssertionError as error:
         state = worker.transcript_state(recording_id, transcript_id)
         raise AssertionError(f"{error}; state: {state}\nworker log:\n{worker.log_tail()}") from None
+
+
+async def start_primed(worker: FetcherWorker, pipeline: Pipeline, **overrides: str) -> None:
+    """Start, read every partition, and wait until the group has committed offsets for all of them (so a restarted
+    worker resumes exactly where this one stopped)."""
+    worker.start(**overrides)
+    worker.wait_ready()
+    await pipeline.prime(worker)
+    group = worker.env["FETCHER_APP_ID"]
+
+    async def committed() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        return sum(1 for tp in offsets if tp.topic == TRANSCRIPT_EVENTS.name) >= TRANSCRIPT_EVENTS.partitions
+
+    await wait_for(committed, timeout=30, interval=0.3, message="offsets committed on every partition")

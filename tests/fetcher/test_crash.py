@@ -8,11 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline_common.store import TranscriptKeys
-from pipeline_common.topics import TRANSCRIPT_EVENTS
-from tests.fetcher.support import DownloadProxy, FetcherWorker, Pipeline, SimTranscript, wait_state, worker_env
+from tests.fetcher.support import (
+    DownloadProxy,
+    FetcherWorker,
+    Pipeline,
+    SimTranscript,
+    start_primed,
+    wait_state,
+    worker_env,
+)
 from tests.support.recall_sim import RunningSim
 from tests.support.waiting import wait_for
 
@@ -38,26 +44,6 @@ def crash_worker(
     worker = FetcherWorker(env=env, log_dir=tmp_path)
     yield worker
     worker.kill()
-
-
-async def start_primed(worker: FetcherWorker, pipeline: Pipeline, **overrides: str) -> None:
-    """Start, read every partition, and wait until the group has committed offsets for all of them (so a restarted
-    worker resumes exactly where this one stopped)."""
-    worker.start(**overrides)
-    worker.wait_ready()
-    await pipeline.prime(worker)
-    group = worker.env["FETCHER_APP_ID"]
-
-    async def committed() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.bootstrap)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(group)
-        finally:
-            await admin.close()
-        return sum(1 for tp in offsets if tp.topic == TRANSCRIPT_EVENTS.name) >= TRANSCRIPT_EVENTS.partitions
-
-    await wait_for(committed, timeout=30, interval=0.3, message="offsets committed on every partition")
 
 
 def stored(store_root: Path, transcript: SimTranscript) -> set[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fetcher.announce import Claim
 from fetcher.fetch import TranscriptFetcher
 from fetcher.metrics import FetcherMetrics
 from fetcher.publish import Publisher
@@ -78,10 +79,15 @@ class FakeRecall:
 class FakeAnnouncer:
     sent: list[Manifest] = field(default_factory=list)
 
-    async def prepare(self, recording_id: str, transcript_id: str) -> Announcement:
-        return Announcement(topic="transcripts.ready", partition=0, floor_offset=0, event_id=f"ready:{transcript_id}")
+    async def claim(self, recording_id: str, transcript_id: str) -> Claim:
+        announcement = Announcement(
+            topic="transcripts.ready", partition=0, floor_offset=0, event_id=f"ready:{transcript_id}"
+        )
+        return Claim(announcement)
 
-    async def announce(self, manifest: Manifest, *, fresh: bool, traceparent: str | None = None) -> tuple[int, bool]:
+    async def announce(
+        self, manifest: Manifest, *, fresh: bool, claim: Claim, traceparent: str | None = None
+    ) -> tuple[int, bool]:
         if not fresh and any(m.transcript_id == manifest.transcript_id for m in self.sent):
             return 0, False
         self.sent.append(manifest)

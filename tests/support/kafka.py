@@ -69,7 +69,11 @@ class KafkaTestClient:
         if count is None and until is None:
             raise ValueError("say how many records to wait for (count) or what to wait for (until)")
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=self.bootstrap_servers, auto_offset_reset="earliest", enable_auto_commit=False
+            topic,
+            bootstrap_servers=self.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",  # transcripts.ready is written in transactions
         )
         await consumer.start()
         records: list[ConsumerRecord[bytes, bytes]] = []

@@ -51,6 +51,10 @@ READS_BACK: Final[Mapping[str, tuple[str, ...]]] = {
     RECONCILER: (RECORDING_EVENTS.name, TRANSCRIPT_EVENTS.name, TRANSCRIPTS_READY.name, TRANSCRIPTS_FAILED.name),
 }
 
+#: The fetcher sends ``transcripts.ready`` in Kafka transactions, one transactional id per partition of its input
+#: (fetcher/fence.py: the new owner of a partition fences the replica that lost it).
+TRANSACTIONAL: Final[Mapping[str, str]] = {"fetcher": TRANSCRIPT_EVENTS.name}
+
 READ: Final = ("Read", "Describe")
 WRITE: Final = ("Write", "Describe")
 #: What a lag measurement needs: metadata and end offsets (topic) and the committed offsets (group, OffsetFetch).
@@ -61,10 +65,15 @@ DESCRIBE: Final = ("Describe",)
 class Acl:
     """One allow rule for one service, in Kafka's vocabulary (resource type, pattern type, operation)."""
 
-    resource_type: str  # "topic" or "group"
+    resource_type: str  # "topic", "group" or "transactionalId"
     name: str
     operation: str  # Read, Write, Describe
     pattern_type: str = "literal"
+
+
+def ready_transactional_id(app_id: str, partition: int) -> str:
+    """The fetcher's transactional id for the transcripts of one input partition (fetcher/fence.py)."""
+    return f"{app_id}-ready-{partition}"
 
 
 def faust_leader_topic(app_id: str) -> str:
@@ -83,7 +92,8 @@ def service_acls(
     if service == LAG_SCALER:
         return lag_scaler_acls(registry, app_ids)
     acls: set[Acl] = set()
-    for spec in registry:
+    registry_list = list(registry)
+    for spec in registry_list:
         if service in spec.produced_by:
             acls.update(Acl("topic", spec.name, operation) for operation in WRITE)
         if service in spec.consumed_by or spec.name in READS_BACK.get(service, ()):
@@ -93,6 +103,14 @@ def service_acls(
         acls.update(Acl("group", app_id, operation) for operation in READ)
         leader = faust_leader_topic(app_id)
         acls.update(Acl("topic", leader, operation) for operation in (*READ, "Write"))
+    source = TRANSACTIONAL.get(service)
+    if app_id is not None and source is not None:
+        partitions = next((spec.partitions for spec in registry_list if spec.name == source), 0)
+        acls.update(
+            Acl("transactionalId", ready_transactional_id(app_id, partition), operation)
+            for partition in range(partitions)
+            for operation in WRITE
+        )
     return sorted(acls)
 
 
@@ -131,13 +149,18 @@ def grouped(acls: Iterable[Acl]) -> list[tuple[str, str, str, tuple[str, ...]]]:
     return [(kind, name, pattern, tuple(sorted(set(ops)))) for (kind, name, pattern), ops in by_resource.items()]
 
 
+#: Strimzi's resource type names where Kafka's ``ResourceType`` enum spells them differently.
+JAVA_RESOURCE_TYPES: Final[Mapping[str, str]] = {"transactionalId": "transactional_id"}
+
+
 def acl_lines(registry: Iterable[TopicSpec] = REGISTRY) -> list[str]:
     """``User:<service> <resource type> <pattern type> <name> <operation>``, the form scripts/kafka/Secure.java reads.
 
     The principal is the user name for SCRAM and, through the broker's ``ssl.principal.mapping.rules``, the
     certificate's CN for mutual TLS, as with Strimzi's ``KafkaUser`` (``CN=<user>``)."""
     return [
-        f"User:{service} {acl.resource_type} {acl.pattern_type} {acl.name} {acl.operation}"
+        f"User:{service} {JAVA_RESOURCE_TYPES.get(acl.resource_type, acl.resource_type)} {acl.pattern_type} {acl.name} "
+        f"{acl.operation}"
         for service, acls in all_acls(registry).items()
         for acl in acls
     ]

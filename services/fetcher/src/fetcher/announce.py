@@ -1,25 +1,31 @@
-"""Emit ``transcripts.ready`` exactly once per stored transcript, across crashes.
+"""Emit ``transcripts.ready`` exactly once per stored transcript, across crashes and zombie replicas.
 
-Before the event is sent, the transcript's manifest records where it will go: the partition (the key's, computed the
-way Kafka's default partitioner does) and that partition's end offset at the time (the *floor*). Then:
+Before an attempt reads the store, it *claims* the transcript: a lease of :mod:`fetcher.fence` (a transactional
+producer tied to the input partition, which fences any older replica still working on it) and where the event will
+go: the partition (the key's, computed the way Kafka's default partitioner does) and that partition's end offset now
+(the *floor*, taken before the store is read, so it is below every event any attempt sends after a manifest exists).
+The manifest records the latter. Then:
 
 - the usual case: manifest written by this attempt -> send, note the offset in the Table, commit;
 - a crash after the manifest and before the Table notes the event (the redelivered ``transcript.done`` finds a
   complete manifest but no "ready" in the Table): read the partition from the floor to its end, looking for the
   event's id (``ce_id``). Found: it was sent, do not send again. Not found: send it now, the manifest's copy, so the
-  event is the same bytes it would have been.
+  event is the same bytes it would have been. The search reads committed records only, up to the partition's high
+  watermark when it began (an open transaction is waited for: it is committed or aborted within seconds).
+
+The event is sent in a transaction of the claim's lease; a fenced lease fails the attempt, which is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.partitioner import murmur2
-from faust.types import TopicT
 
+from fetcher.fence import Fence, Lease, partition_for
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers, header_value
 from pipeline_common.contracts import READY_EVENT_TYPE
 from pipeline_common.logging import get_logger
@@ -36,16 +42,22 @@ def ready_event_id(transcript_id: str) -> str:
     return f"transcript-ready:{transcript_id}"
 
 
-def partition_for(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2, as the Java client and aiokafka compute it)."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+__all__ = ["SOURCE", "Announcer", "Claim", "partition_for", "ready_event_id"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Taken before an attempt reads the store: where its event goes (and the floor), and the lease to send it with."""
+
+    announcement: Announcement
+    lease: Lease | None = None
 
 
 class Announcer:
-    def __init__(self, settings: KafkaSettings, topic: TopicT) -> None:
+    def __init__(self, settings: KafkaSettings, topic: str, fence: Fence) -> None:
         self._settings = settings
-        self._topic = topic
-        self._name = topic.get_topic_name()
+        self._name = topic
+        self._fence = fence
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: int | None = None
         self._lock = asyncio.Lock()
@@ -72,26 +84,32 @@ class Announcer:
             self._partitions = partitions
         return self._partitions
 
-    async def prepare(self, recording_id: str, transcript_id: str) -> Announcement:
-        """Where the event will go, and the partition's end offset now (the floor of a later search)."""
+    async def _high_watermark(self, tp: TopicPartition) -> int:
+        consumer = await self._offsets_client()  # read_uncommitted: the end of the log, open transactions included
+        return int((await consumer.end_offsets([tp]))[tp])
+
+    async def claim(self, recording_id: str, transcript_id: str) -> Claim:
+        """The lease first (it fences older holders), then where the event will go and the floor of a search."""
+        lease = await self._fence.lease(recording_id)
         partition = partition_for(recording_id.encode(), await self._partition_count())
-        consumer = await self._offsets_client()
-        tp = TopicPartition(self._name, partition)
-        floor = (await consumer.end_offsets([tp]))[tp]
-        return Announcement(
+        floor = await self._high_watermark(TopicPartition(self._name, partition))
+        announcement = Announcement(
             topic=self._name, partition=partition, floor_offset=floor, event_id=ready_event_id(transcript_id)
         )
+        return Claim(announcement, lease)
 
     async def find(self, announcement: Announcement) -> int | None:
         """The offset of the announcement's event if it is in the topic (from the floor on), else None."""
-        consumer = AIOKafkaConsumer(**self._settings.aiokafka_connection_kwargs(), enable_auto_commit=False)
+        tp = TopicPartition(announcement.topic, announcement.partition)
+        end = await self._high_watermark(tp)
+        if end <= announcement.floor_offset:
+            return None
+        consumer = AIOKafkaConsumer(
+            **self._settings.aiokafka_connection_kwargs(), enable_auto_commit=False, isolation_level="read_committed"
+        )
         await consumer.start()
         try:
-            tp = TopicPartition(announcement.topic, announcement.partition)
             consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            if end <= announcement.floor_offset:
-                return None
             consumer.seek(tp, announcement.floor_offset)
             async with asyncio.timeout(SCAN_TIMEOUT_SECONDS):
                 while await consumer.position(tp) < end:
@@ -104,9 +122,11 @@ class Announcer:
         finally:
             await consumer.stop()
 
-    async def announce(self, manifest: Manifest, *, fresh: bool, traceparent: str | None = None) -> tuple[int, bool]:
+    async def announce(
+        self, manifest: Manifest, *, fresh: bool, claim: Claim, traceparent: str | None = None
+    ) -> tuple[int, bool]:
         """Send the manifest's event unless it is already in the topic; (offset, whether it was sent now)."""
-        assert manifest.event is not None and manifest.announcement is not None
+        assert manifest.event is not None and manifest.announcement is not None and claim.lease is not None
         announcement = manifest.announcement
         if not fresh:
             found = await self.find(announcement)
@@ -129,16 +149,17 @@ class Announcer:
                 traceparent=traceparent,
             )
         )
-        pending = await self._topic.send(
+        offset = await claim.lease.send(
+            announcement.topic,
             key=event.recording_id.encode(),
             value=event.model_dump_json().encode(),
             partition=announcement.partition,
             headers=headers,
         )
-        metadata = await pending
-        return int(metadata.offset), True
+        return offset, True
 
     async def close(self) -> None:
+        await self._fence.close()
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

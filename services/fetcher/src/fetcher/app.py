@@ -11,6 +11,7 @@ from __future__ import annotations
 import faust
 
 from fetcher.announce import Announcer
+from fetcher.fence import Fence
 from fetcher.fetch import TranscriptFetcher
 from fetcher.metrics import FetcherMetrics
 from fetcher.pages import add_pages
@@ -37,7 +38,8 @@ def create_app(
     )
     transcript_store = store or settings.open_store()
     wiring = WorkerApp.create(settings, FETCHER_RETRIES)
-    announcer = Announcer(settings, raw_topic(wiring.app, TRANSCRIPTS_READY.name))
+    fence = Fence(settings, app_id=settings.fetcher_app_id, source_topic=TRANSCRIPT_EVENTS.name)
+    announcer = Announcer(settings, TRANSCRIPTS_READY.name, fence)
     outputs = wiring.outputs
 
     fetcher = Fetcher(

@@ -1,5 +1,6 @@
-"""The one publish step after a fetch: build ``TranscriptReady``, record where it will go (the announcement), write
-the manifest (the stored transcript's commit point), then send the event and wait for the broker's ack.
+"""The one publish step after a fetch: build ``TranscriptReady``, record where it will go (the announcement, taken
+with the claim before the fetch read the store), write the manifest (the stored transcript's commit point), then send
+the event in a transaction of the claim's lease (:mod:`fetcher.fence`) and wait for the commit.
 
 A transcript found complete in the store from an earlier attempt is only announced: :class:`fetcher.announce.Announcer`
 looks for its event in the topic first, so a crash between the send and the Table's "ready" never sends it twice.
@@ -15,6 +16,7 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
+from fetcher.announce import Claim
 from fetcher.fetch import AlreadyStored, Fetched, Job, RetryLater
 from fetcher.state import attempt_number
 from pipeline_common.contracts import TranscriptReady
@@ -34,10 +36,10 @@ _log = get_logger("fetcher.publish")
 class Announcements(Protocol):
     """What the publish step needs of :class:`fetcher.announce.Announcer`."""
 
-    async def prepare(self, recording_id: str, transcript_id: str) -> Announcement: ...
+    async def claim(self, recording_id: str, transcript_id: str) -> Claim: ...
 
     async def announce(
-        self, manifest: Manifest, *, fresh: bool, traceparent: str | None = None
+        self, manifest: Manifest, *, fresh: bool, claim: Claim, traceparent: str | None = None
     ) -> tuple[int, bool]: ...
 
 
@@ -102,26 +104,35 @@ class Publisher:
         self.clock = clock
         self.pause_before_send = pause_before_send
 
-    async def publish(self, job: Job, fetched: Fetched | AlreadyStored, *, traceparent: str | None) -> Published:
+    async def claim(self, job: Job) -> Claim:
+        """Before the store is read: the lease that fences older holders of the transcript, and the floor."""
+        try:
+            return await self.announcer.claim(job.recording_id, job.transcript_id)
+        except (KafkaError, OSError, RuntimeError, TimeoutError) as error:
+            raise RetryLater(f"kafka: {type(error).__name__}: {error}") from None
+
+    async def publish(
+        self, job: Job, fetched: Fetched | AlreadyStored, *, claim: Claim, traceparent: str | None
+    ) -> Published:
         try:
             if isinstance(fetched, AlreadyStored):
                 manifest, fresh = fetched.manifest, False
             else:
-                manifest, fresh = await self._commit(job, fetched), True
+                manifest, fresh = await self._commit(job, fetched, claim), True
             if self.pause_before_send:
                 # Fault injection for the crash tests only: a window between the manifest and the send.
                 _log.warning("fault injection: pausing before the announcement", transcript_id=job.transcript_id)
                 await asyncio.sleep(self.pause_before_send)
-            offset, sent = await self.announcer.announce(manifest, fresh=fresh, traceparent=traceparent)
+            offset, sent = await self.announcer.announce(manifest, fresh=fresh, claim=claim, traceparent=traceparent)
         except StoreError as error:
             raise RetryLater(f"store: {error}") from None
         except (KafkaError, OSError, RuntimeError, TimeoutError) as error:
             raise RetryLater(f"kafka: {type(error).__name__}: {error}") from None
         return Published(manifest, offset, sent)
 
-    async def _commit(self, job: Job, fetched: Fetched) -> Manifest:
+    async def _commit(self, job: Job, fetched: Fetched, claim: Claim) -> Manifest:
         event = ready_event(job, fetched, self.clock())
-        announcement = await self.announcer.prepare(job.recording_id, job.transcript_id)
+        announcement = claim.announcement
         manifest = Manifest(
             recording_id=job.recording_id,
             transcript_id=job.transcript_id,

@@ -167,9 +167,10 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
             transcript_metadata=dict(state.transcript_metadata),
         )
         try:
+            claim = await self.publisher.claim(job)  # before the store is read: fences older replicas (fence.py)
             fetched = await self.fetcher.fetch(job)
             self.faults.maybe_raise("fetcher.attempt")
-            published = await self.publisher.publish(job, fetched, traceparent=state.traceparent)
+            published = await self.publisher.publish(job, fetched, claim=claim, traceparent=state.traceparent)
         except Gone as gone:
             _log.info("transcript is gone at Recall; nothing to announce", transcript_id=job.transcript_id)
             await self._gone(recording_id, state, str(gone))

@@ -86,6 +86,7 @@ class KafkaReader:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",  # transcripts.ready is written in transactions
             request_timeout_ms=15_000,
         )
         self._partitions: dict[str, list[int]] = {}

@@ -99,6 +99,7 @@ def outcomes_consumer(bootstrap: str) -> AIOKafkaConsumer:
         **connection_kwargs(bootstrap),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",  # transcripts.ready is written in transactions
         metadata_max_age_ms=5000,
     )
 

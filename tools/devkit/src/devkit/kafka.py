@@ -71,7 +71,11 @@ async def read_topics(
     if not partitions:
         return records
     consumer = AIOKafkaConsumer(
-        **connection_kwargs(bootstrap), enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+        **connection_kwargs(bootstrap),
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        # transcripts.ready is written in transactions (a fenced replica's aborted event stays in the log)
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:

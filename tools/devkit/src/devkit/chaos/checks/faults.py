@@ -28,8 +28,9 @@ LOG_MARKS = {
 def log_counts(chaos: Chaos) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for name in WORKERS:
-        path = chaos.profile.logs / f"{name}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
+        # every replica's log: <name>.log, and <name>-2.log ... in the distributed mode (--replicas, scale-fetcher)
+        paths = [chaos.profile.logs / f"{name}.log", *sorted(chaos.profile.logs.glob(f"{name}-*.log"))]
+        text = "".join(path.read_text(errors="replace") for path in paths if path.exists())
         counts[name] = {mark: text.count(needle) for mark, needle in LOG_MARKS.items()}
     return counts
 
