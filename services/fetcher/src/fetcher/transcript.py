@@ -23,9 +23,11 @@ from typing import Any, BinaryIO, Final, cast
 
 from pydantic import ValidationError
 
+from fetcher.reader import FastReader, NotFast, raw_parts
 from pipeline_common.contracts import Participant as ContractParticipant
 from pipeline_common.recall import render
 from pipeline_common.recall._base import describe_validation_error
+from pipeline_common.recall._text import ms as _ms
 from pipeline_common.recall.errors import InvalidRecallPayload
 from pipeline_common.recall.models import Participant, TranscriptPart
 
@@ -228,6 +230,35 @@ def read_parts(stream: BinaryIO, *, read_bytes: int = READ_BYTES) -> Iterator[Co
 
 def analyse(path: Path, *, read_bytes: int = READ_BYTES) -> Analysis:
     """Validate the transcript stored at ``path`` and compute its facts (blocking: run it in a thread)."""
+    try:
+        with path.open("rb") as stream:
+            fast = FastReader()
+            for raw in raw_parts(stream, read_bytes):
+                fast.add(raw)
+    except NotFast:
+        return _analyse_with_models(path, read_bytes)
+    renderable = cast(list[TranscriptPart], fast.parts)
+    paragraphs = render.readable(renderable)
+    cues = render.paragraph_cues(paragraphs)
+    return Analysis(
+        parts=[],
+        word_count=fast.word_count,
+        language_codes=list(fast.languages),
+        participants=[
+            ContractParticipant(id=p.id, name=p.name, is_host=p.is_host, platform=p.platform, email=p.email)
+            for p in render.speakers(cast(list[TranscriptPart], fast.parts))
+        ],
+        speech_duration_seconds=_ms(fast.speech.total()),
+        paragraphs=[replace(paragraph, tokens=()) for paragraph in paragraphs],
+        cues=cues,
+        readable=fast.runs.paragraphs(),
+        unnamed_word_count=fast.unnamed_word_count,
+    )
+
+
+def _analyse_with_models(path: Path, read_bytes: int) -> Analysis:
+    """The library's path: each part validated by the pydantic model (the verdict and reason for anything the fast
+    path declines)."""
     with path.open("rb") as stream:
         parts = list(read_parts(stream, read_bytes=read_bytes))
     with path.open("rb") as stream:

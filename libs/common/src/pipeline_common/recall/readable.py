@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from pipeline_common.recall.models import Transcript, TranscriptPart
 
-__all__ = ["RawPart", "recall_readable"]
+__all__ = ["RawPart", "RecallRuns", "recall_readable"]
 
 # JavaScript's String.prototype.trim whitespace: Recall's function trims with it.
 _JS_WHITESPACE: Final = (
@@ -80,6 +80,14 @@ class _Run:
             if end is not None:  # an empty {} counts, as any object does in JavaScript
                 self.end = end
 
+    def add_texts(self, texts: list[str], start: Mapping[str, Any] | None, end: Mapping[str, Any] | None) -> None:
+        """:meth:`add` from what it reads of the words: their texts, the first start and the last end timestamp."""
+        self.texts += texts
+        if self.start is None:
+            self.start = start
+        if end is not None:
+            self.end = end
+
     def paragraph(self) -> dict[str, Any] | None:
         text = " ".join(self.texts).strip(_JS_WHITESPACE)
         if not text:
@@ -107,16 +115,32 @@ def recall_readable(parts: Iterable[TranscriptPart | RawPart] | Transcript) -> l
     """Exactly what Recall's ``convert_to_readable_transcript`` returns for these parts (see the module docstring).
     Give it the parts as downloaded (``json.loads`` of each) to keep absolute timestamps byte for byte; it reads
     them one at a time, so a generator keeps memory to the text."""
-    runs: list[_Run] = []
+    runs = RecallRuns()
     for part in parts.root if isinstance(parts, Transcript) else parts:
         raw = _raw(part)
-        participant, words = raw.get("participant"), raw.get("words")
+        run = runs.run_for(raw.get("participant"), raw.get("words"))
+        if run is not None:
+            run.add(raw["words"])
+    return runs.paragraphs()
+
+
+class RecallRuns:
+    """:func:`recall_readable`, one part at a time (the fetcher's streaming reader feeds it texts, not words)."""
+
+    def __init__(self) -> None:
+        self._runs: list[_Run] = []
+
+    def run_for(self, participant: Any, words: Any) -> _Run | None:
+        """The run a part with this participant and these words joins, or None when it is left out."""
         if not isinstance(participant, Mapping) or not participant.get("name") or not isinstance(words, list):
-            continue
+            return None
         if not words:
-            continue
+            return None
+        runs = self._runs
         if not runs or runs[-1].key != _recall_key(participant):
             runs.append(_Run(participant))
-        runs[-1].add(words)
-    paragraphs = (run.paragraph() for run in runs)
-    return [paragraph for paragraph in paragraphs if paragraph is not None]
+        return runs[-1]
+
+    def paragraphs(self) -> list[dict[str, Any]]:
+        paragraphs = (run.paragraph() for run in self._runs)
+        return [paragraph for paragraph in paragraphs if paragraph is not None]

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from pipeline_common.recall import _columns
 from pipeline_common.recall._text import Parts, clean_text
 from pipeline_common.recall._text import ms as _ms
 from pipeline_common.recall._text import parts_list as _parts
@@ -198,8 +199,11 @@ def _paragraph(participant: Participant | None, language_code: str | None, token
 
 def readable(parts: Parts) -> list[Paragraph]:
     """Speaker-grouped paragraphs in transcript order. Parts without words add nothing (and do not split a turn)."""
+    listed = _parts(parts)
+    if listed and isinstance(listed[0], _columns.ColumnPart):
+        return _columns.paragraphs(listed, Paragraph, _CLOSING_PUNCTUATION)  # type: ignore[arg-type]
     groups: list[tuple[tuple[str, str], Participant | None, str | None, list[_Token]]] = []
-    for part in _parts(parts):
+    for part in listed:
         tokens = _tokens(part)
         if not tokens:
             continue
@@ -264,6 +268,17 @@ def paragraph_cues(
     paragraphs: Iterable[Paragraph], *, max_seconds: float = DEFAULT_CUE_SECONDS, max_chars: int = DEFAULT_CUE_CHARS
 ) -> list[Cue]:
     """:func:`cues` from paragraphs computed by :func:`readable`."""
+    paragraphs = list(paragraphs)
+    if paragraphs and isinstance(paragraphs[0].tokens, _columns.Columns):
+        return _columns.cues(
+            paragraphs,
+            Cue,
+            max_seconds=max_seconds,
+            max_chars=max_chars,
+            min_seconds=MIN_CUE_SECONDS,
+            punctuation=_CLOSING_PUNCTUATION,
+            sentence_end=_SENTENCE_END,
+        )
     result: list[Cue] = []
     previous_end = 0.0
     for paragraph in paragraphs:
