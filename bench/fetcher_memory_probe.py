@@ -41,7 +41,7 @@ def generate(path: Path, size: int) -> None:
 
 
 def steps(path: Path, traced: bool) -> dict[str, Any]:
-    from fetcher.transcript import RENDITIONS, analyse, render_one
+    from fetcher.transcript import RENDERERS, analyse, render_one
 
     report: dict[str, Any] = {"steps": []}
     mib = 1024 * 1024
@@ -67,7 +67,7 @@ def steps(path: Path, traced: bool) -> dict[str, Any]:
         ]
     report["words"] = analysis.word_count
     report["parts"] = len(analysis.parts)
-    for name in RENDITIONS:
+    for name in RENDERERS:
         started = time.perf_counter()
         data = render_one(analysis, name)
         size = len(data)

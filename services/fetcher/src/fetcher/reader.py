@@ -29,7 +29,7 @@ from pipeline_common.recall._text import clean_text
 from pipeline_common.recall.models import Participant
 from pipeline_common.recall.readable import RecallRuns
 
-CHUNK_BYTES: Final = 4 * 1024 * 1024
+CHUNK_BYTES: Final = 1024 * 1024
 _NULL: Final = msgspec.Raw(b"null")
 # The last '}' followed by the start of a part ("participant", "words" or "language_code" first).
 _CUT: Final = re.compile(rb'(?s:.*)\}[ \t\r\n]*,[ \t\r\n]*(?=\{[ \t\r\n]*"(?:participant|words|language_code)")')
@@ -68,6 +68,8 @@ def raw_parts(stream: BinaryIO, read_bytes: int) -> Iterator[msgspec.Raw]:
 
     def read(size: int) -> bytes:
         data = stream.read(size)
+        if data.isascii() and not utf8.getstate()[0]:
+            return data
         try:
             utf8.decode(data, final=not data)
         except UnicodeDecodeError:
@@ -110,8 +112,8 @@ class _Speech:
     the same components, summed in the same order, as ``stats.speech_duration``'s sort."""
 
     def __init__(self) -> None:
-        self.starts: list[float] = []
-        self.ends: list[float] = []
+        self.starts: array[float] = array("d")
+        self.ends: array[float] = array("d")
 
     def add(self, starts: array[float], ends: array[float]) -> None:
         cs, ce = self.starts, self.ends
@@ -137,8 +139,8 @@ class _Speech:
             while last < len(cs) and cs[last] <= high:
                 low, high = min(low, cs[last]), max(high, ce[last])
                 last += 1
-            cs[first:last] = [low]
-            ce[first:last] = [high]
+            cs[first:last] = array("d", [low])
+            ce[first:last] = array("d", [high])
 
     def total(self) -> float:
         total = 0.0
@@ -221,7 +223,7 @@ class FastReader:
         if run is not None:
             first = next((w.start_timestamp for w in words if w.start_timestamp is not None), None)
             last = next((w.end_timestamp for w in reversed(words) if w.end_timestamp is not None), None)
-            run.add_texts(raw_texts, _stamp_dict(first), _stamp_dict(last))
+            run.add_texts([joined], _stamp_dict(first), _stamp_dict(last))
         kept: list[int] | None = None
         simple = bool(words) and all(raw_texts) and joined.isprintable() and joined.count(" ") == len(words) - 1
         if simple:

@@ -115,10 +115,13 @@ def paragraphs(parts: Iterable[ColumnPart], make: type[Paragraph], punctuation: 
         start_absolute: datetime | None = None
         end_absolute: datetime | None = None
         simple = True
+        if len(group.parts) == 1:
+            texts, starts, ends = group.parts[0].texts, group.parts[0].starts, group.parts[0].ends
         for part in group.parts:
-            texts += part.texts
-            starts += part.starts
-            ends += part.ends
+            if len(group.parts) > 1:
+                texts += part.texts
+                starts += part.starts
+                ends += part.ends
             simple = simple and part.simple
             first, last = _first_start(part.starts), _last_end(part.starts, part.ends)
             if first >= 0 and (start != start or part.starts[first] < start):

@@ -32,7 +32,6 @@ subtitle forms), then ``format_readable_json`` / ``format_text`` from the paragr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,7 +44,7 @@ from pipeline_common.recall._text import parts_list as _parts
 from pipeline_common.recall._text import speaker_key as _speaker_key
 from pipeline_common.recall._text import words_in as _words_in
 from pipeline_common.recall.models import Participant, Transcript, TranscriptPart
-from pipeline_common.recall.readable import RawPart, recall_readable
+from pipeline_common.recall.readable import RawPart, recall_readable, write_readable_json
 from pipeline_common.recall.stats import language_codes, speakers, speech_duration, unnamed_word_count, word_count
 
 __all__ = [
@@ -227,7 +226,9 @@ def render_readable_json(parts: Iterable[TranscriptPart | RawPart] | Transcript)
 
 def format_readable_json(paragraphs: Iterable[Mapping[str, Any]]) -> str:
     """``readable.json``'s text, from :func:`recall_readable`'s paragraphs."""
-    return json.dumps(list(paragraphs), ensure_ascii=False, indent=2) + "\n"
+    pieces: list[str] = []
+    write_readable_json(paragraphs, pieces.append)
+    return "".join(pieces)
 
 
 def _clock(seconds: float) -> str:
