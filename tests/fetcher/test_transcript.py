@@ -178,3 +178,28 @@ def test_the_transcript_is_grouped_once_for_all_renditions(tmp_path: Path, monke
     assert calls == {"readable": 1, "paragraph_cues": 1}
     assert {name: render_one(analysis, name) for name in RENDERERS} == expected
     assert calls == {"readable": 1, "paragraph_cues": 1}
+
+
+def test_renditions_written_to_files_are_the_rendered_bytes(tmp_path: Path) -> None:
+    """The fetcher streams each rendition into a staging file, hashing as it writes: the same bytes and sha256 as
+    rendering it whole, and nothing left behind when writing fails."""
+    import hashlib
+
+    from fetcher.transcript import write_renditions
+
+    data = generate_transcript("k", TranscriptSpec(words=3000, speakers=3), default_words=400)
+    path = tmp_path / "t.json"
+    path.write_bytes(data)
+    analysis = analyse(path)
+    written = write_renditions(analysis, tmp_path, "t")
+    assert set(written) == set(RENDERERS)
+    for name, (file, sha256) in written.items():
+        expected = render_one(analysis, name)
+        assert file.read_bytes() == expected, name
+        assert sha256 == hashlib.sha256(expected).hexdigest(), name
+    for file, _ in written.values():
+        file.unlink()
+    (tmp_path / "t-vtt.tmp").mkdir()  # the third rendition cannot be opened
+    with pytest.raises(OSError):
+        write_renditions(analysis, tmp_path, "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t-vtt.tmp", "t.json"]

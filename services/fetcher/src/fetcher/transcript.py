@@ -14,6 +14,7 @@ formatted from those, not each regrouped from the parts.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -307,6 +308,58 @@ RENDERERS: Final[dict[str, Callable[[Analysis], str]]] = {
     "vtt": _vtt,
     "srt": _srt,
 }
+
+
+#: rendition name -> writer: the same text as :data:`RENDERERS`, handed to ``write`` in pieces.
+WRITERS: Final[dict[str, Callable[[Analysis, Callable[[str], object]], object]]] = {
+    "readable": lambda analysis, write: render.write_readable_json(analysis.readable, write),
+    "txt": lambda analysis, write: write(_text(analysis)),
+    "vtt": lambda analysis, write: write(_vtt(analysis)),
+    "srt": lambda analysis, write: write(_srt(analysis)),
+}
+_WRITE_BYTES: Final = 256 * 1024
+
+
+class _HashingWriter:
+    """Text pieces out as UTF-8, in batches of about ``_WRITE_BYTES``, hashed as they go."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.pieces: list[str] = []
+        self.pending = 0
+
+    def write(self, text: str) -> None:
+        self.pieces.append(text)
+        self.pending += len(text)
+        if self.pending >= _WRITE_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        data = "".join(self.pieces).encode("utf-8")
+        self.pieces, self.pending = [], 0
+        self.digest.update(data)
+        self.handle.write(data)
+
+
+def write_renditions(analysis: Analysis, directory: Path, stem: str) -> dict[str, tuple[Path, str]]:
+    """Every rendition into a file of its own in ``directory`` (the store's staging area), hashed while written:
+    name -> (path, sha256). Blocking: run it in a thread. Nothing is left behind on failure."""
+    written: dict[str, tuple[Path, str]] = {}
+    try:
+        for name, writer in WRITERS.items():
+            path = directory / f"{stem}-{name}.tmp"
+            written[name] = (path, "")
+            with path.open("wb") as handle:
+                out = _HashingWriter(handle)
+                writer(analysis, out.write)
+                out.flush()
+            written[name] = (path, out.digest.hexdigest())
+    except BaseException:
+        for path, _ in written.values():
+            path.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def render_one(analysis: Analysis, name: str) -> bytes:

@@ -158,7 +158,7 @@ class RecallRuns:
 
 _KEYS: Final = ("speaker", "paragraph", "start_timestamp", "end_timestamp", "duration_seconds")
 _STAMP_KEYS: Final = ("relative", "absolute")
-_encode_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _scalar(value: Any) -> str | None:

@@ -70,6 +70,7 @@ __all__ = [
     "speech_duration",
     "unnamed_word_count",
     "word_count",
+    "write_readable_json",
 ]
 
 UNKNOWN_SPEAKER: Final = "Unknown speaker"
