@@ -215,8 +215,12 @@ class FastReader:
                 if stamp is not None and stamp.absolute is not None:
                     _check_absolute(stamp.absolute)
         try:
-            starts = array("d", [_relative(word.start_timestamp) for word in words])
-            ends = array("d", [_relative(word.end_timestamp) for word in words])
+            starts = array(
+                "d", [NAN if (t := w.start_timestamp) is None or (r := t.relative) is None else r for w in words]
+            )
+            ends = array(
+                "d", [NAN if (t := w.end_timestamp) is None or (r := t.relative) is None else r for w in words]
+            )
         except OverflowError:
             raise NotFast from None
         run = self.runs.run_for(participant_raw, words)
@@ -235,9 +239,8 @@ class FastReader:
             simple = not any(" " in text for text in texts)
             starts = array("d", [starts[i] for i in kept])
             ends = array("d", [ends[i] for i in kept])
-        for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
-            if end < start:  # False when either is NaN
-                ends[i] = start
+        # A word cannot end before it starts (False when either is NaN).
+        ends = array("d", [start if end < start else end for start, end in zip(starts, ends, strict=True)])
         self.speech.add(starts, ends)
 
         def absolute(index: int, which: str) -> datetime | None:
@@ -252,9 +255,3 @@ class FastReader:
 
 def _stamp_dict(stamp: _Stamp | None) -> dict[str, Any] | None:
     return None if stamp is None else {"relative": stamp.relative, "absolute": stamp.absolute}
-
-
-def _relative(stamp: _Stamp | None) -> float:
-    if stamp is None or stamp.relative is None:
-        return NAN
-    return stamp.relative

@@ -34,7 +34,18 @@ class ColumnPart:
     """One part: the participant, language, its non-empty cleaned token texts and their relative times (end already
     raised to the start when it was before it), and the absolute times of its first start and last end token."""
 
-    __slots__ = ("end_absolute", "ends", "language_code", "participant", "simple", "start_absolute", "starts", "texts")
+    __slots__ = (
+        "end_absolute",
+        "ends",
+        "first",
+        "language_code",
+        "last",
+        "participant",
+        "simple",
+        "start_absolute",
+        "starts",
+        "texts",
+    )
 
     def __init__(
         self,
@@ -53,29 +64,24 @@ class ColumnPart:
         self.ends = ends
         #: every token is free of spaces, so a paragraph's text is ``" ".join`` with punctuation re-attached
         self.simple = simple
-        first, last = _first_start(starts), _last_end(starts, ends)
+        self.first = first = _first_start(starts)
+        self.last = last = _last_end(starts, ends)
         self.start_absolute: datetime | None = absolutes(first, "start") if first >= 0 else None
         self.end_absolute: datetime | None = absolutes(last, "end") if last >= 0 else None
 
 
 def _first_start(starts: array[float]) -> int:
-    """Index of the first token with the smallest start, or -1 when none has one."""
-    best, index = NAN, -1
-    for i, start in enumerate(starts):
-        if start == start and (index < 0 or start < best):
-            best, index = start, i
-    return index
+    """Index of the first token with the smallest start, or -1 when none has one (``min`` returns the first of
+    equal values, ``index`` the first equal one: the same token)."""
+    timed = [start for start in starts if start == start]
+    return starts.index(min(timed)) if timed else -1
 
 
 def _last_end(starts: array[float], ends: array[float]) -> int:
     """Index of the first token with the largest end (its start when it has no end), or -1."""
-    best, index = NAN, -1
-    for i, end in enumerate(ends):
-        if end != end:
-            end = starts[i]
-        if end == end and (index < 0 or end > best):
-            best, index = end, i
-    return index
+    keys = [end if end == end else start for start, end in zip(starts, ends, strict=True)]
+    timed = [key for key in keys if key == key]
+    return keys.index(max(timed)) if timed else -1
 
 
 class _Group:
@@ -123,7 +129,7 @@ def paragraphs(parts: Iterable[ColumnPart], make: type[Paragraph], punctuation: 
                 starts += part.starts
                 ends += part.ends
             simple = simple and part.simple
-            first, last = _first_start(part.starts), _last_end(part.starts, part.ends)
+            first, last = part.first, part.last
             if first >= 0 and (start != start or part.starts[first] < start):
                 start, start_absolute = part.starts[first], part.start_absolute
             if last >= 0:
