@@ -31,6 +31,7 @@ from pipeline_common.recall._base import describe_validation_error
 from pipeline_common.recall._text import ms as _ms
 from pipeline_common.recall.errors import InvalidRecallPayload
 from pipeline_common.recall.models import Participant, TranscriptPart
+from pipeline_common.recall.readable import paragraph_json, write_readable_elements
 
 READ_BYTES: Final = 1024 * 1024
 _WHITESPACE: Final = " \t\n\r"
@@ -209,8 +210,9 @@ class Analysis:
     paragraphs: list[render.Paragraph]
     #: ``render.cues(parts)``, computed once for the vtt and srt renditions.
     cues: list[render.Cue]
-    #: ``readable.json``: Recall's own readable form, from the parts as downloaded (absolute times unchanged).
-    readable: list[dict[str, Any]] = field(default_factory=list)
+    #: ``readable.json``: Recall's own readable form, from the parts as downloaded (absolute times unchanged); each
+    #: paragraph already formatted (``readable.paragraph_json``: text is smaller than its dicts).
+    readable: list[str] = field(default_factory=list)
     unnamed_word_count: int = 0
 
     def renderable(self) -> list[TranscriptPart]:
@@ -238,6 +240,8 @@ def analyse(path: Path, *, read_bytes: int = READ_BYTES) -> Analysis:
                 fast.add(raw)
     except NotFast:
         return _analyse_with_models(path, read_bytes)
+    speech_duration = _ms(fast.speech.total())
+    fast.speech = None  # type: ignore[assignment]  # its arrays are not needed while grouping (the memory peak)
     renderable = cast(list[TranscriptPart], fast.parts)
     paragraphs = render.readable(renderable)
     cues = render.paragraph_cues(paragraphs)
@@ -249,10 +253,10 @@ def analyse(path: Path, *, read_bytes: int = READ_BYTES) -> Analysis:
             ContractParticipant(id=p.id, name=p.name, is_host=p.is_host, platform=p.platform, email=p.email)
             for p in render.speakers(cast(list[TranscriptPart], fast.parts))
         ],
-        speech_duration_seconds=_ms(fast.speech.total()),
+        speech_duration_seconds=speech_duration,
         paragraphs=[replace(paragraph, tokens=()) for paragraph in paragraphs],
         cues=cues,
-        readable=fast.runs.paragraphs(),
+        readable=fast.runs.formatted(),
         unnamed_word_count=fast.unnamed_word_count,
     )
 
@@ -278,13 +282,15 @@ def _analyse_with_models(path: Path, read_bytes: int) -> Analysis:
         speech_duration_seconds=render.speech_duration(renderable),
         paragraphs=[replace(paragraph, tokens=()) for paragraph in paragraphs],
         cues=cues,
-        readable=recall_form,
+        readable=[paragraph_json(paragraph) for paragraph in recall_form],
         unnamed_word_count=render.unnamed_word_count(renderable),
     )
 
 
 def _readable_json(analysis: Analysis) -> str:
-    return render.format_readable_json(analysis.readable)
+    pieces: list[str] = []
+    write_readable_elements(analysis.readable, pieces.append)
+    return "".join(pieces)
 
 
 def _text(analysis: Analysis) -> str:
@@ -312,7 +318,7 @@ RENDERERS: Final[dict[str, Callable[[Analysis], str]]] = {
 
 #: rendition name -> writer: the same text as :data:`RENDERERS`, handed to ``write`` in pieces.
 WRITERS: Final[dict[str, Callable[[Analysis, Callable[[str], object]], object]]] = {
-    "readable": lambda analysis, write: render.write_readable_json(analysis.readable, write),
+    "readable": lambda analysis, write: write_readable_elements(analysis.readable, write),
     "txt": lambda analysis, write: write(_text(analysis)),
     "vtt": lambda analysis, write: write(_vtt(analysis)),
     "srt": lambda analysis, write: write(_srt(analysis)),

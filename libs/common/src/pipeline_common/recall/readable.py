@@ -17,7 +17,14 @@ from typing import Any, Final
 
 from pipeline_common.recall.models import Transcript, TranscriptPart
 
-__all__ = ["RawPart", "RecallRuns", "recall_readable", "write_readable_json"]
+__all__ = [
+    "RawPart",
+    "RecallRuns",
+    "paragraph_json",
+    "recall_readable",
+    "write_readable_elements",
+    "write_readable_json",
+]
 
 # JavaScript's String.prototype.trim whitespace: Recall's function trims with it.
 _JS_WHITESPACE: Final = (
@@ -116,20 +123,27 @@ def recall_readable(parts: Iterable[TranscriptPart | RawPart] | Transcript) -> l
     """Exactly what Recall's ``convert_to_readable_transcript`` returns for these parts (see the module docstring).
     Give it the parts as downloaded (``json.loads`` of each) to keep absolute timestamps byte for byte; it reads
     them one at a time, so a generator keeps memory to the text."""
-    runs = RecallRuns()
+    runs: list[_Run] = []
     for part in parts.root if isinstance(parts, Transcript) else parts:
         raw = _raw(part)
-        run = runs.run_for(raw.get("participant"), raw.get("words"))
-        if run is not None:
-            run.add(raw["words"])
-    return runs.paragraphs()
+        participant, words = raw.get("participant"), raw.get("words")
+        if not isinstance(participant, Mapping) or not participant.get("name") or not isinstance(words, list):
+            continue
+        if not words:
+            continue
+        if not runs or runs[-1].key != _recall_key(participant):
+            runs.append(_Run(participant))
+        runs[-1].add(words)
+    paragraphs = (run.paragraph() for run in runs)
+    return [paragraph for paragraph in paragraphs if paragraph is not None]
 
 
 class RecallRuns:
     """:func:`recall_readable`, one part at a time (the fetcher's streaming reader feeds it texts, not words)."""
 
     def __init__(self) -> None:
-        self._done: list[dict[str, Any]] = []
+        #: the paragraphs so far, each as :func:`paragraph_json` formats it (text is smaller than its dicts)
+        self._done: list[str] = []
         self._run: _Run | None = None
 
     def run_for(self, participant: Any, words: Any) -> _Run | None:
@@ -148,10 +162,11 @@ class RecallRuns:
         if self._run is not None:
             paragraph = self._run.paragraph()
             if paragraph is not None:
-                self._done.append(paragraph)
+                self._done.append(paragraph_json(paragraph))
             self._run = None
 
-    def paragraphs(self) -> list[dict[str, Any]]:
+    def formatted(self) -> list[str]:
+        """Every paragraph, formatted by :func:`paragraph_json` (for :func:`write_readable_elements`)."""
         self._close()
         return self._done
 
@@ -192,7 +207,7 @@ def _stamp(value: Any) -> str | None:
     return f'{{\n      "relative": {relative},\n      "absolute": {absolute}\n    }}'
 
 
-def _paragraph_json(paragraph: Mapping[str, Any]) -> str:
+def paragraph_json(paragraph: Mapping[str, Any]) -> str:
     """One element of the list as ``json.dumps(..., ensure_ascii=False, indent=2)`` writes it, indented once."""
     if type(paragraph) is dict and tuple(paragraph) == _KEYS:
         speaker, text = _scalar(paragraph["speaker"]), _scalar(paragraph["paragraph"])
@@ -209,8 +224,13 @@ def _paragraph_json(paragraph: Mapping[str, Any]) -> str:
 
 def write_readable_json(paragraphs: Iterable[Mapping[str, Any]], write: Callable[[str], object]) -> None:
     """``json.dumps(list(paragraphs), ensure_ascii=False, indent=2) + "\\n"``, written piece by piece."""
+    write_readable_elements(map(paragraph_json, paragraphs), write)
+
+
+def write_readable_elements(elements: Iterable[str], write: Callable[[str], object]) -> None:
+    """:func:`write_readable_json` from its elements already formatted by :func:`paragraph_json`."""
     first = True
-    for paragraph in paragraphs:
-        write(("[\n" if first else ",\n") + _paragraph_json(paragraph))
+    for element in elements:
+        write(("[\n" if first else ",\n") + element)
         first = False
     write("[]\n" if first else "\n]\n")
