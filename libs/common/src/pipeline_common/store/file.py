@@ -131,6 +131,10 @@ class FileStore(TranscriptStore):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
+    def _in_staging(self, path: Path) -> bool:
+        # The fetcher's files come from spool_dir(), so the cheap comparison answers; resolve() is a syscall a part.
+        return path.parent == self._staging or path.parent.resolve() == self._staging.resolve()
+
     def _write_files(self, objects: Sequence[LocalObject]) -> list[tuple[str, int]]:
         """Every object fsynced and renamed into place, in order; then each directory they went to, once."""
         self._prepare()
@@ -140,7 +144,7 @@ class FileStore(TranscriptStore):
             sha256, size = (item.sha256, item.path.stat().st_size) if item.sha256 else sha256_file(item.path)
             target = self.path(item.key)
             self._make_parents(target)
-            if item.consume and item.path.parent.resolve() == self._staging.resolve():
+            if item.consume and self._in_staging(item.path):
                 with item.path.open("rb+") as handle:
                     os.fsync(handle.fileno())
                 os.replace(item.path, target)
