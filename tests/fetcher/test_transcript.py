@@ -200,6 +200,6 @@ def test_renditions_written_to_files_are_the_rendered_bytes(tmp_path: Path) -> N
     for file, _ in written.values():
         file.unlink()
     (tmp_path / "t-vtt.tmp").mkdir()  # the third rendition cannot be opened
-    with pytest.raises(OSError):
+    with pytest.raises(IsADirectoryError):
         write_renditions(analysis, tmp_path, "t")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t-vtt.tmp", "t.json"]

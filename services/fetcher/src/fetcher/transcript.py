@@ -1,14 +1,15 @@
 """Validate a downloaded transcript and render its readable forms, in bounded memory.
 
 ``parse_transcript`` (the library's validator) holds the whole transcript as pydantic models: for a 50 MB transcript
-that is about a gigabyte. Here the file is read in chunks, split into its parts with the standard library's JSON
-scanner, and each part is validated against the same model (:class:`TranscriptPart`, in JSON mode, so the rules are
-exactly the library's), then kept in a compact form that the renderers of :mod:`pipeline_common.recall.render` accept
-(they only read the attributes the compact classes provide; a unit test checks that every rendition is identical to
-rendering the library's parse). Memory is then a few times the transcript's word count, not of its JSON.
+that is about a gigabyte. :func:`analyse` reads the file in chunks with :mod:`fetcher.reader` (msgspec structs, the
+words held column-wise). Whatever that fast path declines is read here the library's way: the file is split into its
+parts with the standard library's JSON scanner and each part is validated against the same model
+(:class:`TranscriptPart`, in JSON mode, so the rules and the error messages are exactly the library's), then kept in
+a compact form that the renderers of :mod:`pipeline_common.recall.render` accept. A unit test checks that every
+rendition is identical to rendering the library's parse.
 
 The transcript is grouped into paragraphs and subtitle cues once, in :func:`analyse`: the four renditions are
-formatted from those, not each regrouped from the parts.
+formatted from those, not each regrouped from the parts; :func:`write_renditions` streams them into files.
 """
 
 from __future__ import annotations
