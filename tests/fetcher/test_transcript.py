@@ -203,3 +203,36 @@ def test_renditions_written_to_files_are_the_rendered_bytes(tmp_path: Path) -> N
     with pytest.raises(IsADirectoryError):
         write_renditions(analysis, tmp_path, "t")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t-vtt.tmp", "t.json"]
+
+
+@pytest.mark.parametrize(
+    "absolute",
+    [
+        "2024-01-01T00:00:01.5Z",
+        "2024-01-01T00:00:01+02:00",
+        "2024-01-01T00:00:01.123456-05:30",
+        "2024-01-01 00:00:01Z",
+        "2024-01-01T00:00:01",
+        1704067201,
+        "1704067201",
+        "2024-13-01T00:00:00Z",
+        "٢٠٢٤-01-01T00:00:01Z",
+        "not a time",
+        True,
+    ],
+)
+def test_absolute_timestamps_get_the_library_verdict_and_values(absolute: Any, tmp_path: Path) -> None:
+    """The fast reader checks every word's absolute time without a datetime per word; any form it does not know
+    exactly goes to the library's path: the same verdict, the same renditions."""
+    stamp = {"relative": 1.0, "absolute": absolute}
+    transcript = [{"participant": {"id": 1, "name": "Ana"}, "words": [{"text": "hi", "start_timestamp": stamp}]}]
+    data = json.dumps(transcript).encode()
+    try:
+        parse_transcript(data)
+    except InvalidRecallPayload:
+        path = tmp_path / "t.json"
+        path.write_bytes(data)
+        with pytest.raises(InvalidRecallPayload):
+            analyse(path)
+        return
+    assert_same_as_library(data, tmp_path)

@@ -33,7 +33,7 @@ CHUNK_BYTES: Final = 1024 * 1024
 _NULL: Final = msgspec.Raw(b"null")
 # The last '}' followed by the start of a part ("participant", "words" or "language_code" first).
 _CUT: Final = re.compile(rb'(?s:.*)\}[ \t\r\n]*,[ \t\r\n]*(?=\{[ \t\r\n]*"(?:participant|words|language_code)")')
-_RFC3339: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
+_RFC3339: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII)
 _DATETIME: Final = TypeAdapter(datetime)
 
 
