@@ -17,6 +17,7 @@ from pipeline_common.contracts import StoredObject
 from pipeline_common.store import (
     STAGING_DIR,
     FileStore,
+    LocalObject,
     Manifest,
     ObjectNotFound,
     S3Store,
@@ -95,6 +96,33 @@ async def test_put_file_can_consume_the_spool_file(store: TranscriptStore) -> No
     stored = await store.put_file("k/raw.json", spool, "application/json", consume=True)
     assert not spool.exists()
     assert await store.get_bytes("k/raw.json") == b"[]" and stored.size_bytes == 2
+
+
+async def test_put_files_stores_several_files_in_order(store: TranscriptStore, tmp_path: Path) -> None:
+    """What the fetcher stores per transcript in one call: staged files (consumed), one given its sha256, one not,
+    and a file outside the staging area that is copied and kept."""
+    staged = [store.spool_dir() / f"{uuid.uuid4().hex}.tmp" for _ in range(2)]
+    staged[0].write_bytes(b"one")
+    staged[1].write_bytes(b"two!")
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"three")
+    stored = await store.put_files(
+        [
+            LocalObject("t/a.txt", staged[0], "text/plain", hashlib.sha256(b"one").hexdigest(), consume=True),
+            LocalObject("t/b.txt", staged[1], "text/plain", consume=True),
+            LocalObject("u/c.bin", outside, "application/octet-stream"),
+        ]
+    )
+    assert [(s.sha256, s.size_bytes, s.content_type) for s in stored] == [
+        (hashlib.sha256(b"one").hexdigest(), 3, "text/plain"),
+        (hashlib.sha256(b"two!").hexdigest(), 4, "text/plain"),
+        (hashlib.sha256(b"three").hexdigest(), 5, "application/octet-stream"),
+    ]
+    assert [await store.get_bytes(key) for key in ("t/a.txt", "t/b.txt", "u/c.bin")] == [b"one", b"two!", b"three"]
+    assert not any(path.exists() for path in staged) and outside.exists()
+    many = await store.put_many([("i/x.json", b"{}", "application/json"), ("i/y.json", b"[1]", "application/json")])
+    assert [(m.uri, m.size_bytes) for m in many] == [(store.uri("i/x.json"), 2), (store.uri("i/y.json"), 3)]
+    assert await store.get_bytes("i/y.json") == b"[1]"
 
 
 @pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "a/./b", ".hidden/x", "a/b\\c", "a b"])

@@ -178,3 +178,61 @@ def test_the_transcript_is_grouped_once_for_all_renditions(tmp_path: Path, monke
     assert calls == {"readable": 1, "paragraph_cues": 1}
     assert {name: render_one(analysis, name) for name in RENDERERS} == expected
     assert calls == {"readable": 1, "paragraph_cues": 1}
+
+
+def test_renditions_written_to_files_are_the_rendered_bytes(tmp_path: Path) -> None:
+    """The fetcher streams each rendition into a staging file, hashing as it writes: the same bytes and sha256 as
+    rendering it whole, and nothing left behind when writing fails."""
+    import hashlib
+
+    from fetcher.transcript import write_renditions
+
+    data = generate_transcript("k", TranscriptSpec(words=3000, speakers=3), default_words=400)
+    path = tmp_path / "t.json"
+    path.write_bytes(data)
+    analysis = analyse(path)
+    written = write_renditions(analysis, tmp_path, "t")
+    assert set(written) == set(RENDERERS)
+    for name, (file, sha256) in written.items():
+        expected = render_one(analysis, name)
+        assert file.read_bytes() == expected, name
+        assert sha256 == hashlib.sha256(expected).hexdigest(), name
+    for file, _ in written.values():
+        file.unlink()
+    (tmp_path / "t-vtt.tmp").mkdir()  # the third rendition cannot be opened
+    with pytest.raises(IsADirectoryError):
+        write_renditions(analysis, tmp_path, "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t-vtt.tmp", "t.json"]
+
+
+@pytest.mark.parametrize(
+    "absolute",
+    [
+        "2024-01-01T00:00:01.5Z",
+        "2024-01-01T00:00:01+02:00",
+        "2024-01-01T00:00:01.123456-05:30",
+        "2024-01-01 00:00:01Z",
+        "2024-01-01T00:00:01",
+        1704067201,
+        "1704067201",
+        "2024-13-01T00:00:00Z",
+        "٢٠٢٤-01-01T00:00:01Z",
+        "not a time",
+        True,
+    ],
+)
+def test_absolute_timestamps_get_the_library_verdict_and_values(absolute: Any, tmp_path: Path) -> None:
+    """The fast reader checks every word's absolute time without a datetime per word; any form it does not know
+    exactly goes to the library's path: the same verdict, the same renditions."""
+    stamp = {"relative": 1.0, "absolute": absolute}
+    transcript = [{"participant": {"id": 1, "name": "Ana"}, "words": [{"text": "hi", "start_timestamp": stamp}]}]
+    data = json.dumps(transcript).encode()
+    try:
+        parse_transcript(data)
+    except InvalidRecallPayload:
+        path = tmp_path / "t.json"
+        path.write_bytes(data)
+        with pytest.raises(InvalidRecallPayload):
+            analyse(path)
+        return
+    assert_same_as_library(data, tmp_path)

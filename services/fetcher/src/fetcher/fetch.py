@@ -15,13 +15,13 @@ import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Final, Protocol
+from typing import BinaryIO, Final, Protocol
 
 from fetcher.metrics import FetcherMetrics
-from fetcher.transcript import RENDERERS, Analysis, analyse, render_one
+from fetcher.transcript import Analysis, analyse, write_renditions
 from pipeline_common.contracts import StoredObject
 from pipeline_common.logging import get_logger
 from pipeline_common.recall.client import safe_url
@@ -35,10 +35,19 @@ from pipeline_common.recall.errors import (
     RecallNotFound,
 )
 from pipeline_common.recall.models import TranscriptArtifact
-from pipeline_common.store import RENDITIONS, Manifest, StoreError, TranscriptKeys, TranscriptStore, read_manifest
+from pipeline_common.store import (
+    RENDITIONS,
+    LocalObject,
+    Manifest,
+    StoreError,
+    TranscriptKeys,
+    TranscriptStore,
+    read_manifest,
+)
 
 _log = get_logger("fetcher.fetch")
 RAW_CONTENT_TYPE: Final = "application/json"
+SPOOL_WRITE_BYTES: Final = 1024 * 1024
 
 
 class Gone(Exception):
@@ -117,6 +126,7 @@ class TranscriptFetcher:
     max_bytes: int
     expired_url_retries: int
     store_provider_data: bool
+    _spool_dir: Path | None = field(default=None, init=False)
 
     async def fetch(self, job: Job) -> Fetched | AlreadyStored:
         try:
@@ -131,11 +141,15 @@ class TranscriptFetcher:
             _log.info("transcript already stored", transcript_id=job.transcript_id, manifest=keys.manifest)
             return AlreadyStored(existing)
         artifact, spool, sha256 = await self._download_fresh(job)
+        rendered: dict[str, tuple[Path, str]] = {}
         try:
-            analysis = await self._analyse(spool)
-            objects = await self._store(job, keys, artifact, spool, sha256, analysis)
-        finally:
-            await asyncio.to_thread(spool.unlink, missing_ok=True)
+            started = time.perf_counter()
+            analysis, rendered = await self._prepare(spool)
+            objects = await self._store(job, keys, artifact, spool, sha256, analysis, rendered, started)
+        except BaseException:
+            # Everything is consumed by the store on success; after a failure nothing may be left in staging.
+            await asyncio.to_thread(_remove, [spool, *(path for path, _ in rendered.values())])
+            raise
         return Fetched(keys, artifact, objects, analysis)
 
     # --- Recall ---------------------------------------------------------------------------------------------------
@@ -197,35 +211,36 @@ class TranscriptFetcher:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _download(self, url: str, job: Job) -> tuple[Path, str]:
-        """Stream ``url`` into a spool file, hashing as it goes; the spool file is removed on any failure."""
-        spool_dir = await asyncio.to_thread(self.store.spool_dir)
-        path = spool_dir / f"download-{job.transcript_id}-{uuid.uuid4().hex[:8]}.tmp"
-        digest = hashlib.sha256()
-        size = 0
+        """Stream ``url`` into a spool file, hashing as it goes; the spool file is removed on any failure. Chunks are
+        written in batches (one worker-thread call per ``SPOOL_WRITE_BYTES``, one in all for a small transcript)."""
+        if self._spool_dir is None:
+            self._spool_dir = await asyncio.to_thread(self.store.spool_dir)
+        spool = _Spool(self._spool_dir / f"download-{job.transcript_id}-{uuid.uuid4().hex[:8]}.tmp")
         started = time.perf_counter()
-        handle = await asyncio.to_thread(path.open, "wb")
+        pending: list[bytes] = []
+        pending_bytes = 0
         try:
             async for chunk in self.recall.stream_download(url, self.max_bytes):
-                digest.update(chunk)
-                size += len(chunk)
-                await asyncio.to_thread(handle.write, chunk)
-            await asyncio.to_thread(handle.flush)
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                if pending_bytes >= SPOOL_WRITE_BYTES:
+                    await asyncio.to_thread(spool.write, pending)
+                    pending, pending_bytes = [], 0
+            await asyncio.to_thread(spool.write, pending, True)
         except BaseException:
-            handle.close()
-            with contextlib.suppress(OSError):
-                path.unlink()
+            spool.discard()
             raise
-        handle.close()
         self.metrics.download_seconds.observe(time.perf_counter() - started)
-        self.metrics.download_bytes.inc(size)
-        _log.info("transcript downloaded", transcript_id=job.transcript_id, bytes=size, url=safe_url(url))
-        return path, digest.hexdigest()
+        self.metrics.download_bytes.inc(spool.size)
+        _log.debug("transcript downloaded", transcript_id=job.transcript_id, bytes=spool.size, url=safe_url(url))
+        return spool.path, spool.digest.hexdigest()
 
     # --- validate, render, store ----------------------------------------------------------------------------------
 
-    async def _analyse(self, spool: Path) -> Analysis:
+    async def _prepare(self, spool: Path) -> tuple[Analysis, dict[str, tuple[Path, str]]]:
+        """Validate and render, in one worker-thread call: the analysis, and each rendition in a staging file."""
         try:
-            return await asyncio.to_thread(analyse, spool)
+            return await asyncio.to_thread(_analyse_and_render, spool)
         except InvalidRecallPayload as error:
             self.metrics.downloads.labels(outcome="invalid").inc()
             raise Rejected(str(error)) from None
@@ -238,33 +253,38 @@ class TranscriptFetcher:
         spool: Path,
         sha256: str,
         analysis: Analysis,
+        rendered: dict[str, tuple[Path, str]],
+        started: float,
     ) -> dict[str, StoredObject]:
-        started = time.perf_counter()
+        objects: list[LocalObject] = []
+        for name, (path, digest) in rendered.items():
+            rendition = RENDITIONS[name]
+            objects.append(LocalObject(keys.key(rendition.filename), path, rendition.content_type, digest, True))
         try:
-            objects: dict[str, StoredObject] = {}
-            for name in RENDERERS:
-                rendition = RENDITIONS[name]
-                data = await asyncio.to_thread(render_one, analysis, name)
-                objects[name] = await self.store.put_bytes(keys.key(rendition.filename), data, rendition.content_type)
-                del data
             if self.store_provider_data and artifact.provider_data_download_url:
-                objects["provider_data"] = await self._store_provider_data(artifact.provider_data_download_url, keys)
+                objects.append(await self._download_provider_data(artifact.provider_data_download_url, keys))
             # Last of the objects, so a consumed spool file is only gone once everything else is in place.
-            objects["raw"] = await self.store.put_file(keys.raw, spool, RAW_CONTENT_TYPE, sha256=sha256, consume=True)
+            objects.append(LocalObject(keys.raw, spool, RAW_CONTENT_TYPE, sha256, True))
+            stored = await self.store.put_files(objects)
         except StoreError as error:
             raise RetryLater(f"store: {error}") from None
+        finally:
+            if len(objects) > len(rendered) and objects[len(rendered)].key == keys.provider_data:
+                await asyncio.to_thread(_remove, [objects[len(rendered)].path])
         self.metrics.store_seconds.observe(time.perf_counter() - started)
-        for name, stored in objects.items():
-            self.metrics.stored_bytes.labels(object=name).inc(stored.size_bytes)
-        _log.info(
+        names = [*rendered, *(["provider_data"] if len(stored) > len(rendered) + 1 else []), "raw"]
+        result = dict(zip(names, stored, strict=True))
+        for name, item in result.items():
+            self.metrics.stored_bytes.labels(object=name).inc(item.size_bytes)
+        _log.debug(
             "transcript objects stored",
             transcript_id=job.transcript_id,
             recording_id=job.recording_id,
             words=analysis.word_count,
         )
-        return objects
+        return result
 
-    async def _store_provider_data(self, url: str, keys: TranscriptKeys) -> StoredObject:
+    async def _download_provider_data(self, url: str, keys: TranscriptKeys) -> LocalObject:
         try:
             path, sha256 = await self._download(url, Job(keys.recording_id, keys.transcript_id, None, None, {}, {}))
         except (RecallDownloadTooLarge, RecallDownloadNotAllowed) as error:
@@ -273,7 +293,40 @@ class TranscriptFetcher:
             raise RetryLater(
                 f"provider data: {error}", kind=error.kind, retry_after=error.retry_after, status=error.status
             ) from None
-        try:
-            return await self.store.put_file(keys.provider_data, path, RAW_CONTENT_TYPE, sha256=sha256, consume=True)
-        finally:
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+        return LocalObject(keys.provider_data, path, RAW_CONTENT_TYPE, sha256, True)
+
+
+def _analyse_and_render(spool: Path) -> tuple[Analysis, dict[str, tuple[Path, str]]]:
+    analysis = analyse(spool)
+    return analysis, write_renditions(analysis, spool.parent, spool.stem)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+class _Spool:
+    """The download's file, opened on the first write (from a worker thread), hashed as written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self._handle: BinaryIO | None = None
+
+    def write(self, chunks: list[bytes], last: bool = False) -> None:
+        if self._handle is None:
+            self._handle = self.path.open("wb")
+        for chunk in chunks:
+            self.digest.update(chunk)
+            self._handle.write(chunk)
+            self.size += len(chunk)
+        if last:
+            self._handle.close()
+
+    def discard(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()

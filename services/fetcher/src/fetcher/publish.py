@@ -142,5 +142,5 @@ class Publisher:
             announcement=announcement,
         )
         await write_manifest(self.store, manifest)
-        _log.info("transcript stored", transcript_id=job.transcript_id, manifest=fetched.keys.manifest)
+        _log.debug("transcript stored", transcript_id=job.transcript_id, manifest=fetched.keys.manifest)
         return manifest

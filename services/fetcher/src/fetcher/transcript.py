@@ -1,19 +1,21 @@
 """Validate a downloaded transcript and render its readable forms, in bounded memory.
 
 ``parse_transcript`` (the library's validator) holds the whole transcript as pydantic models: for a 50 MB transcript
-that is about a gigabyte. Here the file is read in chunks, split into its parts with the standard library's JSON
-scanner, and each part is validated against the same model (:class:`TranscriptPart`, in JSON mode, so the rules are
-exactly the library's), then kept in a compact form that the renderers of :mod:`pipeline_common.recall.render` accept
-(they only read the attributes the compact classes provide; a unit test checks that every rendition is identical to
-rendering the library's parse). Memory is then a few times the transcript's word count, not of its JSON.
+that is about a gigabyte. :func:`analyse` reads the file in chunks with :mod:`fetcher.reader` (msgspec structs, the
+words held column-wise). Whatever that fast path declines is read here the library's way: the file is split into its
+parts with the standard library's JSON scanner and each part is validated against the same model
+(:class:`TranscriptPart`, in JSON mode, so the rules and the error messages are exactly the library's), then kept in
+a compact form that the renderers of :mod:`pipeline_common.recall.render` accept. A unit test checks that every
+rendition is identical to rendering the library's parse.
 
 The transcript is grouped into paragraphs and subtitle cues once, in :func:`analyse`: the four renditions are
-formatted from those, not each regrouped from the parts.
+formatted from those, not each regrouped from the parts; :func:`write_renditions` streams them into files.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -23,11 +25,14 @@ from typing import Any, BinaryIO, Final, cast
 
 from pydantic import ValidationError
 
+from fetcher.reader import FastReader, NotFast, raw_parts
 from pipeline_common.contracts import Participant as ContractParticipant
 from pipeline_common.recall import render
 from pipeline_common.recall._base import describe_validation_error
+from pipeline_common.recall._text import ms as _ms
 from pipeline_common.recall.errors import InvalidRecallPayload
 from pipeline_common.recall.models import Participant, TranscriptPart
+from pipeline_common.recall.readable import paragraph_json, write_readable_elements
 
 READ_BYTES: Final = 1024 * 1024
 _WHITESPACE: Final = " \t\n\r"
@@ -206,8 +211,9 @@ class Analysis:
     paragraphs: list[render.Paragraph]
     #: ``render.cues(parts)``, computed once for the vtt and srt renditions.
     cues: list[render.Cue]
-    #: ``readable.json``: Recall's own readable form, from the parts as downloaded (absolute times unchanged).
-    readable: list[dict[str, Any]] = field(default_factory=list)
+    #: ``readable.json``: Recall's own readable form, from the parts as downloaded (absolute times unchanged); each
+    #: paragraph already formatted (``readable.paragraph_json``: text is smaller than its dicts).
+    readable: list[str] = field(default_factory=list)
     unnamed_word_count: int = 0
 
     def renderable(self) -> list[TranscriptPart]:
@@ -228,6 +234,37 @@ def read_parts(stream: BinaryIO, *, read_bytes: int = READ_BYTES) -> Iterator[Co
 
 def analyse(path: Path, *, read_bytes: int = READ_BYTES) -> Analysis:
     """Validate the transcript stored at ``path`` and compute its facts (blocking: run it in a thread)."""
+    try:
+        with path.open("rb") as stream:
+            fast = FastReader()
+            for raw in raw_parts(stream, read_bytes):
+                fast.add(raw)
+    except NotFast:
+        return _analyse_with_models(path, read_bytes)
+    speech_duration = _ms(fast.speech.total())
+    fast.speech = None  # type: ignore[assignment]  # its arrays are not needed while grouping (the memory peak)
+    renderable = cast(list[TranscriptPart], fast.parts)
+    paragraphs = render.readable(renderable)
+    cues = render.paragraph_cues(paragraphs)
+    return Analysis(
+        parts=[],
+        word_count=fast.word_count,
+        language_codes=list(fast.languages),
+        participants=[
+            ContractParticipant(id=p.id, name=p.name, is_host=p.is_host, platform=p.platform, email=p.email)
+            for p in render.speakers(cast(list[TranscriptPart], fast.parts))
+        ],
+        speech_duration_seconds=speech_duration,
+        paragraphs=[replace(paragraph, tokens=()) for paragraph in paragraphs],
+        cues=cues,
+        readable=fast.runs.formatted(),
+        unnamed_word_count=fast.unnamed_word_count,
+    )
+
+
+def _analyse_with_models(path: Path, read_bytes: int) -> Analysis:
+    """The library's path: each part validated by the pydantic model (the verdict and reason for anything the fast
+    path declines)."""
     with path.open("rb") as stream:
         parts = list(read_parts(stream, read_bytes=read_bytes))
     with path.open("rb") as stream:
@@ -246,13 +283,15 @@ def analyse(path: Path, *, read_bytes: int = READ_BYTES) -> Analysis:
         speech_duration_seconds=render.speech_duration(renderable),
         paragraphs=[replace(paragraph, tokens=()) for paragraph in paragraphs],
         cues=cues,
-        readable=recall_form,
+        readable=[paragraph_json(paragraph) for paragraph in recall_form],
         unnamed_word_count=render.unnamed_word_count(renderable),
     )
 
 
 def _readable_json(analysis: Analysis) -> str:
-    return render.format_readable_json(analysis.readable)
+    pieces: list[str] = []
+    write_readable_elements(analysis.readable, pieces.append)
+    return "".join(pieces)
 
 
 def _text(analysis: Analysis) -> str:
@@ -276,6 +315,58 @@ RENDERERS: Final[dict[str, Callable[[Analysis], str]]] = {
     "vtt": _vtt,
     "srt": _srt,
 }
+
+
+#: rendition name -> writer: the same text as :data:`RENDERERS`, handed to ``write`` in pieces.
+WRITERS: Final[dict[str, Callable[[Analysis, Callable[[str], object]], object]]] = {
+    "readable": lambda analysis, write: write_readable_elements(analysis.readable, write),
+    "txt": lambda analysis, write: write(_text(analysis)),
+    "vtt": lambda analysis, write: write(_vtt(analysis)),
+    "srt": lambda analysis, write: write(_srt(analysis)),
+}
+_WRITE_BYTES: Final = 256 * 1024
+
+
+class _HashingWriter:
+    """Text pieces out as UTF-8, in batches of about ``_WRITE_BYTES``, hashed as they go."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.pieces: list[str] = []
+        self.pending = 0
+
+    def write(self, text: str) -> None:
+        self.pieces.append(text)
+        self.pending += len(text)
+        if self.pending >= _WRITE_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        data = "".join(self.pieces).encode("utf-8")
+        self.pieces, self.pending = [], 0
+        self.digest.update(data)
+        self.handle.write(data)
+
+
+def write_renditions(analysis: Analysis, directory: Path, stem: str) -> dict[str, tuple[Path, str]]:
+    """Every rendition into a file of its own in ``directory`` (the store's staging area), hashed while written:
+    name -> (path, sha256). Blocking: run it in a thread. Nothing is left behind on failure."""
+    written: dict[str, tuple[Path, str]] = {}
+    try:
+        for name, writer in WRITERS.items():
+            path = directory / f"{stem}-{name}.tmp"
+            written[name] = (path, "")
+            with path.open("wb") as handle:
+                out = _HashingWriter(handle)
+                writer(analysis, out.write)
+                out.flush()
+            written[name] = (path, out.digest.hexdigest())
+    except BaseException:
+        for path, _ in written.values():
+            path.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def render_one(analysis: Analysis, name: str) -> bytes:

@@ -10,13 +10,21 @@ timestamp; ``duration_seconds`` is ``end - start`` unrounded, or from the absolu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from pipeline_common.recall.models import Transcript, TranscriptPart
 
-__all__ = ["RawPart", "recall_readable"]
+__all__ = [
+    "RawPart",
+    "RecallRuns",
+    "paragraph_json",
+    "recall_readable",
+    "write_readable_elements",
+    "write_readable_json",
+]
 
 # JavaScript's String.prototype.trim whitespace: Recall's function trims with it.
 _JS_WHITESPACE: Final = (
@@ -80,6 +88,14 @@ class _Run:
             if end is not None:  # an empty {} counts, as any object does in JavaScript
                 self.end = end
 
+    def add_texts(self, texts: list[str], start: Mapping[str, Any] | None, end: Mapping[str, Any] | None) -> None:
+        """:meth:`add` from what it reads of the words: their texts, the first start and the last end timestamp."""
+        self.texts += texts
+        if self.start is None:
+            self.start = start
+        if end is not None:
+            self.end = end
+
     def paragraph(self) -> dict[str, Any] | None:
         text = " ".join(self.texts).strip(_JS_WHITESPACE)
         if not text:
@@ -120,3 +136,101 @@ def recall_readable(parts: Iterable[TranscriptPart | RawPart] | Transcript) -> l
         runs[-1].add(words)
     paragraphs = (run.paragraph() for run in runs)
     return [paragraph for paragraph in paragraphs if paragraph is not None]
+
+
+class RecallRuns:
+    """:func:`recall_readable`, one part at a time (the fetcher's streaming reader feeds it texts, not words)."""
+
+    def __init__(self) -> None:
+        #: the paragraphs so far, each as :func:`paragraph_json` formats it (text is smaller than its dicts)
+        self._done: list[str] = []
+        self._run: _Run | None = None
+
+    def run_for(self, participant: Any, words: Any) -> _Run | None:
+        """The run a part with this participant and these words joins, or None when it is left out. A run that
+        ends becomes its paragraph at once (its word texts are not kept)."""
+        if not isinstance(participant, Mapping) or not participant.get("name") or not isinstance(words, list):
+            return None
+        if not words:
+            return None
+        if self._run is None or self._run.key != _recall_key(participant):
+            self._close()
+            self._run = _Run(participant)
+        return self._run
+
+    def _close(self) -> None:
+        if self._run is not None:
+            paragraph = self._run.paragraph()
+            if paragraph is not None:
+                self._done.append(paragraph_json(paragraph))
+            self._run = None
+
+    def formatted(self) -> list[str]:
+        """Every paragraph, formatted by :func:`paragraph_json` (for :func:`write_readable_elements`)."""
+        self._close()
+        return self._done
+
+
+_KEYS: Final = ("speaker", "paragraph", "start_timestamp", "end_timestamp", "duration_seconds")
+_STAMP_KEYS: Final = ("relative", "absolute")
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _scalar(value: Any) -> str | None:
+    """``json.dumps(value)`` of a JSON scalar (the same C string encoder and float repr), None for anything else."""
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    return None
+
+
+def _stamp(value: Any) -> str | None:
+    if type(value) is not dict or tuple(value) != _STAMP_KEYS:
+        return None
+    relative, absolute = _scalar(value["relative"]), _scalar(value["absolute"])
+    if relative is None or absolute is None:
+        return None
+    return f'{{\n      "relative": {relative},\n      "absolute": {absolute}\n    }}'
+
+
+def paragraph_json(paragraph: Mapping[str, Any]) -> str:
+    """One element of the list as ``json.dumps(..., ensure_ascii=False, indent=2)`` writes it, indented once."""
+    if type(paragraph) is dict and tuple(paragraph) == _KEYS:
+        speaker, text = _scalar(paragraph["speaker"]), _scalar(paragraph["paragraph"])
+        start, end = _stamp(paragraph["start_timestamp"]), _stamp(paragraph["end_timestamp"])
+        duration = _scalar(paragraph["duration_seconds"])
+        if speaker is not None and text is not None and start and end and duration is not None:
+            return (
+                f'  {{\n    "speaker": {speaker},\n    "paragraph": {text},\n    "start_timestamp": {start},\n'
+                f'    "end_timestamp": {end},\n    "duration_seconds": {duration}\n  }}'
+            )
+    # Anything else: the library's own encoder (strings hold no raw newline, so indenting its lines is exact).
+    return "  " + json.dumps(paragraph, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+
+
+def write_readable_json(paragraphs: Iterable[Mapping[str, Any]], write: Callable[[str], object]) -> None:
+    """``json.dumps(list(paragraphs), ensure_ascii=False, indent=2) + "\\n"``, written piece by piece."""
+    write_readable_elements(map(paragraph_json, paragraphs), write)
+
+
+def write_readable_elements(elements: Iterable[str], write: Callable[[str], object]) -> None:
+    """:func:`write_readable_json` from its elements already formatted by :func:`paragraph_json`."""
+    first = True
+    for element in elements:
+        write(("[\n" if first else ",\n") + element)
+        first = False
+    write("[]\n" if first else "\n]\n")

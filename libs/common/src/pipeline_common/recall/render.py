@@ -32,19 +32,19 @@ subtitle forms), then ``format_readable_json`` / ``format_text`` from the paragr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from pipeline_common.recall import _columns
 from pipeline_common.recall._text import Parts, clean_text
 from pipeline_common.recall._text import ms as _ms
 from pipeline_common.recall._text import parts_list as _parts
 from pipeline_common.recall._text import speaker_key as _speaker_key
 from pipeline_common.recall._text import words_in as _words_in
 from pipeline_common.recall.models import Participant, Transcript, TranscriptPart
-from pipeline_common.recall.readable import RawPart, recall_readable
+from pipeline_common.recall.readable import RawPart, recall_readable, write_readable_json
 from pipeline_common.recall.stats import language_codes, speakers, speech_duration, unnamed_word_count, word_count
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "speech_duration",
     "unnamed_word_count",
     "word_count",
+    "write_readable_json",
 ]
 
 UNKNOWN_SPEAKER: Final = "Unknown speaker"
@@ -198,8 +199,11 @@ def _paragraph(participant: Participant | None, language_code: str | None, token
 
 def readable(parts: Parts) -> list[Paragraph]:
     """Speaker-grouped paragraphs in transcript order. Parts without words add nothing (and do not split a turn)."""
+    listed = _parts(parts)
+    if listed and isinstance(listed[0], _columns.ColumnPart):
+        return _columns.paragraphs(listed, Paragraph, _CLOSING_PUNCTUATION)  # type: ignore[arg-type]
     groups: list[tuple[tuple[str, str], Participant | None, str | None, list[_Token]]] = []
-    for part in _parts(parts):
+    for part in listed:
         tokens = _tokens(part)
         if not tokens:
             continue
@@ -223,7 +227,9 @@ def render_readable_json(parts: Iterable[TranscriptPart | RawPart] | Transcript)
 
 def format_readable_json(paragraphs: Iterable[Mapping[str, Any]]) -> str:
     """``readable.json``'s text, from :func:`recall_readable`'s paragraphs."""
-    return json.dumps(list(paragraphs), ensure_ascii=False, indent=2) + "\n"
+    pieces: list[str] = []
+    write_readable_json(paragraphs, pieces.append)
+    return "".join(pieces)
 
 
 def _clock(seconds: float) -> str:
@@ -264,6 +270,17 @@ def paragraph_cues(
     paragraphs: Iterable[Paragraph], *, max_seconds: float = DEFAULT_CUE_SECONDS, max_chars: int = DEFAULT_CUE_CHARS
 ) -> list[Cue]:
     """:func:`cues` from paragraphs computed by :func:`readable`."""
+    paragraphs = list(paragraphs)
+    if paragraphs and isinstance(paragraphs[0].tokens, _columns.Columns):
+        return _columns.cues(
+            paragraphs,
+            Cue,
+            max_seconds=max_seconds,
+            max_chars=max_chars,
+            min_seconds=MIN_CUE_SECONDS,
+            punctuation=_CLOSING_PUNCTUATION,
+            sentence_end=_SENTENCE_END,
+        )
     result: list[Cue] = []
     previous_end = 0.0
     for paragraph in paragraphs:

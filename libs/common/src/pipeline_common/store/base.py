@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -52,6 +52,22 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+@dataclass(frozen=True, slots=True)
+class LocalObject:
+    """A local file to store under ``key`` (see :meth:`TranscriptStore.put_files`)."""
+
+    key: str
+    path: Path
+    content_type: str
+    sha256: str | None = None
+    consume: bool = False
+
+
+def json_bytes(value: Any) -> bytes:
+    """The store's compact, sorted JSON (index entries)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
 class TranscriptStore(ABC):
@@ -101,9 +117,20 @@ class TranscriptStore(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    async def put_files(self, objects: Sequence[LocalObject]) -> list[StoredObject]:
+        """Store several local files, in order (each atomically, as :meth:`put_file`). A backend may do them in one
+        go (the file store: one worker-thread call, one directory fsync)."""
+        return [
+            await self.put_file(item.key, item.path, item.content_type, sha256=item.sha256, consume=item.consume)
+            for item in objects
+        ]
+
+    async def put_many(self, objects: Sequence[tuple[str, bytes, str]]) -> list[StoredObject]:
+        """Several ``(key, data, content_type)`` objects, written in order, each atomically (:meth:`put_bytes`)."""
+        return [await self.put_bytes(key, data, content_type) for key, data, content_type in objects]
+
     async def put_json(self, key: str, value: Any) -> StoredObject:
-        data = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-        return await self.put_bytes(key, data, "application/json")
+        return await self.put_bytes(key, json_bytes(value), "application/json")
 
     async def get_json(self, key: str, *, max_bytes: int = MANIFEST_MAX_BYTES) -> Any:
         raw = await self.get_bytes(key, max_bytes=max_bytes)

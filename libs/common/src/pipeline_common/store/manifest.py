@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline_common.contracts import StoredObject, TranscriptReady
-from pipeline_common.store.base import MANIFEST_MAX_BYTES, TranscriptStore
+from pipeline_common.store.base import MANIFEST_MAX_BYTES, TranscriptStore, json_bytes
 from pipeline_common.store.errors import ObjectNotFound, StoreError
 from pipeline_common.store.layout import TranscriptKeys
 
@@ -46,12 +46,15 @@ class Manifest(BaseModel):
 async def write_manifest(store: TranscriptStore, manifest: Manifest) -> StoredObject:
     """Write the index entry, then the manifest (the manifest is the commit point of a stored transcript)."""
     keys = TranscriptKeys(manifest.recording_id, manifest.transcript_id)
-    await store.put_json(
-        TranscriptKeys.index(manifest.transcript_id),
-        {"recording_id": manifest.recording_id, "transcript_id": manifest.transcript_id, "manifest": keys.manifest},
-    )
+    index = {"recording_id": manifest.recording_id, "transcript_id": manifest.transcript_id, "manifest": keys.manifest}
     data = manifest.model_dump_json(indent=2).encode() + b"\n"
-    return await store.put_bytes(keys.manifest, data, "application/json")
+    _, stored = await store.put_many(
+        [
+            (TranscriptKeys.index(manifest.transcript_id), json_bytes(index), "application/json"),
+            (keys.manifest, data, "application/json"),
+        ]
+    )
+    return stored
 
 
 async def read_manifest(store: TranscriptStore, keys: TranscriptKeys) -> Manifest | None:
