@@ -339,7 +339,7 @@ def _load_service_settings(
     for variable, value in config.items():
         monkeypatch.setenv(variable, value)
     stub_secrets_and_files(monkeypatch, config, secrets)
-    known = {field.upper() for field in settings_class.model_fields}
+    known = {str(field.validation_alias or name).upper() for name, field in settings_class.model_fields.items()}
     own = {
         key
         for source in container(objects, deployment).get("envFrom", [])
@@ -367,4 +367,4 @@ def test_simulator_settings_read_the_rendered_configuration(
     settings, _ = _load_service_settings(monkeypatch, objects, "recall-sim", "recall_sim.settings", "SimSettings")
     assert settings.recall_sim_port == container(objects, "recall-sim")["ports"][0]["containerPort"]
     assert settings.recall_sim_host == "0.0.0.0"
-    assert settings.recall_sim_webhook_url == "http://ingest:8080/webhooks/recall"
+    assert settings.webhook_url == "http://ingest:8080/webhooks/recall"

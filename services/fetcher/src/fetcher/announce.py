@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from fetcher.fence import Fence, Lease, partition_for
+from fetcher.fence import Fence, Lease, count_partitions, partition_for
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers, header_value
 from pipeline_common.contracts import READY_EVENT_TYPE
 from pipeline_common.logging import get_logger
@@ -72,16 +71,7 @@ class Announcer:
 
     async def _partition_count(self) -> int:
         if self._partitions is None:
-            admin = AIOKafkaAdminClient(**self._settings.aiokafka_connection_kwargs(), request_timeout_ms=15_000)
-            await admin.start()
-            try:
-                described: Any = await admin.describe_topics([self._name])
-            finally:
-                await admin.close()
-            partitions = len(described[0]["partitions"]) if described and described[0].get("partitions") else 0
-            if partitions < 1:
-                raise RuntimeError(f"topic {self._name} does not exist (or has no partitions)")
-            self._partitions = partitions
+            self._partitions = await count_partitions(self._settings, self._name)
         return self._partitions
 
     async def _high_watermark(self, tp: TopicPartition) -> int:

@@ -38,6 +38,20 @@ def partition_for(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+async def count_partitions(settings: KafkaSettings, topic: str) -> int:
+    """How many partitions ``topic`` has, asked of the cluster once; a missing topic is an error, not zero."""
+    admin = AIOKafkaAdminClient(**settings.aiokafka_connection_kwargs(), request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        described: Any = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = len(described[0]["partitions"]) if described and described[0].get("partitions") else 0
+    if partitions < 1:
+        raise RuntimeError(f"topic {topic} does not exist (or has no partitions)")
+    return partitions
+
+
 class LeaseLost(RuntimeError):
     """The lease's producer failed or was fenced: this attempt may not announce; a new attempt takes a new lease."""
 
@@ -94,16 +108,7 @@ class Fence:
 
     async def _source_partitions(self) -> int:
         if self._partitions is None:
-            admin = AIOKafkaAdminClient(**self._settings.aiokafka_connection_kwargs(), request_timeout_ms=15_000)
-            await admin.start()
-            try:
-                described: Any = await admin.describe_topics([self._source_topic])
-            finally:
-                await admin.close()
-            partitions = len(described[0]["partitions"]) if described and described[0].get("partitions") else 0
-            if partitions < 1:
-                raise RuntimeError(f"topic {self._source_topic} does not exist (or has no partitions)")
-            self._partitions = partitions
+            self._partitions = await count_partitions(self._settings, self._source_topic)
         return self._partitions
 
     async def lease(self, recording_id: str) -> Lease:

@@ -23,7 +23,7 @@ def main() -> int:
         "starting recall simulator",
         host=settings.recall_sim_host,
         port=settings.recall_sim_port,
-        webhook_url=settings.recall_sim_webhook_url,
+        webhook_url=settings.webhook_url,
     )
     uvicorn.run(
         create_app(settings),

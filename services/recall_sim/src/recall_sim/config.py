@@ -67,13 +67,16 @@ class Faults(_Strict):
         return value
 
 
-class RuntimeConfig(_Strict):
+class Simulation(BaseModel):
+    """What the simulator does, read at start-up from ``RECALL_SIM_<NAME>`` and changed later through the admin API."""
+
     webhook_url: str | None = None
-    webhook_secrets: list[str] = Field(min_length=1)
-    public_url: str | None = None
+    public_url: str | None = Field(
+        default=None, description="base of download and pagination URLs; default: the URL the request came to"
+    )
     transcript_delay_seconds: float | None = Field(default=1.0, ge=0, description="null: finish only via admin")
     download_url_ttl_seconds: float = Field(default=3600.0, gt=0)
-    time_scale: float = Field(default=1.0, ge=0)
+    time_scale: float = Field(default=1.0, ge=0, description="multiplies Recall's webhook retry schedule")
     webhook_timeout_seconds: float = Field(default=15.0, gt=0)
     webhook_legacy_headers: bool = False
     webhook_events: list[str] | None = None
@@ -88,14 +91,20 @@ class RuntimeConfig(_Strict):
     transcript_words: int = Field(default=400, ge=0, le=5_000_000)
     transcript_bytes: int | None = Field(default=None, ge=0, le=500_000_000)
     empty_transcript_ratio: float = Field(default=0.0, ge=0, le=1)
-    download_chunked: bool = Field(
-        default=False, description="serve downloads chunked, without Content-Length (S3 never does; proxies may)"
-    )
     download_redirect_ratio: float = Field(
         default=0.0, ge=0, le=1, description="share of download URLs on the API host (/api/v1/download/...?token=)"
     )
     bot_events: bool = Field(default=False, description="send Recall's legacy bot.status_change (data.bot_id)")
     seed: int = 0
+
+
+class RuntimeConfig(Simulation):
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_secrets: list[str] = Field(min_length=1)
+    download_chunked: bool = Field(
+        default=False, description="serve downloads chunked, without Content-Length (S3 never does; proxies may)"
+    )
 
     @field_validator("webhook_secrets")
     @classmethod
