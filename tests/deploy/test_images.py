@@ -79,26 +79,43 @@ def test_the_uv_in_the_image_is_the_one_the_makefile_pins() -> None:
     assert f"ARG UV_VERSION={pinned}" in stages()["(global)"]
 
 
-@pytest.mark.parametrize("service", list(SERVICES))
-def test_each_target_installs_only_its_packages_from_prepared_wheels(service: str) -> None:
-    member, module = SERVICES[service]
-    wheel = dist_name(member).replace("-", "_")
-    build = stages()[f"build-{service}"]
+def test_the_build_stage_installs_only_the_named_services_packages_from_prepared_wheels() -> None:
+    build = stages()["build"]
+    assert "ARG SERVICE" in build
+    assert not [line for line in build if line.startswith("COPY")], "the build stage copies sources: build wheels"
     installs = [line for line in build if "uv pip install" in line]
     assert len(installs) == 2
     third_party, workspace = installs
     # The lock file's third-party packages for this service only, hash-checked, from the prepared wheels.
-    assert f"requirements/{service}.txt,target=/wheels/requirements.txt" in third_party
     assert "--require-hashes" in third_party
-    assert "-r /wheels/requirements.txt" in third_party
-    # Then exactly two workspace wheels: the shared library and the service.
-    assert re.findall(r"/wheels/workspace/(\S+)-\*\.whl", workspace) == ["pipeline_common", wheel]
+    assert '-r "/wheels/requirements/${SERVICE}.txt"' in third_party
+    # Then exactly two workspace wheels: the shared library and the service's (named in <service>.wheel).
+    assert 'wheel="$(cat "/wheels/requirements/${SERVICE}.wheel")"' in workspace
+    assert re.findall(r"/wheels/workspace/(\S+?)\"?-\*\.whl", workspace) == ["pipeline_common", "${wheel}"]
     assert "--no-deps" in workspace
-    assert not [line for line in build if line.startswith("COPY")], "a build stage copies sources: build wheels"
+    # Build arguments are expanded by the shell inside RUN only: never in a --mount option.
+    for line in build:
+        for mount in re.findall(r"--mount=\S+", line):
+            assert "$" not in mount, mount
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_each_target_gets_the_environment_built_for_it(service: str) -> None:
+    member, module = SERVICES[service]
     final = stages()[service]
     assert final[0] == f"FROM runtime AS {service}"
-    assert f"COPY --from=build-{service} /app/.venv /app/.venv" in final
+    assert "COPY --from=build /app/.venv /app/.venv" in final
     assert (ROOT / member / "src" / module / "__init__.py").is_file()
+    # scripts/build-wheels names the service's wheel: its distribution name as the wheel's file name spells it.
+    dist_of = re.search(r"^dist_of\(\) \{.*?^\}", (ROOT / "scripts" / "build-wheels").read_text(), re.M | re.S)
+    assert dist_of is not None
+    script = f'{dist_of.group(0)}\nROOT={ROOT}\ndist="$(dist_of {service})"\nprintf %s "${{dist//-/_}}"'
+    named = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+    assert named == dist_name(member).replace("-", "_")
+    assert (
+        'printf \'%s\\n\' "${dist//-/_}" >"$OUT/requirements/$service.wheel"'
+        in (ROOT / "scripts" / "build-wheels").read_text()
+    )
 
 
 def test_nothing_is_fetched_from_inside_a_build() -> None:
@@ -241,6 +258,7 @@ def test_make_images_builds_every_target_where_an_engine_answers(tmp_path: Path)
     for service, line in zip(SERVICES, builds, strict=True):
         assert "-f deploy/images/Dockerfile" in line
         assert f"--target {service}" in line
+        assert f"--build-arg SERVICE={service}" in line
         assert f"-t reg.example/rp/{service}:1.2.3" in line
         # The fake engine "has" the pinned upstream base: it is used as is, on the host's network (for apt).
         assert "--build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm" in line
