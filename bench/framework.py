@@ -140,13 +140,19 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
-def process_cpu_seconds(pid: int) -> float:
+def process_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far; (0, 0) when it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0
+        return 0.0, 0.0
     # Fields 14 and 15 of /proc/<pid>/stat (utime, stime), counted after the ")" that ends the command name.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def process_cpu_seconds(pid: int) -> float:
+    return sum(process_cpu_split(pid))
 
 
 def process_memory_kib(pid: int, field: str = "VmRSS") -> int | None:

@@ -48,6 +48,7 @@ from bench.framework import (
     Repetition,
     histogram_delta,
     process_cpu_seconds,
+    process_cpu_split,
     process_memory_kib,
     scrape_histograms,
 )
@@ -107,16 +108,6 @@ def _timings(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
     return found
 
 
-def _cpu_split(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0, 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
-
-
 def _machine_busy_seconds() -> tuple[float, float]:
     """(busy CPU seconds of the whole machine, wall clock) from /proc/stat, to tell other jobs' load apart."""
     try:
@@ -157,7 +148,7 @@ def measured_run(running: Stack, timeout: float, **command: Any) -> dict[str, An
     """One driver run with every process's CPU time and the machine's busy time around it."""
     assert running.driver is not None
     cpu_before = {name: process_cpu_seconds(pid) for name, pid in running.pids.items()}
-    split_before = {name: _cpu_split(pid) for name, pid in running.pids.items()}
+    split_before = {name: process_cpu_split(pid) for name, pid in running.pids.items()}
     metrics_before = {name: scrape_histograms(url) for name, url in running.metrics_urls.items()}
     busy_before, wall_before = _machine_busy_seconds()
     result = running.driver.run(timeout=timeout, **command)
@@ -168,7 +159,8 @@ def measured_run(running: Stack, timeout: float, **command: Any) -> dict[str, An
     }
     result["cpu_system_share"] = {}
     for name, pid in running.pids.items():
-        user, system = (after - before for after, before in zip(_cpu_split(pid), split_before[name], strict=True))
+        now = process_cpu_split(pid)
+        user, system = (after - before for after, before in zip(now, split_before[name], strict=True))
         if user + system > 0:
             result["cpu_system_share"][name] = round(system / (user + system), 2)
     ended = max(1, result["ready"] + result["failed"])
