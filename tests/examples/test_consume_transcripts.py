@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devkit import docs
@@ -32,15 +33,33 @@ def cloudevent(event_type: str, event_id: str, subject: str) -> list[tuple[str, 
 
 
 async def distinct_events(kafka: KafkaTestClient) -> tuple[int, dict[bytes, tuple[str, int, int]]]:
-    """What the example should print when it reads both topics from the beginning (one line per distinct ce_id), and
-    where each ce_id was first written (topic, partition, offset)."""
+    """What the example should print when it reads both topics from the beginning (one line per distinct ce_id among
+    the committed records: transcripts.ready is written in transactions, so the log also holds markers and aborted
+    records), and where each ce_id was first written (topic, partition, offset)."""
     first: dict[bytes, tuple[str, int, int]] = {}
-    for topic in (TRANSCRIPTS_READY.name, TRANSCRIPTS_FAILED.name):
-        total = sum((await kafka.end_offsets(topic)).values())
-        for record in await kafka.consume(topic, count=total) if total else []:
-            where = (record.topic, record.partition, record.offset)
-            event_id = dict(record.headers or ()).get("ce_id", b"")
-            first[event_id] = min(first.get(event_id, where), where)
+    partitions = [
+        TopicPartition(topic, partition)
+        for topic in (TRANSCRIPTS_READY.name, TRANSCRIPTS_FAILED.name)
+        for partition in await kafka.end_offsets(topic)
+    ]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        stable = await consumer.end_offsets(partitions)  # read_committed: the last stable offsets
+        deadline = asyncio.get_running_loop().time() + 30
+        while [tp for tp in partitions if await consumer.position(tp) < stable[tp]]:
+            assert asyncio.get_running_loop().time() < deadline, "could not read both topics up to their stable end"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    where = (record.topic, record.partition, record.offset)
+                    event_id = dict(record.headers or ()).get("ce_id", b"")
+                    first[event_id] = min(first.get(event_id, where), where)
+    finally:
+        await consumer.stop()
     return len(first), first
 
 
