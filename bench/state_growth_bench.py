@@ -30,8 +30,8 @@ three sweeps plus a minute. Parameters (``--set state_growth.KEY=VALUE``): ``rec
 (the services', default WARNING: 100,000 recordings at INFO is gigabytes of log lines and CPU time, not memory),
 ``service_env`` (more environment for the services, ``A=1;B=2``), ``batch_timeout``, ``heap_probe`` (``1``: load
 ``bench/heap_probe`` into both workers, tracemalloc on from start-up, and read at both points besides RSS: RSS after
-``malloc_trim`` and the traced live Python heap, with tracemalloc snapshots kept in the run's work directory; slower,
-so off by default).
+``malloc_trim`` and the traced live Python heap, tracemalloc snapshots kept in ``bench/results/heap-probe-*``;
+slower, so off by default).
 """
 
 from __future__ import annotations
@@ -196,6 +196,7 @@ def rss_mib(running: Stack) -> dict[str, float]:
 
 
 HEAP_PROBE = Path(__file__).parent / "heap_probe"
+RESULTS = Path(__file__).parent / "results"
 
 
 def with_heap_probe(cfg: dict[str, Any], directory: Path) -> dict[str, Any]:
@@ -234,7 +235,8 @@ def heap_figures(base: dict[str, dict[str, Any]], end: dict[str, dict[str, Any]]
 
 
 def one_repetition(ctx: BenchContext, bootstrap: str, cfg: dict[str, Any], repetition: int) -> Repetition:
-    probes = ctx.work_dir / f"heap-probe-{repetition}"
+    # Kept after the run (the work directory is not): bench/results is git-ignored.
+    probes = RESULTS / f"heap-probe-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{repetition}"
     if cfg["heap_probe"]:
         cfg = with_heap_probe(cfg, probes)
     running = start_stack(ctx, bootstrap, cfg, repetition)
