@@ -28,15 +28,22 @@ Every wait is bounded: a batch by ``batch_timeout`` after its last creation, the
 three sweeps plus a minute. Parameters (``--set state_growth.KEY=VALUE``): ``recordings``, ``warmup``, ``batch``,
 ``window``, ``concurrency``, ``words``, ``retention_seconds``, ``sweep_seconds``, ``settle_seconds``, ``log_level``
 (the services', default WARNING: 100,000 recordings at INFO is gigabytes of log lines and CPU time, not memory),
-``service_env`` (more environment for the services, ``A=1;B=2``), ``batch_timeout``.
+``service_env`` (more environment for the services, ``A=1;B=2``), ``batch_timeout``, ``heap_probe`` (``1``: load
+``bench/heap_probe`` into both workers, tracemalloc on from start-up, and read at both points besides RSS: RSS after
+``malloc_trim`` and the traced live Python heap, tracemalloc snapshots kept in ``bench/results/heap-probe-*``;
+slower, so off by default).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from bench.framework import BenchContext, Figure, Goal, Repetition, process_cpu_seconds, process_memory_kib
@@ -61,6 +68,10 @@ FIGURES = {
     "cpu_ms_per_rec_transcriber": Figure("transcriber CPU per recording", "ms"),
     "cpu_ms_per_rec_fetcher": Figure("fetcher CPU per recording", "ms"),
     "unfinished": Figure("recordings that never ended", ""),
+    "transcriber_trimmed_growth_mib_per_100k": Figure("transcriber RSS growth after malloc_trim (heap_probe)", "MiB"),
+    "fetcher_trimmed_growth_mib_per_100k": Figure("fetcher RSS growth after malloc_trim (heap_probe)", "MiB"),
+    "transcriber_traced_growth_mib_per_100k": Figure("transcriber live Python heap growth (heap_probe)", "MiB"),
+    "fetcher_traced_growth_mib_per_100k": Figure("fetcher live Python heap growth (heap_probe)", "MiB"),
 }
 
 WORKERS = ("transcriber", "fetcher")
@@ -96,6 +107,7 @@ def _settings(ctx: BenchContext) -> dict[str, Any]:
         "settle_seconds": float(ctx.param("settle_seconds", "5")),
         "batch_timeout": float(ctx.param("batch_timeout", "120")),
         "log_level": ctx.param("log_level", "WARNING"),
+        "heap_probe": ctx.param("heap_probe", "0") not in ("0", "", "false"),
         "service_env": service_env,
     }
 
@@ -183,13 +195,57 @@ def rss_mib(running: Stack) -> dict[str, float]:
     return found
 
 
+HEAP_PROBE = Path(__file__).parent / "heap_probe"
+RESULTS = Path(__file__).parent / "results"
+
+
+def with_heap_probe(cfg: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """``cfg`` with the heap probe loaded into the services (bench/heap_probe/sitecustomize.py)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join(filter(None, (str(HEAP_PROBE), os.environ.get("PYTHONPATH"))))
+    env = {**cfg["service_env"], "PYTHONPATH": path, "BENCH_HEAP_PROBE_DIR": str(directory)}
+    return {**cfg, "service_env": env}
+
+
+def probe_heaps(running: Stack, directory: Path, taken: int) -> dict[str, dict[str, Any]]:
+    """Have both workers' heap probes report (the ``taken``-th time); bounded wait for their files."""
+    for worker in WORKERS:
+        os.kill(running.pids[worker], signal.SIGRTMIN + 3)
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + 180
+    while len(found) < len(WORKERS) and time.monotonic() < deadline:
+        for worker in WORKERS:
+            report = directory / f"{worker}-{taken}.json"
+            if worker not in found and report.exists():
+                found[worker] = json.loads(report.read_text())
+        time.sleep(1)
+    if len(found) < len(WORKERS):
+        raise RuntimeError(f"the heap probe did not report in {directory} (have {sorted(found)})")
+    return found
+
+
+def heap_figures(base: dict[str, dict[str, Any]], end: dict[str, dict[str, Any]], per_100k: float) -> dict[str, Any]:
+    figures = {}
+    for worker in WORKERS:
+        trimmed = (end[worker]["rss_trimmed_kib"] - base[worker]["rss_trimmed_kib"]) / MIB
+        traced = (end[worker]["traced_bytes"] - base[worker]["traced_bytes"]) / MIB / MIB
+        figures[f"{worker}_trimmed_growth_mib_per_100k"] = round(trimmed * per_100k, 2)
+        figures[f"{worker}_traced_growth_mib_per_100k"] = round(traced * per_100k, 2)
+    return figures
+
+
 def one_repetition(ctx: BenchContext, bootstrap: str, cfg: dict[str, Any], repetition: int) -> Repetition:
+    # Kept after the run (the work directory is not): bench/results is git-ignored.
+    probes = RESULTS / f"heap-probe-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{repetition}"
+    if cfg["heap_probe"]:
+        cfg = with_heap_probe(cfg, probes)
     running = start_stack(ctx, bootstrap, cfg, repetition)
     try:
         warm = warm_up(ctx, running)
         warm_totals = push(ctx, running, cfg, cfg["warmup"], "warm-up")
         base_tables = wait_tables_empty(ctx, running, cfg)
         base = rss_mib(running)
+        heap_base = probe_heaps(running, probes, 1) if cfg["heap_probe"] else None
         cpu0 = {w: process_cpu_seconds(running.pids[w]) for w in WORKERS}
         ctx.log(f"baseline RSS {base} MiB; Tables {base_tables}")
         measured = cfg["recordings"] - cfg["warmup"]
@@ -199,6 +255,7 @@ def one_repetition(ctx: BenchContext, bootstrap: str, cfg: dict[str, Any], repet
         cpu = {w: process_cpu_seconds(running.pids[w]) - cpu0[w] for w in WORKERS}
         end_tables = wait_tables_empty(ctx, running, cfg)
         end = rss_mib(running)
+        heap_end = probe_heaps(running, probes, 2) if cfg["heap_probe"] else None
         ctx.log(f"end RSS {end} MiB; Tables {end_tables}; {measured} recordings in {seconds:.0f}s")
         per_100k = 100_000 / measured
         figures = {
@@ -211,6 +268,7 @@ def one_repetition(ctx: BenchContext, bootstrap: str, cfg: dict[str, Any], repet
             "recordings_per_second": round(totals["created"] / seconds, 1) if seconds > 0 else None,
             **{f"cpu_ms_per_rec_{w}": round(cpu[w] * 1000 / max(1, totals["created"]), 2) for w in WORKERS},
             "unfinished": warm_totals["missing"] + totals["missing"],
+            **(heap_figures(heap_base, heap_end, per_100k) if heap_base and heap_end else {}),
         }
         detail = {
             "settings": cfg,
@@ -220,6 +278,7 @@ def one_repetition(ctx: BenchContext, bootstrap: str, cfg: dict[str, Any], repet
             "seconds": round(seconds, 1),
             "tables_base": base_tables,
             "tables_end": end_tables,
+            "heap_probe": {"dir": str(probes), "base": heap_base, "end": heap_end} if cfg["heap_probe"] else None,
         }
         return Repetition(figures=figures, detail=detail)
     finally:

@@ -323,3 +323,28 @@ async def test_a_fallback_create_interrupted_by_an_error_is_made_on_the_wake_up(
     state = h.worker.load(REC)
     assert state is not None and state.current is not None and state.current.number == 2
     assert state.current.transcript_id == "tr-test-rec-core-1-attempt-2"
+
+
+async def test_recordings_that_left_the_table_leave_nothing_in_the_worker() -> None:
+    """Issue 12 (state growth): after many recordings ended (one with an unforeseen error on the way) and left the
+    Table, none of the worker's per-recording structures holds anything: the lock map, the due-index, the retry
+    dispatcher's sent-set (once its re-dispatch memory ran out)."""
+    h = Harness()
+    recordings = [f"rec-growth-{n}" for n in range(50)]
+    h.recall.create_errors = [RecursionError("maximum recursion depth exceeded")]
+    for rec in recordings:
+        await h.worker.on_event(h.offsets.inbound(RECORDING_EVENTS.name, rec, webhook("recording.done", rec)))
+    assert await h.wake_up() >= 1  # the parked one is woken and created
+    for rec in recordings:
+        done = webhook(
+            "transcript.done", rec, transcript_id=f"tr-test-{rec}-attempt-1", pipeline="test", pipeline_attempt="1"
+        )
+        await h.worker.on_event(h.offsets.inbound(TRANSCRIPT_EVENTS.name, rec, done))
+    assert all(h.worker.load(rec).status is Status.DONE for rec in recordings)  # type: ignore[union-attr]
+    await h.sweep_after(LIMITS.retention_seconds + 1)
+    h.worker.dispatcher._clock = lambda: 1e12  # its re-dispatch memory has run out
+    await h.worker.dispatch_due_retries()
+    assert len(h.table) == 0
+    assert len(h.worker.locks) == 0
+    assert list(h.worker.table.pending()) == []
+    assert h.worker.dispatcher._sent == {}

@@ -80,3 +80,17 @@ async def test_paced_creates_are_never_refused_where_unpaced_ones_are(recall_sim
             await paced.create_transcript(other["id"], RECALL, bot_id=other["bot"]["id"])
     statuses = [call["status"] for call in await recall_sim.admin.calls(recording_id=other["id"])]
     assert statuses.count(200) == 4 and 429 not in statuses
+
+
+@pytest.mark.unit
+async def test_a_bots_window_is_forgotten_once_its_grants_left_the_window() -> None:
+    """Issue 12 (state growth): a window with no grant in the last ``window_seconds`` paces nothing, so keeping it
+    (one per bot the transcriber ever saw, up to 10,000) was memory growing with the recordings, not state."""
+    time = FakeTime()
+    pacer = RecallPacer(create_per_bot_per_minute=5, clock=time.clock, sleep=time.sleep)
+    for bot in range(1000):
+        assert await pacer.wait(Operation.CREATE, f"bot-{bot}") == 0
+        time.now += 1.0  # one new bot a second: at most the last minute's bots may be kept
+    assert 0 < len(pacer) <= 61
+    assert [await pacer.wait(Operation.CREATE, "bot-999") for _ in range(4)] == [0, 0, 0, 0]
+    assert await pacer.wait(Operation.CREATE, "bot-999") == pytest.approx(59.0)  # a recent bot is still paced

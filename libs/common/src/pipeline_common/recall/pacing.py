@@ -67,6 +67,10 @@ class SlidingWindow:
         self._grants.append(at)
         return at - now
 
+    def idle(self) -> bool:
+        """No grant in the last window (nor queued): the window paces nothing, a fresh one would do the same."""
+        return not self._grants or self._grants[-1] <= self._clock() - self._window
+
 
 class RecallPacer:
     def __init__(
@@ -104,11 +108,22 @@ class RecallPacer:
     def limit(self, operation: Operation) -> int | None:
         return self._limits[operation] or None
 
+    def __len__(self) -> int:
+        """Windows kept: those with a grant in the last window (the bots of the last minute), never the history."""
+        return len(self._windows)
+
+    def _forget_idle(self) -> None:
+        # Least recently used first: stop at the first window still pacing (a later one may be idle too; it goes on
+        # a later call). Without this, one window per bot ever seen stayed, up to MAX_KEYS (~1 KiB each).
+        while self._windows and next(iter(self._windows.values())).idle():
+            self._windows.popitem(last=False)
+
     async def wait(self, operation: Operation, key: str | None = None) -> float:
         """Wait until ``operation`` (for bot ``key``, if it is paced per bot) may be called; return the wait."""
         limit = self._limits[operation]
         if not limit:
             return 0.0
+        self._forget_idle()
         slot = (operation, key or "" if operation is Operation.CREATE else "")
         window = self._windows.get(slot)
         if window is None:
