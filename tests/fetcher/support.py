@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 
 from fetcher.announce import partition_for
+from fetcher.state import RetryPolicy
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers, header_value
 from pipeline_common.topics import TRANSCRIPT_EVENTS, TRANSCRIPTS_READY
 from tests.fetcher.servers import (
@@ -31,6 +32,16 @@ from tests.fetcher.servers import (
 )
 from tests.support.recall_sim import RunningSim
 from tests.support.waiting import wait_for
+
+#: The fetcher's retry policy in the in-process tests: three attempts, short back-off.
+RETRY_POLICY = RetryPolicy(
+    max_attempts=3,
+    retry_base_seconds=1,
+    retry_max_seconds=60,
+    operator_retry_seconds=60,
+    operator_retry_max_seconds=900,
+)
+
 
 __all__ = [
     "AWS_ENV",

@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,6 @@ from fetcher.announce import partition_for, ready_event_id
 from fetcher.settings import FetcherSettings
 from fetcher.state import (
     RecordingDoc,
-    RetryPolicy,
     Status,
     TranscriptState,
     due_retry,
@@ -23,17 +23,12 @@ from fetcher.state import (
 )
 from pipeline_common.recall.errors import ErrorKind
 from pipeline_common.topics import TRANSCRIPT_EVENTS
+from tests.fetcher.support import RETRY_POLICY
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
-POLICY = RetryPolicy(
-    max_attempts=3,
-    retry_base_seconds=1,
-    retry_max_seconds=60,
-    operator_retry_seconds=60,
-    operator_retry_max_seconds=900,
-)
+POLICY = RETRY_POLICY
 
 
 def state(status: Status = Status.FETCHING, **fields: object) -> TranscriptState:
@@ -76,14 +71,7 @@ def test_retryable_failures_back_off_then_give_up() -> None:
 
 
 def test_retryable_failures_are_bounded_in_time_too() -> None:
-    policy = RetryPolicy(
-        max_attempts=100,
-        retry_base_seconds=1,
-        retry_max_seconds=60,
-        operator_retry_seconds=60,
-        operator_retry_max_seconds=900,
-        give_up_seconds=3600,
-    )
+    policy = replace(POLICY, max_attempts=100, give_up_seconds=3600)
     later = NOW + timedelta(seconds=3601)
     decision = on_retryable_failure(
         state(),

@@ -17,7 +17,6 @@ from fetcher.announce import Claim
 from fetcher.fetch import TranscriptFetcher
 from fetcher.metrics import FetcherMetrics
 from fetcher.publish import Publisher
-from fetcher.state import RetryPolicy
 from fetcher.worker import Fetcher, Senders
 from pipeline_common.contracts import FailureReason
 from pipeline_common.recall.errors import RecallNotFound, RecallServerError
@@ -26,6 +25,7 @@ from pipeline_common.store import Announcement, FileStore, Manifest
 from pipeline_common.topics import TRANSCRIPT_EVENTS
 from pipeline_common.worker import Inbound, WorkerLimits
 from recall_sim.generator import TranscriptSpec, generate_transcript
+from tests.fetcher.support import RETRY_POLICY
 from tests.support.worker_core import START, StreamOnlyTable, WorkerHarness
 from tests.transcriber.fakes import webhook
 
@@ -34,13 +34,7 @@ pytestmark = pytest.mark.unit
 REC, TID = "rec-fetch-1", "tr-fetch-1"
 LIMITS = WorkerLimits(max_internal_errors=3, deadline_seconds=900, retention_seconds=3600, give_up_seconds=7200)
 TRANSCRIPT = TranscriptSpec(words=30, speakers=2)
-POLICY = RetryPolicy(
-    max_attempts=3,
-    retry_base_seconds=1,
-    retry_max_seconds=60,
-    operator_retry_seconds=60,
-    operator_retry_max_seconds=900,
-)
+POLICY = RETRY_POLICY
 
 
 class Killed(BaseException):
