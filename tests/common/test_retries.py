@@ -54,3 +54,22 @@ async def test_due_retries_are_sent_once_until_the_redispatch_interval() -> None
     rescheduled = PendingRetry(RetryDue("a", "1", 2), NOW)
     await dispatcher.dispatch([rescheduled], NOW + timedelta(seconds=31))
     assert sent[-1] == rescheduled.due  # a new sequence is a new wake-up
+
+
+async def test_the_same_wake_up_scheduled_anew_is_sent_at_once() -> None:
+    """A recording parked, resumed and parked again starts its supervision afresh: the second wake-up has the same
+    target and sequence as the first but a new due time. It is a new schedule, not a redispatch of the old one, so it
+    must not wait out ``redispatch_after`` (the short chaos run lost a recording to that wait)."""
+    sent: list[RetryDue] = []
+
+    async def send(due: RetryDue) -> None:
+        sent.append(due)
+
+    clock = Clock()
+    dispatcher = RetryDispatcher(send, redispatch_after=60, clock=clock)
+    first = PendingRetry(RetryDue("a", "@parked", 1), NOW)
+    await dispatcher.dispatch([first], NOW)
+    clock.now += 2
+    again = PendingRetry(RetryDue("a", "@parked", 1), NOW + timedelta(seconds=2))
+    await dispatcher.dispatch([again], NOW + timedelta(seconds=2))
+    assert sent == [first.due, again.due]

@@ -76,7 +76,9 @@ class RetryDispatcher:
         self._send = send
         self._redispatch_after = redispatch_after
         self._clock = clock
-        self._sent: dict[RetryDue, float] = {}
+        # Keyed by the schedule (the wake-up and its due time): the same wake-up scheduled anew (a recording parked,
+        # resumed, and parked again starts at the same sequence) is a new schedule and is sent at once.
+        self._sent: dict[tuple[RetryDue, datetime], float] = {}
 
     async def dispatch(self, pending: Iterable[PendingRetry], now: datetime) -> int:
         """Wake every due retry in ``pending``; return how many retries are scheduled (due or not)."""
@@ -86,11 +88,12 @@ class RetryDispatcher:
             backlog += 1
             if retry.due_at > now:
                 continue
-            if clock - self._sent.get(retry.due, -self._redispatch_after) < self._redispatch_after:
+            schedule = (retry.due, retry.due_at)
+            if clock - self._sent.get(schedule, -self._redispatch_after) < self._redispatch_after:
                 continue
-            self._sent[retry.due] = clock
+            self._sent[schedule] = clock
             await self._send(retry.due)
-        for due, sent_at in list(self._sent.items()):
+        for schedule, sent_at in list(self._sent.items()):
             if clock - sent_at > 10 * self._redispatch_after:
-                del self._sent[due]
+                del self._sent[schedule]
         return backlog
