@@ -44,7 +44,7 @@ def publisher(producer: StandInProducer, produce_timeout: float = 0.2) -> KafkaP
     under_test = KafkaPublisher(
         KafkaSettings(), required_topics=["t"], produce_timeout=produce_timeout, check_interval=1.0
     )
-    under_test._producer = producer  # type: ignore[assignment]
+    under_test._producers = (producer,)  # type: ignore[assignment]
     under_test._ready = True
     return under_test
 
@@ -106,13 +106,13 @@ async def test_a_producer_whose_idempotence_state_broke_is_replaced_not_reused()
     under_test = publisher(producer)
     with pytest.raises(PublishFailed, match="OutOfOrderSequenceNumber"):
         await under_test.publish("t", None, b"v", [])
-    assert under_test._producer is None and not under_test.ready
+    assert under_test._producers == () and not under_test.ready
     assert await wait_for(lambda: producer.stopped, timeout=2, interval=0.01)
 
 
 def publisher_of(producers: list[StandInProducer]) -> KafkaPublisher:
     under_test = publisher(producers[0])
-    under_test._more = tuple(producers[1:])
+    under_test._producers = tuple(producers)  # type: ignore[assignment]
     return under_test
 
 
@@ -140,5 +140,5 @@ async def test_a_fatal_error_in_one_of_several_producers_replaces_them_all() -> 
     key = next(k for k in (f"rec-{n}".encode() for n in range(100)) if zlib.crc32(k) % 3 == 1)
     with pytest.raises(PublishFailed, match="OutOfOrderSequenceNumber"):
         await under_test.publish("t", key, b"v", [])
-    assert under_test._producer is None and under_test._more == () and not under_test.ready
+    assert under_test._producers == () and not under_test.ready
     assert await wait_for(lambda: broken.stopped and all(p.stopped for p in others), timeout=2, interval=0.01)

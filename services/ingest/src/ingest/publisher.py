@@ -63,8 +63,9 @@ class KafkaPublisher:
         self._required_topics = frozenset(required_topics)
         self._produce_timeout = produce_timeout
         self._check_interval = check_interval
-        self._producer: AIOKafkaProducer | None = None
-        self._more: tuple[AIOKafkaProducer, ...] = ()  # producers beyond the first (INGEST_KAFKA_PRODUCERS)
+        # INGEST_KAFKA_PRODUCERS of them once connected, () when not; the first also carries unkeyed records and
+        # answers the metadata checks.
+        self._producers: tuple[AIOKafkaProducer, ...] = ()
         self._ready = False
         self._reason = "starting"
         self._task: asyncio.Task[None] | None = None
@@ -89,10 +90,10 @@ class KafkaPublisher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._producer is not None:
+        if self._producers:
             try:
                 async with asyncio.timeout(grace_seconds):
-                    await asyncio.gather(*(producer.stop() for producer in (self._producer, *self._more)))
+                    await asyncio.gather(*(producer.stop() for producer in self._producers))
             except (TimeoutError, KafkaError) as error:
                 _log.warning("producer did not flush before shutdown", error=repr(error))
         self._ready = False
@@ -100,14 +101,11 @@ class KafkaPublisher:
 
     async def publish(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> float:
         """Write one event and wait for the broker's acknowledgement; return the latency in seconds."""
-        producer = self._producer
-        if producer is None:
+        producers = self._producers
+        if not producers:
             raise PublishFailed(f"Kafka producer not connected ({self._reason})")
-        if self._more and key is not None:
-            # By key, so the events of one recording keep their order (one producer, one partition, in sequence).
-            index = zlib.crc32(key) % (len(self._more) + 1)
-            if index:
-                producer = self._more[index - 1]
+        # By key, so the events of one recording keep their order (one producer, one partition, in sequence).
+        producer = producers[zlib.crc32(key) % len(producers)] if key is not None else producers[0]
         started = time.perf_counter()
         try:
             # asyncio.timeout, not wait_for: 3.11's wait_for wraps the coroutine in a new Task on every call.
@@ -121,7 +119,7 @@ class KafkaPublisher:
             raise RecordTooLarge(f"Kafka refused the record as too large: {type(error).__name__}") from None
         except KafkaError as error:
             self._mark_unready(f"produce failed: {type(error).__name__}")
-            if isinstance(error, FATAL_TO_THE_PRODUCER) and (self._producer is producer or producer in self._more):
+            if isinstance(error, FATAL_TO_THE_PRODUCER) and producer in self._producers:
                 self._replace_producer(error)
             raise PublishFailed(f"Kafka refused the write: {type(error).__name__}") from None
         return time.perf_counter() - started
@@ -129,8 +127,7 @@ class KafkaPublisher:
     def _replace_producer(self, error: KafkaError) -> None:
         """Drop the producers (closed in the background); the maintenance loop connects new ones."""
         _log.warning("kafka producer state broken; replacing the producer", error=type(error).__name__)
-        dropped = [producer for producer in (self._producer, *self._more) if producer is not None]
-        self._producer, self._more = None, ()
+        dropped, self._producers = self._producers, ()
 
         async def close() -> None:
             with contextlib.suppress(Exception):
@@ -151,7 +148,7 @@ class KafkaPublisher:
         backoff = 0.5
         while True:
             try:
-                if self._producer is None:
+                if not self._producers:
                     await self._connect()
                 await self._check()
                 backoff = 0.5
@@ -179,20 +176,20 @@ class KafkaPublisher:
                 with contextlib.suppress(Exception):
                     await producer.stop()
             raise
-        self._producer, self._more = producers[0], tuple(producers[1:])
+        self._producers = tuple(producers)
         _log.info("kafka producer connected", bootstrap_servers=self._settings.kafka_bootstrap_servers)
 
     async def _missing_topics(self) -> frozenset[str]:
         """Ask the cluster (not the producer's cache) which required topics exist: this is also the liveness probe
         of the connection, since it fails when no broker answers."""
-        assert self._producer is not None
+        assert self._producers
         metadata = await asyncio.wait_for(
-            self._producer.client.fetch_all_metadata(), timeout=max(self._check_interval, 3.0)
+            self._producers[0].client.fetch_all_metadata(), timeout=max(self._check_interval, 3.0)
         )
         return self._required_topics - set(metadata.topics())
 
     async def _check(self) -> None:
-        assert self._producer is not None
+        assert self._producers
         missing = await self._missing_topics()
         if missing and self._settings.kafka_create_topics:
             await ensure_topics(self._settings, [spec for spec in REGISTRY if spec.name in missing])
