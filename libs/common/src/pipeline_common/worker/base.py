@@ -158,10 +158,9 @@ class SupervisedWorker(ABC, Generic[PolicyT, SendersT, MetricsT]):
         reads: faust writes a Table key only inside stream iteration (to the changelog partition of the event in
         hand), so a recording with work to do is woken through the retries topic (keyed, co-partitioned) and its
         agent does the work (:meth:`sweep_one`). A wake-up sent twice finds nothing left the second time."""
-        self.table.reindex()
         moment = self.clock()
         wake: list[str] = []
-        for key, value in self.table.items():
+        for key, value in self.table.reindex():
             if self.locks.busy(key) or value.get(SUPERVISION_KEY):
                 continue  # in hand right now, or parked events whose wake-up comes first: the next sweep looks again
             try:

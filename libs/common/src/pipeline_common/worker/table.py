@@ -66,10 +66,13 @@ class RecordingTable:
         for retries in list(self._due.values()):
             yield from retries
 
-    def reindex(self) -> None:
+    def reindex(self) -> list[tuple[str, dict[str, Any]]]:
+        """Rebuild the due-index from the Table; the items it read (the sweep looks at the same ones)."""
         self._due = {}
-        for key, value in self.items():
+        items = self.items()
+        for key, value in items:
             self._index(key, value)
+        return items
 
     def _index(self, key: str, value: Mapping[str, Any]) -> None:
         retries = list(self._pending_of(key, value))
