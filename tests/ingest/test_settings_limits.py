@@ -42,3 +42,25 @@ def test_consumers_parse_whatever_ingest_may_be_configured_to_accept() -> None:
     largest = IngestSettings.model_fields["ingest_max_body_bytes"].metadata
     upper = next(item.le for item in largest if getattr(item, "le", None) is not None)
     assert upper <= WEBHOOK_MAX_BYTES
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("INGEST_KAFKA_PRODUCERS", "0", "greater than or equal to 1"),
+        ("INGEST_KAFKA_PRODUCERS", "17", "less than or equal to 16"),
+        ("INGEST_KAFKA_PRODUCERS", "many", "valid integer"),
+        ("INGEST_KAFKA_LINGER_MS", "-1", "greater than or equal to 0"),
+        ("INGEST_KAFKA_LINGER_MS", "1001", "less than or equal to 1000"),
+        ("INGEST_KAFKA_LINGER_MS", "9" * 400, "less than or equal to 1000"),
+    ],
+)
+def test_a_bad_producer_setting_fails_at_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("RECALL_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(IngestSettings)
+    assert f"{variable}:" in str(caught.value) and expected in str(caught.value)
+    assert SECRET not in str(caught.value)

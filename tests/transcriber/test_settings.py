@@ -73,3 +73,16 @@ def test_the_manifests_data_directory_reaches_faust(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("APP_DATADIR", "/var/lib/faust")
     settings = load_settings(TranscriberSettings)
     assert settings.faust_worker().data_dir == "/var/lib/faust"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0", "greater than or equal to 1"), ("65", "less than or equal to 64"), ("eight", "valid integer")],
+)
+def test_a_bad_concurrency_fails_at_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("TRANSCRIBER_CONCURRENCY", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(TranscriberSettings)
+    assert "TRANSCRIBER_CONCURRENCY:" in str(caught.value) and expected in str(caught.value)
