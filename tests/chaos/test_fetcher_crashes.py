@@ -17,11 +17,18 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from fetcher.announce import partition_for
 from pipeline_common.topics import TRANSCRIPT_EVENTS
-from tests.fetcher.support import DownloadProxy, FetcherWorker, Pipeline, SimTranscript, wait_state, worker_env
+from tests.fetcher.support import (
+    DownloadProxy,
+    FetcherWorker,
+    Pipeline,
+    SimTranscript,
+    committed_offsets,
+    wait_state,
+    worker_env,
+)
 from tests.support.recall_sim import RunningSim, run_recall_sim, sim_settings
 from tests.support.waiting import wait_for
 
@@ -38,13 +45,7 @@ async def end_offset(bootstrap: str, tp: TopicPartition) -> int:
 
 
 async def committed_offset(bootstrap: str, group: str, tp: TopicPartition) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return offsets[tp].offset if tp in offsets else -1
+    return (await committed_offsets(bootstrap, group)).get(tp, -1)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,7 @@ async def test_killed_while_retrying_a_download(worker: FetcherWorker, sim: Runn
     worker.start(FETCHER_FAULT_PAUSE_BEFORE_ANNOUNCE_SECONDS="120")
     worker.wait_ready()
     await pipeline.prime(worker)
+    await pipeline.commit_every_retries_partition(worker)
     transcript = await pipeline.make_transcript(words=100)
     await sim.admin.set_faults({"endpoints": {"download": {"fail_next": 1, "status": 503}}})
     try:
@@ -108,7 +110,8 @@ async def test_killed_while_retrying_a_download(worker: FetcherWorker, sim: Runn
     worker.kill()
     assert await pipeline.all_ready(transcript.transcript_id) == []
 
-    # As in production, a partition with no committed offset (here: the retries topic) is read from its start.
+    # As in production, a partition with no committed offset is read from its start (the retries topic's are all
+    # committed up to the wake-up in hand: the restarted worker reads that one again).
     worker.start(FETCHER_FAULT_PAUSE_BEFORE_ANNOUNCE_SECONDS="0", FETCHER_AUTO_OFFSET_RESET="earliest")
     worker.wait_ready()
     await wait_state(worker, transcript.recording_id, transcript.transcript_id, "ready", timeout=90)
