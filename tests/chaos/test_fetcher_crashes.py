@@ -25,10 +25,10 @@ from tests.fetcher.support import (
     FetcherWorker,
     Pipeline,
     SimTranscript,
-    committed_offsets,
     wait_state,
     worker_env,
 )
+from tests.support.kafka import KafkaTestClient
 from tests.support.recall_sim import RunningSim, run_recall_sim, sim_settings
 from tests.support.waiting import wait_for
 
@@ -45,7 +45,7 @@ async def end_offset(bootstrap: str, tp: TopicPartition) -> int:
 
 
 async def committed_offset(bootstrap: str, group: str, tp: TopicPartition) -> int:
-    return (await committed_offsets(bootstrap, group)).get(tp, -1)
+    return (await KafkaTestClient(bootstrap).committed_offsets(group)).get(tp, -1)
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from tests.fetcher.servers import (
     s3_server,
     worker_env,
 )
+from tests.support.kafka import KafkaTestClient
 from tests.support.recall_sim import RunningSim
 from tests.support.waiting import wait_for
 
@@ -54,7 +55,6 @@ __all__ = [
     "Pipeline",
     "SimTranscript",
     "aws_credentials",
-    "committed_offsets",
     "create_bucket",
     "s3_server",
     "start_primed",
@@ -267,41 +267,13 @@ class Pipeline:
             await self.dlq_records(key, timeout=60, worker=worker)
 
     async def commit_every_retries_partition(self, worker: FetcherWorker) -> None:
-        """Have the worker's group commit an offset on every partition of its retries topic: a harmless wake-up per
-        partition, waited for until committed. A worker restarted with ``auto_offset_reset=earliest`` then reads each
-        partition from where this one was, as the group of a long-running deployment would, not from the start of a
-        topic the whole test session writes to (reading that history took longer than a test waits)."""
-        group = worker.env["FETCHER_APP_ID"]
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
-        await producer.start()
-        try:
-            sent: dict[TopicPartition, int] = {}
-            for partition in range(FETCHER_RETRIES.partitions):
-                key = f"prime-{uuid.uuid4().hex[:10]}"
-                wake_up = RetryDue(key, SWEEP_TARGET, 0).dumps()
-                metadata = await producer.send_and_wait(
-                    FETCHER_RETRIES.name, wake_up, key=key.encode(), partition=partition
-                )
-                sent[TopicPartition(FETCHER_RETRIES.name, partition)] = metadata.offset
-        finally:
-            await producer.stop()
-
-        async def committed_past_every_wake_up() -> bool:
-            committed = await committed_offsets(self.bootstrap, group)
-            return all(tp in committed and committed[tp] > offset for tp, offset in sent.items())
-
-        await wait_for(committed_past_every_wake_up, timeout=60, interval=0.2, message="retries partitions committed")
-
-
-async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    """The offsets ``group`` has committed, by partition."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {tp: metadata.offset for tp, metadata in offsets.items()}
+        """See :meth:`KafkaTestClient.commit_every_partition`: a wake-up of no recording the worker knows each."""
+        await KafkaTestClient(self.bootstrap).commit_every_partition(
+            worker.env["FETCHER_APP_ID"],
+            FETCHER_RETRIES.name,
+            FETCHER_RETRIES.partitions,
+            lambda key: RetryDue(key, SWEEP_TARGET, 0).dumps(),
+        )
 
 
 async def wait_state(

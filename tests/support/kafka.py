@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.support.waiting import wait_for
 
 
 @dataclass
@@ -42,6 +45,40 @@ class KafkaTestClient:
             await admin.close()
         entries = responses[0].resources[0][4]
         return {entry[0]: entry[1] for entry in entries}
+
+    async def committed_offsets(self, group: str) -> dict[TopicPartition, int]:
+        """The offsets ``group`` has committed, by partition."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        return {tp: metadata.offset for tp, metadata in offsets.items()}
+
+    async def commit_every_partition(
+        self, group: str, topic: str, partitions: int, harmless: Callable[[str], bytes], timeout: float = 60
+    ) -> None:
+        """Have a running worker's ``group`` commit an offset on every partition of ``topic``: one ``harmless(key)``
+        record per partition, waited for until committed. A worker restarted with ``auto_offset_reset=earliest`` then
+        reads each partition from where this one was, as the group of a long-running deployment would, not from the
+        start of a topic the whole test session writes to (reading that history can take longer than a test waits)."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            sent: dict[TopicPartition, int] = {}
+            for partition in range(partitions):
+                key = f"prime-{uuid.uuid4().hex[:10]}"
+                metadata = await producer.send_and_wait(topic, harmless(key), key=key.encode(), partition=partition)
+                sent[TopicPartition(topic, partition)] = metadata.offset
+        finally:
+            await producer.stop()
+
+        async def committed_past_each() -> bool:
+            committed = await self.committed_offsets(group)
+            return all(committed.get(tp, -1) > offset for tp, offset in sent.items())
+
+        await wait_for(committed_past_each, timeout=timeout, interval=0.2, message=f"{group} committed all of {topic}")
 
     async def produce(
         self,

@@ -11,7 +11,9 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline_common.cloudevents import CloudEventAttributes, build_headers
 from pipeline_common.contracts import TranscriptFailed
-from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIPT_EVENTS
+from pipeline_common.retries import RetryDue
+from pipeline_common.topics import RECORDING_EVENTS, TRANSCRIBER_RETRIES, TRANSCRIPT_EVENTS
+from pipeline_common.worker.table import SWEEP_TARGET
 from tests.support.kafka import KafkaTestClient
 from tests.support.waiting import wait_for
 from tests.transcriber.conftest import Pipeline
@@ -162,7 +164,20 @@ async def test_operator_errors_are_retried_slowly_and_made_loud(pipeline: Pipeli
     pipeline.worker.wait_status(recording["id"], "done", timeout=60)
 
 
-async def test_crash_between_requested_and_the_response_creates_no_duplicate(pipeline: Pipeline) -> None:
+async def test_crash_between_requested_and_the_response_creates_no_duplicate(
+    pipeline: Pipeline, kafka: KafkaTestClient
+) -> None:
+    # The restart below reads partitions with no committed offset from their start: commit each first, so it does not
+    # read the whole session's history of these shared topics (a harmless record each: a poison event, dead-lettered,
+    # and a wake-up of no recording the worker knows).
+    group = pipeline.worker.env["TRANSCRIBER_APP_ID"]
+    await kafka.commit_every_partition(group, RECORDING_EVENTS.name, RECORDING_EVENTS.partitions, lambda _: b"prime")
+    await kafka.commit_every_partition(
+        group,
+        TRANSCRIBER_RETRIES.name,
+        TRANSCRIBER_RETRIES.partitions,
+        lambda key: RetryDue(key, SWEEP_TARGET, 0).dumps(),
+    )
     await pipeline.sim.admin.set_faults({"endpoints": {"create_transcript": {"latency_seconds": 3}}})
     recording = await pipeline.sim.admin.create_recording()
 
