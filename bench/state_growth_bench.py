@@ -54,19 +54,22 @@ DESCRIPTION = (
     "leaving the Tables after a short retention"
 )
 
+WORKERS = ("transcriber", "fetcher")
+
 FIGURES = {
-    "transcriber_growth_mib_per_100k": Figure("transcriber RSS growth per 100k recordings", "MiB", Goal("<", 10)),
-    "fetcher_growth_mib_per_100k": Figure("fetcher RSS growth per 100k recordings", "MiB", Goal("<", 10)),
-    "transcriber_rss_base_mib": Figure("transcriber RSS after the warm-up", "MiB"),
-    "transcriber_rss_end_mib": Figure("transcriber RSS at the end, idle", "MiB"),
-    "fetcher_rss_base_mib": Figure("fetcher RSS after the warm-up", "MiB"),
-    "fetcher_rss_end_mib": Figure("fetcher RSS at the end, idle", "MiB"),
-    "transcriber_table_end": Figure("transcriber Table at the end (recordings)", ""),
-    "fetcher_table_end": Figure("fetcher Table at the end (transcripts)", ""),
+    **{
+        f"{name}_{figure}": Figure(f"{name} {label}", unit, goal)
+        for name in WORKERS
+        for figure, label, unit, goal in (
+            ("growth_mib_per_100k", "RSS growth per 100k recordings", "MiB", Goal("<", 10)),
+            ("rss_base_mib", "RSS after the warm-up", "MiB", None),
+            ("rss_end_mib", "RSS at the end, idle", "MiB", None),
+            ("table_end", "Table at the end (entries)", "", None),
+        )
+    },
     "measured_recordings": Figure("recordings between the two RSS readings", ""),
     "recordings_per_second": Figure("rate of the measured part", "rec/s"),
-    "cpu_ms_per_rec_transcriber": Figure("transcriber CPU per recording", "ms"),
-    "cpu_ms_per_rec_fetcher": Figure("fetcher CPU per recording", "ms"),
+    **{f"cpu_ms_per_rec_{name}": Figure(f"{name} CPU per recording", "ms") for name in WORKERS},
     "unfinished": Figure("recordings that never ended", ""),
     "transcriber_trimmed_growth_mib_per_100k": Figure("transcriber RSS growth after malloc_trim (heap_probe)", "MiB"),
     "fetcher_trimmed_growth_mib_per_100k": Figure("fetcher RSS growth after malloc_trim (heap_probe)", "MiB"),

@@ -85,7 +85,7 @@ async def test_a_poison_message_with_the_dlq_unreachable_is_parked_not_lost() ->
     (pending,) = h.table.pending()
     assert pending.due.target == PARKED_TARGET
     h.dlq_down = False
-    h.supervisor._clock = lambda: NOW + timedelta(hours=1)
+    h.supervisor.clock = lambda: NOW + timedelta(hours=1)
 
     async def redo(inbound: Inbound) -> None:
         raise PoisonMessage("not a webhook")
@@ -122,7 +122,7 @@ async def test_abandoning_keeps_the_events_parked_while_the_dlq_is_unreachable()
 
     await h.supervisor.run("k", message(1), boom)
     h.dlq_down = True
-    h.supervisor._clock = lambda: NOW + timedelta(hours=1)
+    h.supervisor.clock = lambda: NOW + timedelta(hours=1)
     first = h.supervisor.supervision("k")
     assert first is not None
 
@@ -133,7 +133,7 @@ async def test_abandoning_keeps_the_events_parked_while_the_dlq_is_unreachable()
     kept = h.supervisor.supervision("k")
     assert kept is not None and kept.parked and h.given_up == []
     h.dlq_down = False
-    h.supervisor._clock = lambda: NOW + timedelta(hours=2)
+    h.supervisor.clock = lambda: NOW + timedelta(hours=2)
     await h.supervisor.resume("k", kept.sequence, redo)
     assert [d.offset for d, _ in h.dead] == [1] and h.given_up and h.given_up[0][0] == "k"
     assert h.supervisor.supervision("k") is None
@@ -164,7 +164,7 @@ async def test_an_event_whose_outcome_cannot_be_written_is_held_and_tried_again(
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    h.supervisor._sleep = sleep
+    h.supervisor.sleep = sleep
 
     async def work() -> None:
         h.table.put("k", {"done": True})

@@ -111,29 +111,6 @@ TRANSCRIPTS_FAILED: Final = TopicSpec(
     description="A recording will get no transcript: every attempt and a machine-readable reason.",
 )
 
-TRANSCRIBER_RETRIES: Final = TopicSpec(
-    name="transcriber.retries",
-    partitions=RECORDING_EVENTS.partitions,  # co-partitioned with the recording topics: same key, same partition
-    retention_ms=1 * DAY_MS,
-    cleanup_policy=CleanupPolicy.DELETE,
-    key="recording id",
-    value="a due retry: recording id, attempt number, schedule sequence (JSON)",
-    produced_by=("transcriber",),
-    consumed_by=("transcriber",),
-    description="Internal: wakes the transcriber when a recording's scheduled retry is due.",
-)
-TRANSCRIBER_STATE: Final = TopicSpec(
-    name="transcriber-recordings-changelog",
-    partitions=RECORDING_EVENTS.partitions,
-    retention_ms=30 * DAY_MS,
-    cleanup_policy=CleanupPolicy.COMPACT,
-    key="recording id",
-    value="the recording's transcription state (faust Table changelog)",
-    produced_by=("transcriber",),
-    consumed_by=("transcriber",),
-    description="Internal: changelog of the transcriber's per-recording state; compacted, survives restarts.",
-)
-
 #: The consumers that keep a dead-letter queue, one ``<service>.dlq`` topic each.
 DLQ_SERVICES: Final = ("transcriber", "fetcher")
 
@@ -153,27 +130,47 @@ def dlq_topic(service: str) -> TopicSpec:
     )
 
 
-FETCHER_RETRIES: Final = TopicSpec(
-    name="fetcher.retries",
-    partitions=TRANSCRIPT_EVENTS.partitions,  # co-partitioned with the transcript events: same key, same partition
-    retention_ms=1 * DAY_MS,
-    cleanup_policy=CleanupPolicy.DELETE,
-    key="recording id",
-    value="a due retry: recording id, transcript id, schedule sequence (JSON)",
-    produced_by=("fetcher",),
-    consumed_by=("fetcher",),
-    description="Internal: wakes the fetcher when a transcript's scheduled download retry is due.",
+def retries_topic(service: str, source: TopicSpec, *, wakes: str, value: str) -> TopicSpec:
+    """A worker's own retries topic, co-partitioned with its input (same key, same partition)."""
+    return TopicSpec(
+        name=f"{service}.retries",
+        partitions=source.partitions,
+        retention_ms=1 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        key="recording id",
+        value=f"a due retry: recording id, {value}, schedule sequence (JSON)",
+        produced_by=(service,),
+        consumed_by=(service,),
+        description=f"Internal: wakes the {service} when {wakes} is due.",
+    )
+
+
+def state_topic(service: str, source: TopicSpec, *, value: str) -> TopicSpec:
+    """The changelog of a worker's per-recording faust Table (``<app id>-recordings-changelog``, default app id)."""
+    return TopicSpec(
+        name=f"{service}-recordings-changelog",
+        partitions=source.partitions,
+        retention_ms=30 * DAY_MS,
+        cleanup_policy=CleanupPolicy.COMPACT,
+        key="recording id",
+        value=f"{value} (faust Table changelog)",
+        produced_by=(service,),
+        consumed_by=(service,),
+        description=f"Internal: changelog of the {service}'s per-recording state; compacted, survives restarts.",
+    )
+
+
+TRANSCRIBER_RETRIES: Final = retries_topic(
+    "transcriber", RECORDING_EVENTS, wakes="a recording's scheduled retry", value="attempt number"
 )
-FETCHER_STATE: Final = TopicSpec(
-    name="fetcher-recordings-changelog",
-    partitions=TRANSCRIPT_EVENTS.partitions,
-    retention_ms=30 * DAY_MS,
-    cleanup_policy=CleanupPolicy.COMPACT,
-    key="recording id",
-    value="the recording's transcripts: fetch status, retry schedule, where the event went (faust Table changelog)",
-    produced_by=("fetcher",),
-    consumed_by=("fetcher",),
-    description="Internal: changelog of the fetcher's per-recording state; compacted, survives restarts.",
+TRANSCRIBER_STATE: Final = state_topic("transcriber", RECORDING_EVENTS, value="the recording's transcription state")
+FETCHER_RETRIES: Final = retries_topic(
+    "fetcher", TRANSCRIPT_EVENTS, wakes="a transcript's scheduled download retry", value="transcript id"
+)
+FETCHER_STATE: Final = state_topic(
+    "fetcher",
+    TRANSCRIPT_EVENTS,
+    value="the recording's transcripts: fetch status, retry schedule, where the event went",
 )
 
 RECONCILER_STATE: Final = TopicSpec(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -55,31 +56,23 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:500]
 
 
+def _count_nothing() -> None:
+    return None
+
+
+@dataclass
 class Supervisor:
-    def __init__(
-        self,
-        table: RecordingTable,
-        locks: KeyedLocks,
-        *,
-        limits: WorkerLimits,
-        backoff: Backoff,
-        dead_letter: Callable[[Inbound, str], Awaitable[None]],
-        give_up: Callable[[str, str], Awaitable[None]],
-        clock: Callable[[], datetime],
-        rng: random.Random,
-        on_internal_error: Callable[[], None] = lambda: None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.table = table
-        self.locks = locks
-        self.limits = limits
-        self.backoff = backoff
-        self._dead_letter = dead_letter
-        self._give_up = give_up
-        self._clock = clock
-        self._rng = rng
-        self._on_internal_error = on_internal_error
-        self._sleep = sleep
+    table: RecordingTable
+    locks: KeyedLocks
+    _: KW_ONLY
+    limits: WorkerLimits
+    backoff: Backoff
+    dead_letter: Callable[[Inbound, str], Awaitable[None]]
+    give_up: Callable[[str, str], Awaitable[None]]
+    clock: Callable[[], datetime]
+    rng: random.Random
+    on_internal_error: Callable[[], None] = _count_nothing
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def supervision(self, key: str) -> Supervision | None:
         value = self.table.get(key)
@@ -98,8 +91,8 @@ class Supervisor:
                     return
                 except Exception as error:
                     held += 1
-                    self._on_internal_error()
-                    delay = self.backoff.delay(held, self._rng)
+                    self.on_internal_error()
+                    delay = self.backoff.delay(held, self.rng)
                     _log.error(
                         "could not record an event's outcome; holding it and trying again",
                         key=key,
@@ -107,7 +100,7 @@ class Supervisor:
                         attempts=held,
                         retry_in_seconds=round(delay, 2),
                     )
-                    await self._sleep(delay)
+                    await self.sleep(delay)
 
     async def _run_once(self, key: str, inbound: Inbound, work: Work) -> None:
         waiting = self.supervision(key)
@@ -124,7 +117,7 @@ class Supervisor:
 
     async def _poison(self, key: str, inbound: Inbound, reason: str) -> None:
         try:
-            await self._dead_letter(inbound, reason)
+            await self.dead_letter(inbound, reason)
         except Exception as error:  # the DLQ unreachable: parked, dead-lettered on its wake-up
             await self._park(key, Supervision(), [inbound], error=error)
 
@@ -134,7 +127,7 @@ class Supervisor:
             supervision = self.supervision(key)
             if supervision is None or supervision.sequence != sequence or not supervision.parked:
                 return
-            if supervision.due_at is not None and supervision.due_at > self._clock():
+            if supervision.due_at is not None and supervision.due_at > self.clock():
                 return
             remaining = list(supervision.parked)
             while remaining:
@@ -142,7 +135,7 @@ class Supervisor:
                 try:
                     await redo(inbound)
                 except (PoisonMessage, ValidationError) as poison:
-                    await self._dead_letter(inbound, str(poison))
+                    await self.dead_letter(inbound, str(poison))
                 except Exception as error:  # parked again, with the failure counted
                     supervision.parked = remaining
                     await self._park(key, supervision, [], error=error)
@@ -154,13 +147,13 @@ class Supervisor:
     async def _park(
         self, key: str, supervision: Supervision, inbound: list[Inbound], *, error: Exception | None
     ) -> None:
-        now = self._clock()
+        now = self.clock()
         parked = [*supervision.parked, *(event.to_json() for event in inbound)]
         update: dict[str, Any] = {"parked": parked}
         if error is not None:
-            self._on_internal_error()
+            self.on_internal_error()
             failures = supervision.failures + 1
-            delay = self.backoff.delay(failures, self._rng)
+            delay = self.backoff.delay(failures, self.rng)
             update |= {
                 "failures": failures,
                 "sequence": supervision.sequence + 1,
@@ -186,13 +179,13 @@ class Supervisor:
         reason = f"gave up after {supervision.failures} internal errors: {supervision.last_error}"
         try:
             for raw in supervision.parked:
-                await self._dead_letter(Inbound.from_json(raw), reason)
-            await self._give_up(key, reason)
+                await self.dead_letter(Inbound.from_json(raw), reason)
+            await self.give_up(key, reason)
         except Exception as error:  # kept parked; the next wake-up gives up again
             _log.error("could not give the recording up; retrying", key=key, error=describe(error))
-            delay = self.backoff.delay(supervision.failures, self._rng)
+            delay = self.backoff.delay(supervision.failures, self.rng)
             retry = supervision.model_copy(
-                update={"sequence": supervision.sequence + 1, "due_at": self._clock() + timedelta(seconds=delay)}
+                update={"sequence": supervision.sequence + 1, "due_at": self.clock() + timedelta(seconds=delay)}
             )
             self._write(key, retry)
             return
