@@ -223,6 +223,9 @@ def start_fetcher(bootstrap: str, sim: RunningSim, base: Path, concurrency: int)
         FETCHER_CONCURRENCY=str(concurrency),
         FETCHER_MAX_TRANSCRIPT_BYTES=str(MAX_BYTES),
         LOG_LEVEL="INFO",  # as deployed
+        # Recall's 300 Retrieve Transcript calls a minute per workspace: paced, the second repetition's 150 small
+        # transcripts waited ~30 s for the window (the benchmark measured the pacer); devkit.stack does the same.
+        RECALL_PACE_RETRIEVE_PER_MINUTE="0",
     )
     worker = FetcherWorker(env=env, log_dir=base).start()
     worker.wait_ready()

@@ -17,9 +17,10 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, Final, cast
 
@@ -320,10 +321,19 @@ RENDERERS: Final[dict[str, Callable[[Analysis], str]]] = {
 #: rendition name -> writer: the same text as :data:`RENDERERS`, handed to ``write`` in pieces.
 WRITERS: Final[dict[str, Callable[[Analysis, Callable[[str], object]], object]]] = {
     "readable": lambda analysis, write: write_readable_elements(analysis.readable, write),
-    "txt": lambda analysis, write: write(_text(analysis)),
-    "vtt": lambda analysis, write: write(_vtt(analysis)),
-    "srt": lambda analysis, write: write(_srt(analysis)),
+    "txt": lambda analysis, write: _each(render.iter_text(analysis.paragraphs), write),
+    "vtt": lambda analysis, write: _each(render.iter_vtt(analysis.cues), write),
+    "srt": lambda analysis, write: _each(render.iter_srt(analysis.cues), write),
 }
+
+
+def _each(pieces: Iterable[str], write: Callable[[str], object]) -> None:
+    """Hand ``pieces`` to ``write`` a few thousand at a time (one call per piece costs more than the piece)."""
+    remaining = iter(pieces)
+    while batch := list(islice(remaining, 4096)):
+        write("".join(batch))
+
+
 _WRITE_BYTES: Final = 256 * 1024
 
 

@@ -32,7 +32,7 @@ subtitle forms), then ``format_readable_json`` / ``format_text`` from the paragr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -244,11 +244,14 @@ def render_text(parts: Parts, *, timestamps: bool = True) -> str:
 
 def format_text(paragraphs: Iterable[Paragraph], *, timestamps: bool = True) -> str:
     """:func:`render_text` from paragraphs computed by :func:`readable`."""
-    lines = []
+    return "".join(iter_text(paragraphs, timestamps=timestamps))
+
+
+def iter_text(paragraphs: Iterable[Paragraph], *, timestamps: bool = True) -> Iterator[str]:
+    """:func:`format_text` in pieces, one line each (a writer streams them: no whole copy of a large transcript)."""
     for paragraph in paragraphs:
         prefix = f"[{_clock(paragraph.start)}] " if timestamps and paragraph.start is not None else ""
-        lines.append(f"{prefix}{paragraph.speaker}: {paragraph.text}")
-    return "\n".join(lines) + ("\n" if lines else "")
+        yield f"{prefix}{paragraph.speaker}: {paragraph.text}\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,13 +345,18 @@ def render_vtt(parts: Parts, **cue_options: Any) -> str:
 
 def format_vtt(cue_list: Iterable[Cue]) -> str:
     """:func:`render_vtt` from cues computed by :func:`cues` or :func:`paragraph_cues`."""
-    blocks = ["WEBVTT"]
+    return "".join(iter_vtt(cue_list))
+
+
+def iter_vtt(cue_list: Iterable[Cue]) -> Iterator[str]:
+    """:func:`format_vtt` in pieces, one cue each."""
+    yield "WEBVTT"
     for index, cue in enumerate(cue_list, start=1):
-        blocks.append(
-            f"{index}\n{_cue_time(cue.start, '.')} --> {_cue_time(cue.end, '.')}\n"
+        yield (
+            f"\n\n{index}\n{_cue_time(cue.start, '.')} --> {_cue_time(cue.end, '.')}\n"
             f"<v {_vtt_escape(cue.speaker)}>{_vtt_escape(cue.text)}"
         )
-    return "\n\n".join(blocks) + "\n"
+    yield "\n"
 
 
 def render_srt(parts: Parts, **cue_options: Any) -> str:
@@ -358,8 +366,15 @@ def render_srt(parts: Parts, **cue_options: Any) -> str:
 
 def format_srt(cue_list: Iterable[Cue]) -> str:
     """:func:`render_srt` from cues computed by :func:`cues` or :func:`paragraph_cues`."""
-    blocks = [
-        f"{index}\n{_cue_time(cue.start, ',')} --> {_cue_time(cue.end, ',')}\n{cue.speaker}: {cue.text}"
-        for index, cue in enumerate(cue_list, start=1)
-    ]
-    return "\n\n".join(blocks) + ("\n" if blocks else "")
+    return "".join(iter_srt(cue_list))
+
+
+def iter_srt(cue_list: Iterable[Cue]) -> Iterator[str]:
+    """:func:`format_srt` in pieces, one cue each (nothing for no cue)."""
+    separator = ""
+    for index, cue in enumerate(cue_list, start=1):
+        timing = f"{_cue_time(cue.start, ',')} --> {_cue_time(cue.end, ',')}"
+        yield f"{separator}{index}\n{timing}\n{cue.speaker}: {cue.text}"
+        separator = "\n\n"
+    if separator:
+        yield "\n"
