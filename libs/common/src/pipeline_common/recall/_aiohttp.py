@@ -59,9 +59,12 @@ class _Body(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp session (at most ``max_connections`` connections), made in the event loop that first uses it."""
 
-    def __init__(self, *, ssl_context: ssl.SSLContext, max_connections: int) -> None:
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext, max_connections: int, retry_reused_connection: bool = False
+    ) -> None:
         self._ssl = ssl_context
         self._max_connections = max_connections
+        self._retry_reused = retry_reused_connection
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -75,9 +78,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=False,  # httpx decodes Content-Encoding itself
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             )
-            # The client never retries (the services decide): aiohttp would repeat an idempotent request once when a
-            # reused connection turns out closed, hiding a lost response. Its own test client switches it off alike.
-            self._session._retry_connection = False
+            # API calls are never retried (the services decide): aiohttp would repeat an idempotent request once when
+            # a reused connection turns out closed, hiding a lost response (its own test client switches it off alike).
+            # A download's GET of a pre-signed URL has no effect to hide: there the repeat is wanted, as httpcore's
+            # check of a pooled connection before reusing it (a server may close an idle connection unannounced).
+            self._session._retry_connection = self._retry_reused
             self._loop = loop
         return self._session
 

@@ -127,8 +127,7 @@ class RecallClient:
         self._pacer = pacer
         self._make_room_at_limit = delete_own_transcripts_at_limit
         common: dict[str, Any] = {"follow_redirects": False, "trust_env": False}
-        # API calls go through aiohttp under httpx (a tenth of httpcore's CPU per call, see _aiohttp.py); downloads
-        # keep httpcore, which checks a pooled connection is still open before reusing it for a long GET.
+        # Both clients send through aiohttp under httpx (a tenth of httpcore's CPU per call, see _aiohttp.py).
         self._api = httpx.AsyncClient(
             transport=transport
             or AiohttpTransport(ssl_context=_default_ssl_context(), max_connections=max_connections),
@@ -145,9 +144,10 @@ class RecallClient:
         self._downloads = httpx.AsyncClient(
             timeout=httpx.Timeout(min(timeout, download_timeout)),
             headers={"User-Agent": user_agent},
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            verify=_default_ssl_context(),
-            transport=transport,
+            transport=transport
+            or AiohttpTransport(
+                ssl_context=_default_ssl_context(), max_connections=max_connections, retry_reused_connection=True
+            ),
             **common,
         )
 
