@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from fetcher.announce import partition_for
 from fetcher.state import RetryPolicy
@@ -299,12 +298,7 @@ async def start_primed(worker: FetcherWorker, pipeline: Pipeline, **overrides: s
     group = worker.env["FETCHER_APP_ID"]
 
     async def committed() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.bootstrap)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(group)
-        finally:
-            await admin.close()
+        offsets = await KafkaTestClient(pipeline.bootstrap).committed_offsets(group)
         return sum(1 for tp in offsets if tp.topic == TRANSCRIPT_EVENTS.name) >= TRANSCRIPT_EVENTS.partitions
 
     await wait_for(committed, timeout=30, interval=0.3, message="offsets committed on every partition")
