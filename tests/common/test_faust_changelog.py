@@ -83,5 +83,8 @@ async def test_table_state_is_recovered_from_the_changelog(
 
     start_worker("second")  # a new process with an empty memory store: only the changelog knows "a" is at 3
     await kafka.produce(source, [(b'"a"', b'"x"')])
-    records = await kafka.consume(output, count=5, timeout=180)
+    try:
+        records = await kafka.consume(output, count=5, timeout=180)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nsecond worker:\n{(tmp_path / 'second.log').read_text()[-3000:]}") from None
     assert (records[-1].key, records[-1].value) == (b'"a"', b'"4"'), (tmp_path / "second.log").read_text()[-3000:]

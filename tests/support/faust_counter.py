@@ -10,6 +10,12 @@ import os
 
 import faust
 
+from pipeline_common.worker.faust_patches import apply_faust_patches
+
+# As every worker here runs (pipeline_common.streaming.create_faust_app): without the patches, a record produced while
+# the restarted worker seeks to its committed offset can be dropped (faust_patches.no_stale_records_across_a_seek).
+apply_faust_patches()
+
 app = faust.App(
     os.environ["COUNTER_APP_ID"],
     broker=f"kafka://{os.environ['KAFKA_BOOTSTRAP_SERVERS']}",
