@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Unpack
 
 from fetcher.fetch import Gone, Job, Rejected, RetryLater, TranscriptFetcher
@@ -41,6 +42,7 @@ from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDue
 from pipeline_common.topics import FETCHER_RETRIES
 from pipeline_common.worker import Inbound
 from pipeline_common.worker.base import Routed, SupervisedWorker, WorkerCore
+from pipeline_common.worker.supervisor import Work
 
 _log = get_logger("fetcher")
 
@@ -311,27 +313,29 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
 
     # --- the sweep: deadlines, unsent failures, retention ---------------------------------------------------------
 
-    def sweep_due(self, key: str, value: Mapping[str, Any], now: datetime) -> bool:
+    def sweep_work(self, key: str, value: Mapping[str, Any], now: datetime) -> Work | None:
         doc = RecordingDoc.from_table(key, value)
-        return expired(doc, now, self.limits.retention_seconds) or any(
-            _unsent(state) or past_deadline(state, now, self.limits.deadline_seconds)
+        if expired(doc, now, self.limits.retention_seconds):
+            return partial(self._expire, key)
+        due = [
+            state
             for state in doc.transcripts.values()
-        )
+            if _unsent(state) or past_deadline(state, now, self.limits.deadline_seconds)
+        ]
+        return partial(self._sweep_transcripts, key, due, now) if due else None
 
-    async def sweep_one(self, key: str) -> None:
-        recording_id = key
-        doc = self.load(recording_id)
-        moment = self.clock()
-        if expired(doc, moment, self.limits.retention_seconds):
-            self.table.delete(recording_id)
-            self.metrics.expired.inc()
-            return
-        for state in list(doc.transcripts.values()):
+    async def _expire(self, recording_id: str) -> None:
+        self.table.delete(recording_id)
+        self.metrics.expired.inc()
+
+    async def _sweep_transcripts(self, recording_id: str, due: list[TranscriptState], now: datetime) -> None:
+        """Each transcript :meth:`sweep_work` found: an unsent failure is sent, one past its deadline resumed."""
+        for state in due:
             if _unsent(state):
                 await self._finish_failure(recording_id, state)
-            elif past_deadline(state, moment, self.limits.deadline_seconds):
+            else:
                 _log.warning("transcript left fetching past its deadline; resuming", transcript_id=state.transcript_id)
-                self.save(recording_id, resume_now(state, moment))
+                self.save(recording_id, resume_now(state, now))
 
     # --- events out -----------------------------------------------------------------------------------------------
 

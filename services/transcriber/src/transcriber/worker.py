@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol, Unpack
 
 from pipeline_common.contracts import TranscriptFailed
@@ -23,6 +24,7 @@ from pipeline_common.retries import PendingRetry, PoisonMessage, RetryDue
 from pipeline_common.topics import TRANSCRIBER_RETRIES
 from pipeline_common.worker import Inbound
 from pipeline_common.worker.base import Routed, SupervisedWorker, WorkerCore
+from pipeline_common.worker.supervisor import Work
 from transcriber import lifecycle, reconcile
 from transcriber.fallback import Policy
 from transcriber.metrics import TranscriberMetrics
@@ -225,34 +227,22 @@ class Transcriber(SupervisedWorker[Policy, Senders, TranscriberMetrics]):
 
     # --- the sweep: deadlines, unsent failures, retention ---------------------------------------------------------
 
-    def sweep_due(self, key: str, value: Mapping[str, Any], now: datetime) -> bool:
+    def sweep_work(self, key: str, value: Mapping[str, Any], now: datetime) -> Work | None:
         state = RecordingState.from_table(value)
         if state is None:
-            return False
-        if lifecycle.unsent_failure(state) is not None:
-            return True
-        if state.terminal:
-            return (now - state.updated_at).total_seconds() >= self.limits.retention_seconds
-        return reconcile.past_deadline(state, now, self.limits.deadline_seconds) is not None
-
-    async def sweep_one(self, key: str) -> None:
-        recording_id = key
-        state = self.load(recording_id)
-        if state is None:
-            return
-        moment = self.clock()
+            return None
         unsent = lifecycle.unsent_failure(state)
         if unsent is not None:
-            await self.carry_out(unsent, "sweep")
-            return
+            return partial(self.carry_out, unsent, "sweep")
         if state.terminal:
-            if (moment - state.updated_at).total_seconds() >= self.limits.retention_seconds:
-                self.table.delete(recording_id)
-                self.metrics.expired.inc()
-            return
-        attempt = reconcile.past_deadline(state, moment, self.limits.deadline_seconds)
-        if attempt is not None:
-            await self._reconcile(state, attempt)
+            expired = (now - state.updated_at).total_seconds() >= self.limits.retention_seconds
+            return partial(self._expire, key) if expired else None
+        attempt = reconcile.past_deadline(state, now, self.limits.deadline_seconds)
+        return partial(self._reconcile, state, attempt) if attempt is not None else None
+
+    async def _expire(self, recording_id: str) -> None:
+        self.table.delete(recording_id)
+        self.metrics.expired.inc()
 
     async def _reconcile(self, state: RecordingState, attempt: Attempt) -> None:
         found = await self._find_ours(state, attempt)

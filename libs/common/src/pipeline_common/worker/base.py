@@ -105,12 +105,9 @@ class SupervisedWorker(ABC, Generic[PolicyT, SendersT, MetricsT]):
         """Carry out one of the service's own scheduled retries (under the recording's lock)."""
 
     @abstractmethod
-    def sweep_due(self, key: str, value: Mapping[str, Any], now: datetime) -> bool:
-        """Whether the sweep has something to do for this recording (read only: the timer may not write)."""
-
-    @abstractmethod
-    async def sweep_one(self, key: str) -> None:
-        """Do the sweep's work for one recording (in its agent, under its lock; never one with parked events)."""
+    def sweep_work(self, key: str, value: Mapping[str, Any], now: datetime) -> Work | None:
+        """What the sweep has to do for this recording, or None. Deciding only reads: the timer asks to know whom to
+        wake, and the recording's agent asks again and runs the work (under its lock; never with parked events)."""
 
     @abstractmethod
     async def give_up(self, key: str, reason: str) -> None:
@@ -157,18 +154,17 @@ class SupervisedWorker(ABC, Generic[PolicyT, SendersT, MetricsT]):
         """Start-up and periodic: rebuild the due-index, then look at every local recording once. The timer only
         reads: faust writes a Table key only inside stream iteration (to the changelog partition of the event in
         hand), so a recording with work to do is woken through the retries topic (keyed, co-partitioned) and its
-        agent does the work (:meth:`sweep_one`). A wake-up sent twice finds nothing left the second time."""
+        agent does the work (:meth:`sweep_work`). A wake-up sent twice finds nothing left the second time."""
         moment = self.clock()
         wake: list[str] = []
         for key, value in self.table.reindex():
             if self.locks.busy(key) or value.get(SUPERVISION_KEY):
                 continue  # in hand right now, or parked events whose wake-up comes first: the next sweep looks again
             try:
-                if self.sweep_due(key, value, moment):
+                if self.sweep_work(key, value, moment) is not None:
                     wake.append(key)
             except Exception as error:  # one recording's trouble does not stop the sweep; looked at again
-                self.metrics.internal_errors.inc()
-                _log.error("sweep failed for a recording", key=key, error=describe(error))
+                self._sweep_failed(key, error)
         for start in range(0, len(wake), 100):  # acked sends, a hundred in flight (a retention's worth may be due)
             chunk = wake[start : start + 100]
             sent = await asyncio.gather(
@@ -181,11 +177,18 @@ class SupervisedWorker(ABC, Generic[PolicyT, SendersT, MetricsT]):
     async def _sweep_now(self, key: str) -> None:
         async with self.locks.hold(key):
             try:
-                if self.supervisor.supervision(key) is None:  # parked events: their wake-up comes first
-                    await self.sweep_one(key)
+                value = self.table.get(key)
+                if value is None or value.get(SUPERVISION_KEY):
+                    return  # gone, or parked events whose wake-up comes first
+                work = self.sweep_work(key, value, self.clock())
+                if work is not None:
+                    await work()
             except Exception as error:  # looked at again by the next sweep
-                self.metrics.internal_errors.inc()
-                _log.error("sweep failed for a recording", key=key, error=describe(error))
+                self._sweep_failed(key, error)
+
+    def _sweep_failed(self, key: str, error: Exception) -> None:
+        self.metrics.internal_errors.inc()
+        _log.error("sweep failed for a recording", key=key, error=describe(error))
 
     async def to_dlq(self, inbound: Inbound, reason: str) -> None:
         await self.senders.dead_letter(inbound, reason)
