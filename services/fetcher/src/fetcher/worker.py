@@ -220,17 +220,7 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
         """The transcriber handed the recording over at ``transcript.done``: a transcript gone at Recall must end it
         (``transcripts.failed``, reason ``transcript_gone``), in the same outbox order as a rejection, with no dead
         letter (there is nothing an operator could replay)."""
-        gone = state.model_copy(
-            update={
-                "status": Status.GONE,
-                "retry": None,
-                "last_error": reason,
-                "failure_reason": FailureReason.TRANSCRIPT_GONE,
-                "failed_emitted": False,
-                "updated_at": self.clock(),
-            }
-        )
-        self.save(recording_id, gone)
+        gone = self._store_failure(recording_id, state, Status.GONE, reason, FailureReason.TRANSCRIPT_GONE)
         self.metrics.gone.inc()
         await self._finish_failure(recording_id, gone)
 
@@ -243,9 +233,16 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
     ) -> None:
         """Outbox order: REJECTED is stored (with its source, not yet announced), then the source goes to the DLQ,
         then ``transcripts.failed`` is sent, and only then does the state say so (and drop the source)."""
-        rejected = state.model_copy(
+        rejected = self._store_failure(recording_id, state, Status.REJECTED, reason, failure)
+        await self._finish_failure(recording_id, rejected)
+
+    def _store_failure(
+        self, recording_id: str, state: TranscriptState, status: Status, reason: str, failure: FailureReason
+    ) -> TranscriptState:
+        """The outbox's first half: the failed state stored with its ``transcripts.failed`` not yet emitted."""
+        failed = state.model_copy(
             update={
-                "status": Status.REJECTED,
+                "status": status,
                 "retry": None,
                 "last_error": reason,
                 "failure_reason": failure,
@@ -253,8 +250,8 @@ class Fetcher(SupervisedWorker[RetryPolicy, Senders, FetcherMetrics]):
                 "updated_at": self.clock(),
             }
         )
-        self.save(recording_id, rejected)
-        await self._finish_failure(recording_id, rejected)
+        self.save(recording_id, failed)
+        return failed
 
     async def _finish_failure(self, recording_id: str, state: TranscriptState) -> None:
         """The outbox's second half for a REJECTED or GONE transcript stored "not yet emitted": the source to the DLQ
