@@ -256,24 +256,24 @@ class TranscriptFetcher:
         rendered: dict[str, tuple[Path, str]],
         started: float,
     ) -> dict[str, StoredObject]:
-        objects: list[LocalObject] = []
+        objects: dict[str, LocalObject] = {}
         for name, (path, digest) in rendered.items():
             rendition = RENDITIONS[name]
-            objects.append(LocalObject(keys.key(rendition.filename), path, rendition.content_type, digest, True))
+            objects[name] = LocalObject(keys.key(rendition.filename), path, rendition.content_type, digest, True)
         try:
             if self.store_provider_data and artifact.provider_data_download_url:
-                objects.append(await self._download_provider_data(artifact.provider_data_download_url, keys))
+                url = artifact.provider_data_download_url
+                objects["provider_data"] = await self._download_provider_data(url, keys)
             # Last of the objects, so a consumed spool file is only gone once everything else is in place.
-            objects.append(LocalObject(keys.raw, spool, RAW_CONTENT_TYPE, sha256, True))
-            stored = await self.store.put_files(objects)
+            objects["raw"] = LocalObject(keys.raw, spool, RAW_CONTENT_TYPE, sha256, True)
+            stored = await self.store.put_files(list(objects.values()))
         except StoreError as error:
             raise RetryLater(f"store: {error}") from None
         finally:
-            if len(objects) > len(rendered) and objects[len(rendered)].key == keys.provider_data:
-                await asyncio.to_thread(_remove, [objects[len(rendered)].path])
+            if "provider_data" in objects:  # consumed on success; never left in staging after a failure
+                await asyncio.to_thread(_remove, [objects["provider_data"].path])
         self.metrics.store_seconds.observe(time.perf_counter() - started)
-        names = [*rendered, *(["provider_data"] if len(stored) > len(rendered) + 1 else []), "raw"]
-        result = dict(zip(names, stored, strict=True))
+        result = dict(zip(objects, stored, strict=True))
         for name, item in result.items():
             self.metrics.stored_bytes.labels(object=name).inc(item.size_bytes)
         _log.debug(
