@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fetcher.transcript import RENDERERS, analyse, read_parts, render_one
+from fetcher.transcript import WRITERS, analyse, read_parts, render_one
 from pipeline_common.recall import render
 from pipeline_common.recall.errors import InvalidRecallPayload
 from pipeline_common.recall.models import parse_transcript
@@ -36,8 +36,8 @@ def assert_same_as_library(data: bytes, tmp_path: Path, read_bytes: int = 1024 *
     path.write_bytes(data)
     parts = parse_transcript(data)
     analysis = analyse(path, read_bytes=read_bytes)
-    assert set(RENDERERS) == {name for name, rendition in RENDITIONS.items() if rendition.rendered}
-    for name in RENDERERS:
+    assert set(WRITERS) == {name for name, rendition in RENDITIONS.items() if rendition.rendered}
+    for name in WRITERS:
         # readable.json is Recall's form of the parts as downloaded (absolute timestamps byte for byte).
         source = json.loads(data) if name == "readable" else parts
         assert render_one(analysis, name) == LIBRARY[name](source).encode(), name
@@ -176,7 +176,7 @@ def test_the_transcript_is_grouped_once_for_all_renditions(tmp_path: Path, monke
     monkeypatch.setattr(render, "paragraph_cues", counted_cues)
     analysis = analyse(path)
     assert calls == {"readable": 1, "paragraph_cues": 1}
-    assert {name: render_one(analysis, name) for name in RENDERERS} == expected
+    assert {name: render_one(analysis, name) for name in WRITERS} == expected
     assert calls == {"readable": 1, "paragraph_cues": 1}
 
 
@@ -192,7 +192,7 @@ def test_renditions_written_to_files_are_the_rendered_bytes(tmp_path: Path) -> N
     path.write_bytes(data)
     analysis = analyse(path)
     written = write_renditions(analysis, tmp_path, "t")
-    assert set(written) == set(RENDERERS)
+    assert set(written) == set(WRITERS)
     for name, (file, sha256) in written.items():
         expected = render_one(analysis, name)
         assert file.read_bytes() == expected, name

@@ -289,36 +289,9 @@ def _analyse_with_models(path: Path, read_bytes: int) -> Analysis:
     )
 
 
-def _readable_json(analysis: Analysis) -> str:
-    pieces: list[str] = []
-    write_readable_elements(analysis.readable, pieces.append)
-    return "".join(pieces)
-
-
-def _text(analysis: Analysis) -> str:
-    return render.format_text(analysis.paragraphs)
-
-
-def _vtt(analysis: Analysis) -> str:
-    return render.format_vtt(analysis.cues)
-
-
-def _srt(analysis: Analysis) -> str:
-    return render.format_srt(analysis.cues)
-
-
-#: rendition name -> renderer; what each one is (file name, content type) is the store's one table,
-#: :data:`pipeline_common.store.RENDITIONS`. Each is byte for byte the library's ``render.render_readable_json`` /
-#: ``render_text`` / ``render_vtt`` / ``render_srt`` of the parts.
-RENDERERS: Final[dict[str, Callable[[Analysis], str]]] = {
-    "readable": _readable_json,
-    "txt": _text,
-    "vtt": _vtt,
-    "srt": _srt,
-}
-
-
-#: rendition name -> writer: the same text as :data:`RENDERERS`, handed to ``write`` in pieces.
+#: rendition name -> writer, handing the rendition to ``write`` in pieces; what each one is (file name, content type)
+#: is the store's one table, :data:`pipeline_common.store.RENDITIONS`. Each is byte for byte the library's
+#: ``render.render_readable_json`` / ``render_text`` / ``render_vtt`` / ``render_srt`` of the parts.
 WRITERS: Final[dict[str, Callable[[Analysis, Callable[[str], object]], object]]] = {
     "readable": lambda analysis, write: write_readable_elements(analysis.readable, write),
     "txt": lambda analysis, write: _each(render.iter_text(analysis.paragraphs), write),
@@ -380,5 +353,7 @@ def write_renditions(analysis: Analysis, directory: Path, stem: str) -> dict[str
 
 
 def render_one(analysis: Analysis, name: str) -> bytes:
-    """One rendition, as bytes (blocking: run it in a thread). One at a time keeps the peak low."""
-    return RENDERERS[name](analysis).encode("utf-8")
+    """One rendition whole, as bytes: what :func:`write_renditions` streams into its file."""
+    pieces: list[str] = []
+    WRITERS[name](analysis, pieces.append)
+    return "".join(pieces).encode("utf-8")
