@@ -78,7 +78,7 @@ class RetryDispatcher:
         self._clock = clock
         # Keyed by the schedule (the wake-up and its due time): the same wake-up scheduled anew (a recording parked,
         # resumed, and parked again starts at the same sequence) is a new schedule and is sent at once.
-        self._sent: dict[tuple[RetryDue, datetime], float] = {}
+        self._sent: dict[PendingRetry, float] = {}
 
     async def dispatch(self, pending: Iterable[PendingRetry], now: datetime) -> int:
         """Wake every due retry in ``pending``; return how many retries are scheduled (due or not)."""
@@ -88,10 +88,9 @@ class RetryDispatcher:
             backlog += 1
             if retry.due_at > now:
                 continue
-            schedule = (retry.due, retry.due_at)
-            if clock - self._sent.get(schedule, -self._redispatch_after) < self._redispatch_after:
+            if clock - self._sent.get(retry, -self._redispatch_after) < self._redispatch_after:
                 continue
-            self._sent[schedule] = clock
+            self._sent[retry] = clock
             await self._send(retry.due)
         for schedule, sent_at in list(self._sent.items()):
             if clock - sent_at > 10 * self._redispatch_after:
