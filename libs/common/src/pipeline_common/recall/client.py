@@ -127,10 +127,10 @@ class RecallClient:
         self._pacer = pacer
         self._make_room_at_limit = delete_own_transcripts_at_limit
         common: dict[str, Any] = {"follow_redirects": False, "trust_env": False}
+        ssl_context = _default_ssl_context()  # loads the CA bundle: once for both clients
         # Both clients send through aiohttp under httpx (a tenth of httpcore's CPU per call, see _aiohttp.py).
         self._api = httpx.AsyncClient(
-            transport=transport
-            or AiohttpTransport(ssl_context=_default_ssl_context(), max_connections=max_connections),
+            transport=transport or AiohttpTransport(ssl_context=ssl_context, max_connections=max_connections),
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
             headers={
@@ -145,9 +145,7 @@ class RecallClient:
             timeout=httpx.Timeout(min(timeout, download_timeout)),
             headers={"User-Agent": user_agent},
             transport=transport
-            or AiohttpTransport(
-                ssl_context=_default_ssl_context(), max_connections=max_connections, retry_reused_connection=True
-            ),
+            or AiohttpTransport(ssl_context=ssl_context, max_connections=max_connections, retry_reused_connection=True),
             **common,
         )
 
