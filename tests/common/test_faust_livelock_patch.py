@@ -52,22 +52,25 @@ def consumer_thread(assignment: Assignment) -> Any:
     return thread
 
 
-def being_repositioned() -> Assignment:
-    """A partition fetched before, now waiting for a reset (a seek after a rebalance): aiokafka has no position."""
+def assigned(highwater: int) -> tuple[Assignment, Any]:
+    """TP assigned and fetched before (its highwater known): the assignment and TP's state in it."""
     assignment = Assignment([TopicPartition(TP.topic, TP.partition)])
     state = assignment.state_value(TopicPartition(TP.topic, TP.partition))
     state.timestamp = int(time.time() * 1000)
-    state.highwater = 12
+    state.highwater = highwater
+    return assignment, state
+
+
+def being_repositioned() -> Assignment:
+    """A partition fetched before, now waiting for a reset (a seek after a rebalance): aiokafka has no position."""
+    assignment, state = assigned(12)
     state.await_reset(0)
     assert not state.has_valid_position
     return assignment
 
 
 def consuming() -> Assignment:
-    assignment = Assignment([TopicPartition(TP.topic, TP.partition)])
-    state = assignment.state_value(TopicPartition(TP.topic, TP.partition))
-    state.timestamp = int(time.time() * 1000)
-    state.highwater = 20
+    assignment, state = assigned(20)
     state.seek(12)
     return assignment
 
