@@ -9,8 +9,9 @@ import sys
 import faust
 import pytest
 
-from pipeline_common.settings import FaustWorker, KafkaSettings
+from pipeline_common.settings import KafkaSettings
 from pipeline_common.streaming import create_faust_app
+from pipeline_common.worker_settings import FaustWorker
 
 pytestmark = pytest.mark.unit
 

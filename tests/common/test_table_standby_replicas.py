@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_common.settings import ConfigError, FaustWorker, KafkaSettings, load_settings
+from pipeline_common.settings import ConfigError, KafkaSettings, load_settings
 from pipeline_common.streaming import create_faust_app
+from pipeline_common.worker_settings import FaustWorker
 
 pytestmark = pytest.mark.unit
 

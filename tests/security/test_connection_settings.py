@@ -9,8 +9,9 @@ from pathlib import Path
 import faust
 import pytest
 
-from pipeline_common.settings import ConfigError, FaustWorker, KafkaSettings, load_settings
+from pipeline_common.settings import ConfigError, KafkaSettings, load_settings
 from pipeline_common.streaming import broker_credentials, create_faust_app
+from pipeline_common.worker_settings import FaustWorker
 
 pytestmark = pytest.mark.unit
 

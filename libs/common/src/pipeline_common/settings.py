@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import re
 import ssl
-from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -31,13 +30,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from pipeline_common import kafka_connection
 
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
-
-    from pipeline_common.worker.limits import WorkerLimits
-
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
-DataclassT = TypeVar("DataclassT", bound="DataclassInstance")
 
 
 class ConfigError(Exception):
@@ -317,40 +310,6 @@ class LoggingSettings(BaseServiceSettings):
         if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
             raise ValueError("must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG")
         return level
-
-
-@dataclass(frozen=True)
-class FaustWorker:
-    """What differs between the faust workers here; each reads it from its own prefixed variables."""
-
-    app_id: str  # the consumer group, and the prefix of the Table's changelog topic
-    data_dir: str
-    partitions: int  # of the input topics, which the Table is co-partitioned with
-    auto_offset_reset: str
-    web_host: str
-    web_port: int
-    session_timeout_seconds: float
-
-
-class WorkerSettings(KafkaSettings, RecallApiSettings, LoggingSettings):
-    """What every faust worker here reads: Kafka, Recall's API, logging, and its own :class:`FaustWorker` and
-    :class:`~pipeline_common.worker.limits.WorkerLimits`, from the variables named ``<WORKER_PREFIX>_...``."""
-
-    WORKER_PREFIX: ClassVar[str]
-    WORKER_PARTITIONS: ClassVar[int]  # of the input topics, which the Table is co-partitioned with
-
-    def own(self, kind: type[DataclassT], **given: Any) -> DataclassT:
-        """A ``kind`` (a dataclass) whose fields not ``given`` are read from this worker's ``<prefix>_<field>``."""
-        read = {f.name: getattr(self, f"{self.WORKER_PREFIX}_{f.name}") for f in fields(kind) if f.name not in given}
-        return kind(**read, **given)
-
-    def faust_worker(self) -> FaustWorker:
-        return self.own(FaustWorker, partitions=self.WORKER_PARTITIONS)
-
-    def limits(self) -> WorkerLimits:
-        from pipeline_common.worker.limits import WorkerLimits  # the worker package imports settings' neighbours
-
-        return self.own(WorkerLimits)
 
 
 class TranscriptStoreSettings(BaseServiceSettings):

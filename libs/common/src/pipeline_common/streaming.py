@@ -24,13 +24,14 @@ from pipeline_common.kafka import ensure_topics_when_reachable
 from pipeline_common.kafka_preflight import KafkaConnectionRefused, check_kafka_connection
 from pipeline_common.logging import configure_logging, faust_logging_config, get_logger
 from pipeline_common.retries import RetryDue
-from pipeline_common.settings import ConfigError, FaustWorker, KafkaSettings, WorkerSettings, load_settings
+from pipeline_common.settings import ConfigError, KafkaSettings, load_settings
 from pipeline_common.worker.faust_patches import (
     apply_faust_patches,
     never_commit_past_in_flight,
     no_stale_records_across_a_seek,
 )
 from pipeline_common.worker.message import Inbound
+from pipeline_common.worker_settings import FaustWorker, WorkerSettings
 
 __all__ = [
     "add_operational_pages",

@@ -43,71 +43,82 @@ class TopicSpec:
         }
 
 
-RECORDING_EVENTS: Final = TopicSpec(
-    name="recall.recording.events",
+def recall_events_topic(
+    kind: str,
+    *,
+    partitions: int,
+    key: str,
+    description: str,
+    produced_by: tuple[str, ...] = ("ingest",),
+    consumed_by: tuple[str, ...] = (),
+) -> TopicSpec:
+    """A topic of verified Recall webhooks, as ingest writes them: the body byte for byte, kept a week."""
+    return TopicSpec(
+        name=f"recall.{kind}.events",
+        partitions=partitions,
+        retention_ms=7 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        key=key,
+        value="the verified Recall webhook body, byte for byte",
+        produced_by=produced_by,
+        consumed_by=consumed_by,
+        description=description,
+    )
+
+
+RECORDING_EVENTS: Final = recall_events_topic(
+    "recording",
     partitions=6,
-    retention_ms=7 * DAY_MS,
-    cleanup_policy=CleanupPolicy.DELETE,
     key="recording id",
-    value="the verified Recall webhook body, byte for byte",
     # The reconciler publishes the recording.done events a lost webhook never delivered (same body, same key).
     produced_by=("ingest", "reconciler"),
     consumed_by=("transcriber",),
     description="Recall recording artifact status events (recording.done, recording.failed, ...).",
 )
-TRANSCRIPT_EVENTS: Final = TopicSpec(
-    name="recall.transcript.events",
+TRANSCRIPT_EVENTS: Final = recall_events_topic(
+    "transcript",
     partitions=6,
-    retention_ms=7 * DAY_MS,
-    cleanup_policy=CleanupPolicy.DELETE,
     key="recording id",
-    value="the verified Recall webhook body, byte for byte",
     produced_by=("ingest", "reconciler"),
     consumed_by=("transcriber", "fetcher"),
     description="Recall transcript artifact status events (transcript.done, transcript.failed, ...).",
 )
-BOT_EVENTS: Final = TopicSpec(
-    name="recall.bot.events",
-    partitions=3,
-    retention_ms=7 * DAY_MS,
-    cleanup_policy=CleanupPolicy.DELETE,
-    key="bot id",
-    value="the verified Recall webhook body, byte for byte",
-    produced_by=("ingest",),
-    consumed_by=(),
-    description="Recall bot status events (bot.*), for downstream services.",
+BOT_EVENTS: Final = recall_events_topic(
+    "bot", partitions=3, key="bot id", description="Recall bot status events (bot.*), for downstream services."
 )
-OTHER_EVENTS: Final = TopicSpec(
-    name="recall.other.events",
+OTHER_EVENTS: Final = recall_events_topic(
+    "other",
     partitions=3,
-    retention_ms=7 * DAY_MS,
-    cleanup_policy=CleanupPolicy.DELETE,
     key="recording id, else bot id, else none",
-    value="the verified Recall webhook body, byte for byte",
-    produced_by=("ingest",),
-    consumed_by=(),
     description="Any other verified Recall event (other media artifacts, event types added later).",
 )
-TRANSCRIPTS_READY: Final = TopicSpec(
-    name="transcripts.ready",
-    partitions=6,
-    retention_ms=30 * DAY_MS,
-    cleanup_policy=CleanupPolicy.DELETE,
-    key="recording id",
+
+
+def outcome_topic(name: str, *, value: str, produced_by: str, description: str) -> TopicSpec:
+    """A topic downstream services subscribe to: one event per recording's outcome, keyed by it, kept 30 days."""
+    return TopicSpec(
+        name=name,
+        partitions=6,
+        retention_ms=30 * DAY_MS,
+        cleanup_policy=CleanupPolicy.DELETE,
+        key="recording id",
+        value=value,
+        produced_by=(produced_by,),
+        consumed_by=("downstream",),
+        description=description,
+    )
+
+
+TRANSCRIPTS_READY: Final = outcome_topic(
+    "transcripts.ready",
     value="TranscriptReady JSON",
-    produced_by=("fetcher",),
-    consumed_by=("downstream",),
+    produced_by="fetcher",
     description="A transcript is stored and verified; the event points at the store (claim check).",
 )
-TRANSCRIPTS_FAILED: Final = TopicSpec(
-    name="transcripts.failed",
-    partitions=6,
-    retention_ms=30 * DAY_MS,
-    cleanup_policy=CleanupPolicy.DELETE,
-    key="recording id",
+TRANSCRIPTS_FAILED: Final = outcome_topic(
+    "transcripts.failed",
     value="TranscriptFailed JSON",
-    produced_by=("transcriber",),
-    consumed_by=("downstream",),
+    produced_by="transcriber",
     description="A recording will get no transcript: every attempt and a machine-readable reason.",
 )
 

@@ -13,7 +13,6 @@ import faust
 from faust.types import TableT, TopicT
 
 from pipeline_common.metrics import WorkerMetrics
-from pipeline_common.settings import WorkerSettings
 from pipeline_common.streaming import (
     EventHandler,
     WorkerOutputs,
@@ -23,6 +22,7 @@ from pipeline_common.streaming import (
     recordings_table,
 )
 from pipeline_common.topics import TRANSCRIPTS_FAILED, TopicSpec, dlq_topic
+from pipeline_common.worker_settings import WorkerSettings
 
 
 @dataclass(frozen=True)

@@ -90,19 +90,12 @@ def ready_event(job: Job, fetched: Fetched, now: datetime) -> TranscriptReady:
     )
 
 
+@dataclass(kw_only=True)
 class Publisher:
-    def __init__(
-        self,
-        *,
-        store: TranscriptStore,
-        announcer: Announcements,
-        clock: Callable[[], datetime],
-        pause_before_send: float = 0.0,
-    ) -> None:
-        self.store = store
-        self.announcer = announcer
-        self.clock = clock
-        self.pause_before_send = pause_before_send
+    store: TranscriptStore
+    announcer: Announcements
+    clock: Callable[[], datetime]
+    pause_before_send: float = 0.0
 
     async def claim(self, job: Job) -> Claim:
         """Before the store is read: the lease that fences older holders of the transcript, and the floor."""

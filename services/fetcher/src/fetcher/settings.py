@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 
-from pipeline_common.settings import CsvList, TranscriptStoreSettings, WorkerSettings
+from pipeline_common.settings import CsvList, TranscriptStoreSettings
 from pipeline_common.store import TranscriptStore, open_store
 from pipeline_common.topics import TRANSCRIPT_EVENTS
+from pipeline_common.worker_settings import WorkerSettings, worker_variables
 
 #: Recall's regions and the storage its pre-signed download URLs point at (S3, virtual-hosted or path style).
 DEFAULT_DOWNLOAD_HOSTS = (
@@ -29,7 +30,12 @@ DEFAULT_DOWNLOAD_HOSTS = (
 )
 
 
-class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
+#: FETCHER_RETRY_BASE_SECONDS and the rest of the retry and limit variables; a transcript left fetching is resumed
+#: after FETCHER_DEADLINE_SECONDS.
+_Variables = worker_variables("fetcher", deadline_seconds=900.0)
+
+
+class FetcherSettings(_Variables, WorkerSettings, TranscriptStoreSettings):  # type: ignore[misc,valid-type]
     WORKER_PREFIX = "fetcher"
     WORKER_PARTITIONS = TRANSCRIPT_EVENTS.partitions
 
@@ -62,23 +68,6 @@ class FetcherSettings(WorkerSettings, TranscriptStoreSettings):
     )
 
     fetcher_max_attempts: int = Field(default=12, ge=1, le=1000, description="retryable failures before the DLQ")
-    fetcher_retry_base_seconds: float = Field(default=1.0, gt=0, le=600)
-    fetcher_retry_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
-    fetcher_operator_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
-    fetcher_operator_retry_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
-    fetcher_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
-    fetcher_give_up_seconds: float = Field(
-        default=6 * 3600.0, gt=0, le=30 * 86_400, description="how long retryable failures of a transcript are retried"
-    )
-    fetcher_max_internal_errors: int = Field(default=5, ge=1, le=100)
-    fetcher_deadline_seconds: float = Field(
-        default=900.0, ge=1, le=7 * 86_400, description="a transcript left fetching this long is resumed"
-    )
-    fetcher_sweep_seconds: float = Field(default=60.0, gt=0, le=3600)
-    fetcher_retention_seconds: float = Field(default=3 * 86_400.0, ge=0, le=365 * 86_400)
-    fetcher_fault_probability: float = Field(
-        default=0.0, ge=0, le=1, description="chaos only: probability a handler raises in its middle"
-    )
 
     # Fault injection for the crash tests only (never set in production): hold the transcript in hand this long
     # right before / right after its transcripts.ready is sent, so a test can SIGKILL the worker exactly there.

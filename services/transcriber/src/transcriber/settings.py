@@ -6,13 +6,18 @@ from pydantic import AliasChoices, Field, field_validator
 
 from pipeline_common.recall.models import Diarization
 from pipeline_common.recall.providers import ProviderConfig
-from pipeline_common.settings import CsvList, WorkerSettings
+from pipeline_common.settings import CsvList
 from pipeline_common.topics import RECORDING_EVENTS
+from pipeline_common.worker_settings import WorkerSettings, worker_variables
 
 RECALL_TRANSCRIPT_LIMIT = 10  # Recall's hard cap of transcripts per recording
 
 
-class TranscriberSettings(WorkerSettings):
+#: TRANSCRIBER_RETRY_BASE_SECONDS and the rest of the retry and limit variables.
+_Variables = worker_variables("transcriber")
+
+
+class TranscriberSettings(_Variables, WorkerSettings):  # type: ignore[misc,valid-type]
     WORKER_PREFIX = "transcriber"
     WORKER_PARTITIONS = RECORDING_EVENTS.partitions
 
@@ -27,34 +32,19 @@ class TranscriberSettings(WorkerSettings):
     #: Transcript-failure sub_codes worth one more try on the same provider before falling back.
     transcriber_retry_same_provider_on: CsvList = Field(default_factory=list)
     transcriber_max_attempts: int = Field(default=RECALL_TRANSCRIPT_LIMIT, ge=1, le=RECALL_TRANSCRIPT_LIMIT)
-    transcriber_retry_base_seconds: float = Field(default=1.0, gt=0, le=600)
-    transcriber_retry_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
-    transcriber_operator_retry_seconds: float = Field(default=60.0, gt=0, le=86_400)
-    transcriber_operator_retry_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
     #: Recall's firewall (403) blocked the create: retries of the same request before the recording fails.
     transcriber_firewall_max_retries: int = Field(default=3, ge=0, le=20)
-    transcriber_retry_scan_seconds: float = Field(default=0.5, gt=0, le=60)
     transcriber_concurrency: int = Field(
         default=8, ge=1, le=64, description="recordings in hand at once per worker (one handler per recording)"
     )
     transcriber_max_create_failures: int = Field(
         default=30, ge=1, le=1000, description="retryable create failures of one attempt before it fails"
     )
-    transcriber_give_up_seconds: float = Field(
-        default=6 * 3600.0, gt=0, le=30 * 86_400, description="how long retryable create failures are retried"
-    )
     transcriber_idempotency_window_seconds: float = Field(
         default=3300.0,
         gt=0,
         le=3600,
         description="a create repeated after this long first looks for the transcript (Recall replays for 1 h)",
-    )
-    transcriber_max_internal_errors: int = Field(default=5, ge=1, le=100)
-    transcriber_deadline_seconds: float = Field(default=1800.0, ge=1, le=7 * 86_400)
-    transcriber_sweep_seconds: float = Field(default=60.0, gt=0, le=3600)
-    transcriber_retention_seconds: float = Field(default=3 * 86_400.0, ge=0, le=365 * 86_400)
-    transcriber_fault_probability: float = Field(
-        default=0.0, ge=0, le=1, description="chaos only: probability a handler raises in its middle"
     )
     transcriber_idempotency_prefix: str = Field(default="recall-pipeline", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     transcriber_app_id: str = Field(default="transcriber", pattern=r"^[A-Za-z0-9._-]{1,100}$")
