@@ -20,6 +20,8 @@ from tests.deploy.helpers import container
 pytestmark = pytest.mark.unit
 
 DOCKERFILE = ROOT / "deploy" / "images" / "Dockerfile"
+#: What both Dockerfiles run to add tini, the user 10001 and its data directories.
+PREPARE_RUNTIME = ROOT / "deploy" / "images" / "prepare-runtime.sh"
 BUILD_SCRIPT = ROOT / "scripts" / "build-images"
 #: image target -> (workspace member directory, Python module it runs)
 SERVICES = {
@@ -125,10 +127,13 @@ def test_nothing_is_fetched_from_inside_a_build() -> None:
         for line in instructions:
             if "pip install" in line:
                 assert "--no-index" in line, f"{name}: {line}"
-            if "apt-get install" in line:
-                # Only for tini, only where the base lacks it (the upstream image); the local base has it.
-                assert name == "runtime" and "if ! command -v tini" in line, f"{name}: {line}"
+            assert "apt-get" not in line, f"{name}: {line} (apt is for tini only, in {PREPARE_RUNTIME.name})"
             assert "curl " not in line and "wget " not in line, f"{name}: {line}"
+    # Only for tini, only where the base lacks it (the upstream image); the local base has it.
+    prepare = PREPARE_RUNTIME.read_text(encoding="utf-8")
+    assert re.findall(r"apt-get install.*", prepare) == ["apt-get install -y --no-install-recommends tini"]
+    assert prepare.index("if ! command -v tini") < prepare.index("apt-get update")
+    assert "curl " not in prepare and "wget " not in prepare
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
@@ -142,7 +147,9 @@ def test_each_target_starts_its_module_in_exec_form_under_tini(service: str) -> 
 def test_the_runtime_runs_as_the_uid_the_manifests_expect(rendered: dict[str, list[Obj]]) -> None:
     runtime = stages()["runtime"]
     assert "USER 10001:10001" in runtime
-    assert any("tini" in line for line in runtime if line.startswith("RUN"))
+    (prepare,) = [line for line in runtime if line.startswith("RUN") and "/prepare-runtime.sh app " in line]
+    assert "source=deploy/images/prepare-runtime.sh" in prepare
+    assert "--uid 10001 --gid 10001" in PREPARE_RUNTIME.read_text(encoding="utf-8")
     assert "STOPSIGNAL SIGTERM" in runtime
     for objects in rendered.values():
         for obj in objects:
@@ -168,7 +175,11 @@ def test_every_image_the_manifests_use_has_a_target_and_is_built(rendered: dict[
 
 def test_the_build_context_sends_only_the_prepared_wheels() -> None:
     lines = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
-    assert [line for line in lines if line and not line.startswith("#")] == ["*", "!.cache/images/wheels/"]
+    assert [line for line in lines if line and not line.startswith("#")] == [
+        "*",
+        "!.cache/images/wheels/",
+        "!deploy/images/prepare-runtime.sh",
+    ]
 
 
 def _uv() -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import devkit.chaos
 from devkit import ROOT
@@ -43,38 +44,52 @@ def log(message: str) -> None:
     console.print(f"[dim]chaos[/] {message}", highlight=False)
 
 
+def fault(switch: str) -> Any:
+    """An :class:`Options` field for a fault, on by default; ``switch`` says what it does (``--no-...`` help)."""
+    return field(default=True, metadata={"switch": switch})
+
+
+def knob(default: float, what: str) -> Any:
+    """An :class:`Options` field set by ``--<name>``; ``what`` is its help."""
+    return field(default=default, metadata={"knob": what})
+
+
 @dataclass
 class Options:
-    recordings: int = 500
+    recordings: int = knob(500, "how many recordings")
     seed: int = 0
     feed_seconds: float | None = None  # default: recordings / 8, at least 15 s
-    kills: int = 3  # per service
+    kills: int = knob(3, "SIGKILLs of each service")
     kill_services: tuple[str, ...] = KILLABLE
-    kill: bool = True
-    broker_restart: bool = True
-    api_faults: bool = True
-    webhook_chaos: bool = True
-    provider_outage: bool = True
-    fuzz: bool = True
+    kill: bool = fault("SIGKILL the services")
+    broker_restart: bool = fault("restart the broker once")
+    api_faults: bool = fault("429/5xx/dropped responses from Recall")
+    webhook_chaos: bool = fault("duplicate and out-of-order webhooks")
+    provider_outage: bool = fault("the primary provider fails every transcript for a while")
+    fuzz: bool = fault("fuzz the ingest endpoint afterwards")
     # Distributed mode (--brokers 3 --replicas 2): its faults only run when the topology has room for them.
-    leader_kill: bool = True
-    rolling_restart: bool = True
-    scale_fetcher: bool = True
-    freeze: bool = True
-    failover: bool = True
-    brokers: int = 1
-    replicas: int = 1
+    leader_kill: bool = fault("SIGKILL the broker leading the most partitions (--brokers > 1), restart it later")
+    rolling_restart: bool = fault(
+        "restart every replica of each service, one at a time, SIGTERM then ready (--replicas > 1)"
+    )
+    scale_fetcher: bool = fault("scale the fetcher up to 3 replicas and back mid-run (--replicas > 1)")
+    freeze: bool = fault("SIGSTOP a transcriber replica past the session timeout, then SIGCONT (--replicas > 1)")
+    failover: bool = fault("SIGKILL a transcriber replica and time its partitions' move (--replicas > 1)")
+    brokers: int = knob(1, "Kafka nodes (a local KRaft cluster when > 1; replication factor min(N, 3))")
+    replicas: int = knob(1, "processes of each service (ingest's behind a round-robin balancer)")
     # The worker-core and reconciliation faults (faults/workers.py, store.py, lost.py, slow.py).
-    worker_exceptions: bool = True
-    store_outage: bool = True
-    lost_webhooks: bool = True
-    slow_transcripts: bool = True
-    fuzz_examples: int = 2000
-    time_scale: float = 0.01
-    transcript_delay: float = 0.3
-    session_timeout: float = 10.0
-    drain_timeout: float = 900.0
-    stall_timeout: float = 180.0
+    worker_exceptions: bool = fault("raise unforeseen exceptions inside both workers (their fault hook)")
+    store_outage: bool = fault("make the fetcher's transcript store unwritable for a few seconds")
+    lost_webhooks: bool = fault(
+        "lose some transcript.done/failed and recording.done webhooks (sweep and reconciler end them)"
+    )
+    slow_transcripts: bool = fault("keep a few transcripts processing at Recall past the transcriber's deadline")
+    fuzz_examples: int = knob(2000, "requests of the fuzzing pass")
+    time_scale: float = knob(0.01, "Recall's webhook retry schedule, scaled")
+    transcript_delay: float = knob(0.3, "Recall's processing time (seconds)")
+    session_timeout: float = knob(10.0, "consumer session timeout: how soon a dead worker's partitions move (seconds)")
+    drain_timeout: float = knob(900.0, "give up waiting after the faults")
+    stall_timeout: float = knob(180.0, "give up when Recall has nothing pending and no recording ended for this long")
     name: str = "chaos"
     ledger_dir: Path = ROOT / "var" / "chaos"
     keep: bool = True  # keep var/<name>/ (logs, broker data, transcripts) after the run
@@ -84,37 +99,14 @@ class Options:
         return self.feed_seconds if self.feed_seconds is not None else max(15.0, self.recordings / 8)
 
 
-#: Every fault's switch: ``--no-<name>`` turns it off (each is an :class:`Options` field, ``-`` read as ``_``). A new
-#: fault adds its field and its line here.
+#: Every fault's switch: ``--no-<name>`` turns it off, named after its :class:`Options` field (``_`` as ``-``).
 FAULT_SWITCHES: dict[str, str] = {
-    "kill": "SIGKILL the services",
-    "broker-restart": "restart the broker once",
-    "api-faults": "429/5xx/dropped responses from Recall",
-    "webhook-chaos": "duplicate and out-of-order webhooks",
-    "provider-outage": "the primary provider fails every transcript for a while",
-    "fuzz": "fuzz the ingest endpoint afterwards",
-    "leader-kill": "SIGKILL the broker leading the most partitions (--brokers > 1), restart it later",
-    "rolling-restart": "restart every replica of each service, one at a time, SIGTERM then ready (--replicas > 1)",
-    "scale-fetcher": "scale the fetcher up to 3 replicas and back mid-run (--replicas > 1)",
-    "freeze": "SIGSTOP a transcriber replica past the session timeout, then SIGCONT (--replicas > 1)",
-    "failover": "SIGKILL a transcriber replica and time its partitions' move (--replicas > 1)",
-    "worker-exceptions": "raise unforeseen exceptions inside both workers (their fault hook)",
-    "store-outage": "make the fetcher's transcript store unwritable for a few seconds",
-    "lost-webhooks": "lose some transcript.done/failed and recording.done webhooks (sweep and reconciler end them)",
-    "slow-transcripts": "keep a few transcripts processing at Recall past the transcriber's deadline",
+    f.name.replace("_", "-"): f.metadata["switch"] for f in fields(Options) if "switch" in f.metadata
 }
-#: The numeric knobs: flag -> (type, help); the defaults are :class:`Options`'.
+
+#: The numeric knobs: ``--<name>`` sets one, named after its :class:`Options` field (``_`` as ``-``).
 KNOBS: dict[str, tuple[type, str]] = {
-    "recordings": (int, "how many recordings"),
-    "brokers": (int, "Kafka nodes (a local KRaft cluster when > 1; replication factor min(N, 3))"),
-    "replicas": (int, "processes of each service (ingest's behind a round-robin balancer)"),
-    "kills": (int, "SIGKILLs of each service"),
-    "fuzz-examples": (int, "requests of the fuzzing pass"),
-    "time-scale": (float, "Recall's webhook retry schedule, scaled"),
-    "transcript-delay": (float, "Recall's processing time (seconds)"),
-    "session-timeout": (float, "consumer session timeout: how soon a dead worker's partitions move (seconds)"),
-    "drain-timeout": (float, "give up waiting after the faults"),
-    "stall-timeout": (float, "give up when Recall has nothing pending and no recording ended for this long"),
+    f.name.replace("_", "-"): (type(f.default), f.metadata["knob"]) for f in fields(Options) if "knob" in f.metadata
 }
 
 
