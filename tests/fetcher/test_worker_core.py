@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from fetcher import fetch as fetch_module
 from fetcher.announce import Claim
+from fetcher.budget import ByteBudget
 from fetcher.fetch import TranscriptFetcher
 from fetcher.metrics import FetcherMetrics
 from fetcher.publish import Publisher
@@ -117,6 +119,7 @@ class Harness(WorkerHarness[Fetcher]):
             max_bytes=10 * 1024 * 1024,
             expired_url_retries=1,
             store_provider_data=False,
+            analysis_budget=ByteBudget(64 * 1024 * 1024),
         )
         self.worker = Fetcher(
             table=self.table,
@@ -293,3 +296,25 @@ async def test_the_retry_timer_reads_the_due_index_not_the_table(tmp_path: Path)
     assert await h.wake_up() == 1
     assert h.table.scans == 0  # type: ignore[attr-defined]
     assert h.status() == "ready"
+
+
+# --- the analysis budget (fetcher/budget.py) ------------------------------------------------------------------------
+
+
+async def test_a_transcript_is_validated_and_rendered_holding_its_size_of_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = Harness(tmp_path)
+    budget = h.worker.fetcher.analysis_budget
+    held: list[int] = []
+    analyse_and_render = fetch_module._analyse_and_render
+
+    def observed(spool: Path) -> Any:
+        held.append(budget.in_use)
+        return analyse_and_render(spool)
+
+    monkeypatch.setattr(fetch_module, "_analyse_and_render", observed)
+    await h.worker.on_event(h.done())
+    assert h.status() == "ready"
+    assert held == [len(h.recall.body)]
+    assert budget.in_use == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import faust
 
 from fetcher.announce import Announcer
+from fetcher.budget import ByteBudget
 from fetcher.fence import Fence
 from fetcher.fetch import TranscriptFetcher
 from fetcher.metrics import FetcherMetrics
@@ -51,6 +52,7 @@ def create_app(
             max_bytes=settings.fetcher_max_transcript_bytes,
             expired_url_retries=settings.fetcher_expired_url_retries,
             store_provider_data=settings.fetcher_store_provider_data,
+            analysis_budget=ByteBudget(settings.fetcher_analysis_budget_bytes),
         ),
         publisher=Publisher(
             store=transcript_store,

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
+from fetcher.budget import ByteBudget
 from fetcher.metrics import FetcherMetrics
 from fetcher.transcript import Analysis, analyse, write_renditions
 from pipeline_common.contracts import StoredObject
@@ -96,6 +97,15 @@ class Fetched:
 
 
 @dataclass(frozen=True)
+class Spooled:
+    """A download in its spool file, with the sha256 and size of what was written."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class AlreadyStored:
     """Found complete in the store (manifest and its event) from an earlier attempt: only the announcement is left."""
 
@@ -126,6 +136,7 @@ class TranscriptFetcher:
     max_bytes: int
     expired_url_retries: int
     store_provider_data: bool
+    analysis_budget: ByteBudget
     _spool_dir: Path | None = field(default=None, init=False)
 
     async def fetch(self, job: Job) -> Fetched | AlreadyStored:
@@ -140,15 +151,15 @@ class TranscriptFetcher:
         if existing is not None and existing.event is not None and existing.announcement is not None:
             _log.info("transcript already stored", transcript_id=job.transcript_id, manifest=keys.manifest)
             return AlreadyStored(existing)
-        artifact, spool, sha256 = await self._download_fresh(job)
+        artifact, spool = await self._download_fresh(job)
         rendered: dict[str, tuple[Path, str]] = {}
         try:
             started = time.perf_counter()
             analysis, rendered = await self._prepare(spool)
-            objects = await self._store(job, keys, artifact, spool, sha256, analysis, rendered, started)
+            objects = await self._store(job, keys, artifact, spool, analysis, rendered, started)
         except BaseException:
             # Everything is consumed by the store on success; after a failure nothing may be left in staging.
-            await asyncio.to_thread(_remove, [spool, *(path for path, _ in rendered.values())])
+            await asyncio.to_thread(_remove, [spool.path, *(path for path, _ in rendered.values())])
             raise
         return Fetched(keys, artifact, objects, analysis)
 
@@ -177,14 +188,14 @@ class TranscriptFetcher:
             raise RetryLater("transcript is done but Recall gave no download_url yet")
         return artifact
 
-    async def _download_fresh(self, job: Job) -> tuple[TranscriptArtifact, Path, str]:
+    async def _download_fresh(self, job: Job) -> tuple[TranscriptArtifact, Spooled]:
         """Retrieve right before downloading (URLs expire); a refused (expired) URL gets a fresh one at once."""
         rounds = self.expired_url_retries + 1
         for round_number in range(1, rounds + 1):
             artifact = await self._retrieve(job)
             assert artifact.download_url is not None
             try:
-                path, sha256 = await self._download(artifact.download_url, job)
+                spooled = await self._download(artifact.download_url, job)
             except RecallDownloadExpired as error:
                 self.metrics.downloads.labels(outcome="expired").inc()
                 _log.info("download URL refused; retrieving a fresh one", transcript_id=job.transcript_id)
@@ -207,10 +218,10 @@ class TranscriptFetcher:
                 self.metrics.downloads.labels(outcome=error.kind.value).inc()
                 raise _classify(error) from None
             self.metrics.downloads.labels(outcome="ok").inc()
-            return artifact, path, sha256
+            return artifact, spooled
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _download(self, url: str, job: Job) -> tuple[Path, str]:
+    async def _download(self, url: str, job: Job) -> Spooled:
         """Stream ``url`` into a spool file, hashing as it goes; the spool file is removed on any failure. Chunks are
         written in batches (one worker-thread call per ``SPOOL_WRITE_BYTES``, one in all for a small transcript)."""
         if self._spool_dir is None:
@@ -233,14 +244,16 @@ class TranscriptFetcher:
         self.metrics.download_seconds.observe(time.perf_counter() - started)
         self.metrics.download_bytes.inc(spool.size)
         _log.debug("transcript downloaded", transcript_id=job.transcript_id, bytes=spool.size, url=safe_url(url))
-        return spool.path, spool.digest.hexdigest()
+        return Spooled(spool.path, spool.digest.hexdigest(), spool.size)
 
     # --- validate, render, store ----------------------------------------------------------------------------------
 
-    async def _prepare(self, spool: Path) -> tuple[Analysis, dict[str, tuple[Path, str]]]:
-        """Validate and render, in one worker-thread call: the analysis, and each rendition in a staging file."""
+    async def _prepare(self, spool: Spooled) -> tuple[Analysis, dict[str, tuple[Path, str]]]:
+        """Validate and render, in one worker-thread call, within the analysis budget (:mod:`fetcher.budget`): the
+        analysis, and each rendition in a staging file."""
         try:
-            return await asyncio.to_thread(_analyse_and_render, spool)
+            async with self.analysis_budget.hold(spool.size):
+                return await asyncio.to_thread(_analyse_and_render, spool.path)
         except InvalidRecallPayload as error:
             self.metrics.downloads.labels(outcome="invalid").inc()
             raise Rejected(str(error)) from None
@@ -250,8 +263,7 @@ class TranscriptFetcher:
         job: Job,
         keys: TranscriptKeys,
         artifact: TranscriptArtifact,
-        spool: Path,
-        sha256: str,
+        spool: Spooled,
         analysis: Analysis,
         rendered: dict[str, tuple[Path, str]],
         started: float,
@@ -265,7 +277,7 @@ class TranscriptFetcher:
                 url = artifact.provider_data_download_url
                 objects["provider_data"] = await self._download_provider_data(url, keys)
             # Last of the objects, so a consumed spool file is only gone once everything else is in place.
-            objects["raw"] = LocalObject(keys.raw, spool, RAW_CONTENT_TYPE, sha256, True)
+            objects["raw"] = LocalObject(keys.raw, spool.path, RAW_CONTENT_TYPE, spool.sha256, True)
             stored = await self.store.put_files(list(objects.values()))
         except StoreError as error:
             raise RetryLater(f"store: {error}") from None
@@ -286,14 +298,14 @@ class TranscriptFetcher:
 
     async def _download_provider_data(self, url: str, keys: TranscriptKeys) -> LocalObject:
         try:
-            path, sha256 = await self._download(url, Job(keys.recording_id, keys.transcript_id, None, None, {}, {}))
+            spooled = await self._download(url, Job(keys.recording_id, keys.transcript_id, None, None, {}, {}))
         except (RecallDownloadTooLarge, RecallDownloadNotAllowed) as error:
             raise Rejected(f"provider data: {error}") from None
         except RecallApiError as error:
             raise RetryLater(
                 f"provider data: {error}", kind=error.kind, retry_after=error.retry_after, status=error.status
             ) from None
-        return LocalObject(keys.provider_data, path, RAW_CONTENT_TYPE, sha256, True)
+        return LocalObject(keys.provider_data, spooled.path, RAW_CONTENT_TYPE, spooled.sha256, True)
 
 
 def _analyse_and_render(spool: Path) -> tuple[Analysis, dict[str, tuple[Path, str]]]:

@@ -54,7 +54,13 @@ class FetcherSettings(_Variables, WorkerSettings, TranscriptStoreSettings):  # t
         le=1800,
         description="Kafka consumer session timeout: how soon a dead worker's partitions move",
     )
-    fetcher_concurrency: int = Field(default=2, ge=1, le=32, description="transcripts in flight per worker")
+    fetcher_concurrency: int = Field(default=8, ge=1, le=32, description="transcripts in flight per worker")
+    fetcher_analysis_budget_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=16 * 1024**3,
+        description="bytes of transcript validated and rendered at once (about 1.5x that in memory); see budget.py",
+    )
 
     fetcher_max_transcript_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, le=2 * 1024**3)
     fetcher_download_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
