@@ -20,7 +20,8 @@ With ``profile=1`` (default in a full run; never counted in the figures) the las
 py-spy during the largest throughput size (``bench/profiling.py``).
 
 Parameters (``--set fetcher.KEY=VALUE``): ``sizes`` (comma-separated bytes), ``counts`` (one per size),
-``large_bytes`` (the RSS case), ``concurrency``, ``profile``.
+``large_bytes`` (the RSS case), ``concurrency``, ``profile``, ``latency`` (seconds the simulator waits before it answers
+each Retrieve Transcript and download, as the real Recall and S3 do; default 0: the fetcher's own cost).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def _settings(ctx: BenchContext) -> dict[str, Any]:
         "counts": counts,
         "large_bytes": int(ctx.param("large_bytes", str(LARGE_BYTES))),
         "concurrency": int(ctx.param("concurrency", "8")),
+        "latency": float(ctx.param("latency", "0")),
         "profile": ctx.param("profile", defaults["profile"]) not in ("0", "false", "no", ""),
     }
 
@@ -246,9 +248,13 @@ def measure_size(
     size: int,
     count: int,
     spy_dir: Path | None,
+    latency: float = 0.0,
 ) -> dict[str, Any]:
     transcripts, actual_bytes = asyncio.run(prepare(pipeline, count, size))
     asyncio.run(pipeline.mark())
+    if latency:
+        slow = {"latency_seconds": latency}
+        asyncio.run(pipeline.sim.admin.set_faults({"endpoints": {"retrieve_transcript": slow, "download": slow}}))
     assert worker.process is not None
     pid = worker.process.pid
     recorder: SpyRecorder | None = None
@@ -260,6 +266,8 @@ def measure_size(
     asyncio.run(wait_all_ready(pipeline, transcripts, worker, wait_seconds=60 + count * size / 1e6))
     elapsed = time.perf_counter() - started
     cpu = process_cpu_seconds(pid) - cpu_before
+    if latency:
+        asyncio.run(pipeline.sim.admin.clear_faults())
     megabytes = actual_bytes / 1e6
     result: dict[str, Any] = {
         "size": size,
@@ -348,6 +356,7 @@ def run(ctx: BenchContext) -> Iterator[Repetition]:
                     size,
                     count,
                     spy_dir if size == max(cfg["sizes"]) else None,
+                    cfg["latency"],
                 )
                 for size, count in zip(cfg["sizes"], cfg["counts"], strict=True)
             ]
