@@ -4,6 +4,7 @@ Downloads are spooled to disk and cost little memory, so many transcripts can be
 most of a small transcript's time is waiting on Recall, the store and Kafka). Validating and rendering one holds
 about 1.5 times its size in memory, so that step takes a share of a byte budget (``FETCHER_ANALYSIS_BUDGET_BYTES``)
 first: small transcripts share it freely, large ones wait their turn, and one larger than the whole budget runs alone.
+Analysis holds the GIL for most of its time, so more of it at once buys no speed (docs/fetcher.md, "Bounded memory").
 """
 
 from __future__ import annotations

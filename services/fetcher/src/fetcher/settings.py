@@ -56,7 +56,7 @@ class FetcherSettings(_Variables, WorkerSettings, TranscriptStoreSettings):  # t
     )
     fetcher_concurrency: int = Field(default=8, ge=1, le=32, description="transcripts in flight per worker")
     fetcher_analysis_budget_bytes: int = Field(
-        default=128 * 1024 * 1024,
+        default=16 * 1024 * 1024,
         ge=1024 * 1024,
         le=16 * 1024**3,
         description="bytes of transcript validated and rendered at once (about 1.5x that in memory); see budget.py",
