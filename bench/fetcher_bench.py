@@ -2,7 +2,7 @@
 
 Everything runs for real on this machine: the benchmark's broker, the Recall simulator as its own process (logging
 at WARNING: it stands in for Recall), and ``python -m fetcher`` as its own process with a file:// store in the scratch
-directory, ``FETCHER_CONCURRENCY`` as deployed (8) unless ``concurrency`` says otherwise. Each fetcher gets a
+directory, ``FETCHER_CONCURRENCY`` as deployed (2) unless ``concurrency`` says otherwise. Each fetcher gets a
 consumer group of its own that starts at the end of the topics and is primed (one poison message per partition must
 come back on the DLQ) so no event is skipped.
 
@@ -108,7 +108,7 @@ def _settings(ctx: BenchContext) -> dict[str, Any]:
         "sizes": sizes,
         "counts": counts,
         "large_bytes": int(ctx.param("large_bytes", str(LARGE_BYTES))),
-        "concurrency": int(ctx.param("concurrency", "8")),
+        "concurrency": int(ctx.param("concurrency", "2")),
         "latency": float(ctx.param("latency", "0")),
         "profile": ctx.param("profile", defaults["profile"]) not in ("0", "false", "no", ""),
     }

@@ -54,7 +54,7 @@ class FetcherSettings(_Variables, WorkerSettings, TranscriptStoreSettings):  # t
         le=1800,
         description="Kafka consumer session timeout: how soon a dead worker's partitions move",
     )
-    fetcher_concurrency: int = Field(default=8, ge=1, le=32, description="transcripts in flight per worker")
+    fetcher_concurrency: int = Field(default=2, ge=1, le=32, description="transcripts in flight per worker")
     fetcher_analysis_budget_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024 * 1024,
