@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 DataclassT = TypeVar("DataclassT", bound="DataclassInstance")
 
+_LIMITS: Final = WorkerLimits()  # the limits' defaults are the dataclass's own
+
 #: The variables both workers read, by their name after the prefix: the retry schedule
 #: (:class:`~pipeline_common.worker.backoff.RetrySchedule`) and the limits (:class:`WorkerLimits`).
 WORKER_VARIABLES: Final[dict[str, tuple[type, Any]]] = {  # Any: what Field() is typed to return
@@ -33,15 +35,20 @@ WORKER_VARIABLES: Final[dict[str, tuple[type, Any]]] = {  # Any: what Field() is
     "retry_max_seconds": (float, Field(default=300.0, gt=0, le=86_400)),
     "operator_retry_seconds": (float, Field(default=60.0, gt=0, le=86_400)),
     "operator_retry_max_seconds": (float, Field(default=900.0, gt=0, le=86_400)),
-    "retry_scan_seconds": (float, Field(default=0.5, gt=0, le=60)),
-    "give_up_seconds": (float, Field(default=6 * 3600.0, gt=0, le=30 * 86_400)),
-    "max_internal_errors": (int, Field(default=5, ge=1, le=100)),
-    "deadline_seconds": (float, Field(default=1800.0, ge=1, le=7 * 86_400)),
-    "sweep_seconds": (float, Field(default=60.0, gt=0, le=3600)),
-    "retention_seconds": (float, Field(default=3 * 86_400.0, ge=0, le=365 * 86_400)),
+    "retry_scan_seconds": (float, Field(default=_LIMITS.retry_scan_seconds, gt=0, le=60)),
+    "give_up_seconds": (float, Field(default=_LIMITS.give_up_seconds, gt=0, le=30 * 86_400)),
+    "max_internal_errors": (int, Field(default=_LIMITS.max_internal_errors, ge=1, le=100)),
+    "deadline_seconds": (float, Field(default=_LIMITS.deadline_seconds, ge=1, le=7 * 86_400)),
+    "sweep_seconds": (float, Field(default=_LIMITS.sweep_seconds, gt=0, le=3600)),
+    "retention_seconds": (float, Field(default=_LIMITS.retention_seconds, ge=0, le=365 * 86_400)),
     "fault_probability": (
         float,
-        Field(default=0.0, ge=0, le=1, description="chaos only: probability a handler raises in its middle"),
+        Field(
+            default=_LIMITS.fault_probability,
+            ge=0,
+            le=1,
+            description="chaos only: probability a handler raises in its middle",
+        ),
     ),
 }
 

@@ -44,6 +44,14 @@ def log(message: str) -> None:
     console.print(f"[dim]chaos[/] {message}", highlight=False)
 
 
+def _field(flag: str) -> str:
+    return flag.replace("-", "_")
+
+
+def _flag(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
 def fault(switch: str) -> Any:
     """An :class:`Options` field for a fault, on by default; ``switch`` says what it does (``--no-...`` help)."""
     return field(default=True, metadata={"switch": switch})
@@ -101,17 +109,13 @@ class Options:
 
 #: Every fault's switch: ``--no-<name>`` turns it off, named after its :class:`Options` field (``_`` as ``-``).
 FAULT_SWITCHES: dict[str, str] = {
-    f.name.replace("_", "-"): f.metadata["switch"] for f in fields(Options) if "switch" in f.metadata
+    _flag(f.name): f.metadata["switch"] for f in fields(Options) if "switch" in f.metadata
 }
 
 #: The numeric knobs: ``--<name>`` sets one, named after its :class:`Options` field (``_`` as ``-``).
 KNOBS: dict[str, tuple[type, str]] = {
-    f.name.replace("_", "-"): (type(f.default), f.metadata["knob"]) for f in fields(Options) if "knob" in f.metadata
+    _flag(f.name): (type(f.default), f.metadata["knob"]) for f in fields(Options) if "knob" in f.metadata
 }
-
-
-def _field(flag: str) -> str:
-    return flag.replace("-", "_")
 
 
 def parse_args(argv: list[str] | None) -> Options:
