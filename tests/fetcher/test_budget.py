@@ -152,7 +152,8 @@ def test_a_budget_needs_a_limit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "problem"), [("1000", "greater than or equal to 1048576"), ("lots", "valid integer")]
+    ("value", "problem"),
+    [("1000", "greater than or equal to 1048576"), ("lots", "valid integer"), (str(2**40), "less than or equal to")],
 )
 def test_a_bad_budget_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str, problem: str) -> None:
     monkeypatch.setenv("RECALL_API_KEY", "k" * 20)
